@@ -1,0 +1,75 @@
+/* config.h: every setting of visage in one table (section, key, type, range, default, help).
+ * The table drives parsing of visage.ini files (inih), the command-line flags that override
+ * them, `visage config --dump`, config/visage.ini and man/visage.ini.5, so they cannot drift.
+ * Precedence: defaults < ~/.config/visage/visage.ini < PROJECT/visage.ini < flags. */
+#ifndef VS_CONFIG_H
+#define VS_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "err.h"
+
+typedef enum cfg_type { CFG_INT, CFG_FLOAT, CFG_BOOL, CFG_STRING, CFG_CHOICE } cfg_type;
+
+typedef struct cfg_option {
+    const char *section;
+    const char *key;
+    cfg_type type;
+    double min, max;     /* CFG_INT / CFG_FLOAT, inclusive */
+    const char *def;     /* default, as written in visage.ini */
+    const char *choices; /* CFG_CHOICE: "face|head|legacy" */
+    const char *help;    /* one line */
+    size_t offset;       /* of the field in vs_config */
+} cfg_option;
+
+typedef struct vs_config {
+    /* [general] */
+    char models[1024]; /* folder of the face-network weights; "" = search the usual places */
+    int threads;       /* CPU threads, 0 = all */
+    /* [extract] */
+    int every;               /* every Nth frame of a video */
+    int min_size;            /* smallest face kept, pixels (box side) */
+    int max_faces;           /* most faces kept per frame, 0 = all */
+    float threshold;         /* detector score */
+    int size;                /* aligned face size, pixels */
+    char centering[16];      /* face | head | legacy */
+    float similarity;        /* identity distance counted as the same person */
+    int landmark_filter;     /* reject detections whose landmarks are not a plausible face */
+    float min_blur;          /* faces blurrier than this are dropped, 0 = keep all */
+    int png_compression;     /* 0-9 */
+} vs_config;
+
+extern const cfg_option cfg_options[];
+extern const int cfg_n_options;
+
+void cfg_defaults(vs_config *c);
+
+/* Reads an ini file over c. An unknown section or key, or a bad value, is an error naming the
+ * file and line ("visage.ini:12: unknown key 'evry' in [extract]"). */
+int cfg_load(vs_config *c, const char *path, vs_err *e);
+
+/* Loads ~/.config/visage/visage.ini and then project_dir/visage.ini where they exist
+ * (project_dir may be NULL). */
+int cfg_load_standard(vs_config *c, const char *project_dir, vs_err *e);
+
+/* Sets one option from text, range- and type-checked; `where` names the origin for messages
+ * ("--every", "visage.ini:12"). */
+int cfg_set(vs_config *c, const char *section, const char *key, const char *value,
+            const char *where, vs_err *e);
+
+const cfg_option *cfg_find(const char *section, const char *key);
+
+/* Value of option o in c as visage.ini text, into buf. */
+void cfg_format(char *buf, size_t n, const vs_config *c, const cfg_option *o);
+
+typedef enum cfg_dump_mode { CFG_DUMP_VALUES, CFG_DUMP_DEFAULTS } cfg_dump_mode;
+
+/* A complete visage.ini with a help comment per option (config/visage.ini is the
+ * CFG_DUMP_DEFAULTS output). */
+void cfg_write_ini(FILE *f, const vs_config *c, cfg_dump_mode mode);
+
+/* The roff body of man/visage.ini.5's OPTIONS section. */
+void cfg_write_man(FILE *f);
+
+#endif

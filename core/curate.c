@@ -1,0 +1,135 @@
+/* curate.c: listing, sorting and renaming face folders (see curate.h). */
+#include "curate.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facenet.h"
+#include "fsutil.h"
+
+static int is_png(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 4 && !strcasecmp(name + n - 4, ".png");
+}
+
+int cu_load(cu_face **out, int *n, int *n_other, const char *dir, vs_err *e)
+{
+    char **names;
+    int count;
+    *out = NULL, *n = 0, *n_other = 0;
+    if (!fs_is_dir(dir)) {
+        if (!fs_exists(dir)) return vs_fail(e, "%s: no such folder", dir);
+        return vs_fail(e, "%s: not a folder", dir);
+    }
+    if (fs_list_dir(&names, &count, dir, is_png, e)) return -1;
+    cu_face *v = vs_calloc((size_t)count + 1, sizeof *v);
+    int k = 0;
+    for (int i = 0; i < count; i++) {
+        char path[PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        vs_err ignore;
+        if (face_load(&v[k].f, NULL, path, &ignore)) {
+            (*n_other)++;
+            continue;
+        }
+        snprintf(v[k].name, sizeof v[k].name, "%s", names[i]);
+        k++;
+    }
+    fs_free_list(names, count);
+    *out = v, *n = k;
+    return 0;
+}
+
+int cu_parse_order(cu_order *o, char *ref_path, size_t n, const char *s, vs_err *e)
+{
+    static const struct { const char *name; cu_order o; } names[] = {
+        {"identity", CU_BY_IDENTITY}, {"blur", CU_BY_BLUR}, {"size", CU_BY_SIZE}, {"yaw", CU_BY_YAW}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(s, names[i].name)) {
+            *o = names[i].o;
+            return 0;
+        }
+    if (!strncmp(s, "face:", 5) && s[5]) {
+        *o = CU_BY_FACE;
+        snprintf(ref_path, n, "%s", s + 5);
+        return 0;
+    }
+    return vs_fail(e, "--by %s: unknown order (identity, blur, size, yaw or face:REF)", s);
+}
+
+void cu_distances(cu_face *v, int n, const float ref[128])
+{
+    for (int i = 0; i < n; i++)
+        v[i].key = v[i].f.has_embedding ? fn_distance(v[i].f.embedding, ref) : INFINITY;
+}
+
+static int by_key_asc(const void *a, const void *b)
+{
+    const cu_face *x = a, *y = b;
+    if (x->key < y->key) return -1;
+    if (x->key > y->key) return 1;
+    return strcmp(x->name, y->name);
+}
+
+/* Greedy nearest-neighbour chain: similar faces end up next to each other. */
+static void chain(cu_face *v, int n)
+{
+    for (int i = 0; i + 1 < n; i++) {
+        int best = -1;
+        float bd = INFINITY;
+        for (int k = i + 1; k < n; k++) {
+            float d = (v[i].f.has_embedding && v[k].f.has_embedding)
+                          ? fn_distance(v[i].f.embedding, v[k].f.embedding)
+                          : INFINITY;
+            if (best < 0 || d < bd) best = k, bd = d;
+        }
+        cu_face t = v[i + 1];
+        v[i + 1] = v[best];
+        v[best] = t;
+        v[i + 1].key = bd;
+    }
+    if (n) v[0].key = 0;
+}
+
+void cu_sort(cu_face *v, int n, cu_order o, const float *ref)
+{
+    switch (o) {
+    case CU_BY_IDENTITY: chain(v, n); return;
+    case CU_BY_BLUR:
+        for (int i = 0; i < n; i++) v[i].key = -v[i].f.blur;
+        break;
+    case CU_BY_SIZE:
+        for (int i = 0; i < n; i++) v[i].key = -fmaxf(v[i].f.box[2], v[i].f.box[3]);
+        break;
+    case CU_BY_YAW:
+        for (int i = 0; i < n; i++) v[i].key = v[i].f.yaw;
+        break;
+    case CU_BY_FACE: cu_distances(v, n, ref); break;
+    }
+    qsort(v, (size_t)n, sizeof *v, by_key_asc);
+}
+
+int cu_rename_ranked(cu_face *v, int n, const char *dir, vs_err *e)
+{
+    for (int i = 0; i < n; i++) {
+        const char *orig = v[i].f.file[0] ? v[i].f.file : v[i].name;
+        char name[256], from[PATH_MAX + 256], to[PATH_MAX + 256];
+        snprintf(name, sizeof name, "%05d_%.240s", i + 1, orig);
+        if (!strcmp(name, v[i].name)) continue;
+        snprintf(from, sizeof from, "%s/%s", dir, v[i].name);
+        snprintf(to, sizeof to, "%s/%s", dir, name);
+        if (fs_exists(to))
+            return vs_fail(e, "%s: already exists; two faces in this folder were saved under the "
+                              "same name",
+                           to);
+        if (rename(from, to))
+            return vs_fail(e, "%s: cannot rename to %s: %s", from, name, fs_strerror(errno));
+        snprintf(v[i].name, sizeof v[i].name, "%s", name);
+    }
+    return 0;
+}

@@ -1,0 +1,462 @@
+/* extract.c: the extraction job (see extract.h). */
+#include "extract.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "align.h"
+#include "alignments.h"
+#include "face.h"
+#include "facenet.h"
+#include "fsutil.h"
+#include "video.h"
+
+#define MAX_DETECTIONS 64
+#define SAVE_ALIGNMENTS_EVERY 500 /* frames: a stopped or killed run keeps most of its work */
+
+typedef struct ex_ctx {
+    const ex_request *rq;
+    job *j;
+    ex_status st;
+    double t0;
+    ex_nets nets;
+    align_centering centering;
+    float (*filter)[128];
+    float (*nfilter)[128];
+    int n_filter, n_nfilter;
+    img *crop;
+} ex_ctx;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int ex_find_models(char *out, size_t n, const char *configured, const char *exe_dir, vs_err *e)
+{
+    const char *probe = "ssd_mobilenetv1_model-weights_manifest.json";
+    char p[PATH_MAX + 64];
+    if (configured && configured[0]) {
+        snprintf(p, sizeof p, "%s/%s", configured, probe);
+        if (!fs_exists(p))
+            return vs_fail(e, "%s: no face models here (configured models folder); run 'make models' "
+                              "in the visage source folder, or fix [general] models",
+                           configured);
+        snprintf(out, n, "%s", configured);
+        return 0;
+    }
+    const char *env = getenv("VISAGE_MODELS");
+    char cands[4][PATH_MAX];
+    int nc = 0;
+    if (env && env[0]) snprintf(cands[nc++], PATH_MAX, "%s", env);
+    snprintf(cands[nc++], PATH_MAX, "models");
+    if (exe_dir) {
+        snprintf(cands[nc++], PATH_MAX, "%s/models", exe_dir);
+        snprintf(cands[nc++], PATH_MAX, "%s/../share/visage/models", exe_dir);
+    }
+    for (int i = 0; i < nc; i++) {
+        snprintf(p, sizeof p, "%s/%s", cands[i], probe);
+        if (fs_exists(p)) {
+            snprintf(out, n, "%s", cands[i]);
+            return 0;
+        }
+    }
+    return vs_fail(e, "face models not found (looked in %s%s./models%s%s): run 'make models' in "
+                      "the visage source folder, or set VISAGE_MODELS",
+                   env && env[0] ? env : "", env && env[0] ? ", " : "", exe_dir ? ", " : "",
+                   exe_dir ? exe_dir : "");
+}
+
+void ex_default_align_dir(char *out, size_t n, const char *out_dir)
+{
+    /* PROJECT/faces/X -> PROJECT/alignments, when PROJECT/visage.ini exists */
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s", out_dir);
+    size_t len = strlen(p);
+    while (len > 1 && p[len - 1] == '/') p[--len] = 0;
+    char *last = strrchr(p, '/');
+    if (last) {
+        *last = 0;
+        const char *parent = fs_basename(p);
+        char ini[PATH_MAX + 32];
+        snprintf(ini, sizeof ini, "%s/../visage.ini", p);
+        if (!strcmp(parent, "faces") && fs_exists(ini)) {
+            snprintf(out, n, "%s/../alignments", p);
+            return;
+        }
+    }
+    snprintf(out, n, "%s/alignments", out_dir);
+}
+
+int ex_nets_load(ex_nets *n, const char *models_dir, int threads, vs_err *e)
+{
+    const nn_backend *be = nn_cpu_backend();
+    memset(n, 0, sizeof *n);
+    nn_cpu_set_threads(threads);
+    if (fn_detector_load(&n->det, models_dir, be, e) || fn_landmarker_load(&n->lmk, models_dir, be, e) ||
+        fn_embedder_load(&n->emb, models_dir, be, e)) {
+        ex_nets_free(n);
+        return -1;
+    }
+    return 0;
+}
+
+void ex_nets_free(ex_nets *n)
+{
+    if (n->det) fn_detector_free(n->det);
+    if (n->lmk) fn_landmarker_free(n->lmk);
+    if (n->emb) fn_embedder_free(n->emb);
+    memset(n, 0, sizeof *n);
+}
+
+static void warn(ex_ctx *c, const char *msg)
+{
+    c->st.warnings++;
+    snprintf(c->st.warning, sizeof c->st.warning, "%s", msg);
+}
+
+static int publish(ex_ctx *c)
+{
+    c->st.elapsed = now() - c->t0;
+    return job_publish(c->j, &c->st);
+}
+
+static float nearest(const float emb[128], float (*refs)[128], int n)
+{
+    float best = INFINITY;
+    for (int i = 0; i < n; i++) {
+        float d = fn_distance(emb, refs[i]);
+        if (d < best) best = d;
+    }
+    return best;
+}
+
+int ex_reference_embedding(float out[128], ex_nets *n, const char *path, const vs_config *cfg,
+                          vs_err *e)
+{
+    vs_face f;
+    vs_err ignore;
+    if (face_load(&f, NULL, path, &ignore) == 0) {
+        if (!f.has_embedding) return vs_fail(e, "%s: this face has no identity embedding", path);
+        memcpy(out, f.embedding, sizeof f.embedding);
+        return 0;
+    }
+    img *im = NULL;
+    if (img_load(&im, path, e)) return vs_failctx(e, "reference face");
+    ex_found found[MAX_DETECTIONS];
+    int count = ex_find_faces(found, MAX_DETECTIONS, n, im, cfg), faces = 0, which = -1;
+    for (int i = 0; i < count; i++)
+        if (found[i].verdict == EX_KEEP) faces++, which = which < 0 ? i : which;
+    int rc = 0;
+    if (faces != 1)
+        rc = vs_fail(e, "%s: %s; give a picture of the reference person alone (or a face PNG made "
+                        "by visage extract)",
+                     path, faces ? "more than one face in this picture" : "no face found in this picture");
+    else {
+        fn_box b = ex_found_box(&found[which]);
+        fn_embed(out, n->emb, im, &b, found[which].lm);
+    }
+    img_free(im);
+    return rc;
+}
+
+static void stem_of(char *out, size_t n, const char *path)
+{
+    snprintf(out, n, "%s", fs_basename(path));
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out) *dot = 0;
+}
+
+fn_box ex_found_box(const ex_found *f)
+{
+    return (fn_box){f->box[0], f->box[1], f->box[2], f->box[3], f->score};
+}
+
+int ex_find_faces(ex_found *out, int max, ex_nets *n, const img *frame, const vs_config *cfg)
+{
+    fn_box boxes[MAX_DETECTIONS];
+    if (max > MAX_DETECTIONS) max = MAX_DETECTIONS;
+    int count = fn_detect(boxes, max, n->det, frame, cfg->threshold);
+    for (int i = 0; i < count; i++) {
+        ex_found *f = &out[i];
+        const fn_box *b = &boxes[i];
+        f->box[0] = b->x, f->box[1] = b->y, f->box[2] = b->w, f->box[3] = b->h;
+        f->score = b->score;
+        f->verdict = EX_KEEP;
+        if ((b->w > b->h ? b->w : b->h) < cfg->min_size) {
+            f->verdict = EX_TOO_SMALL;
+            continue;
+        }
+        fn_landmarks(f->lm, n->lmk, frame, b);
+        if (cfg->landmark_filter &&
+            (!align_plausible(f->lm, ALIGN_MAX_LANDMARK_ERROR) || !align_fills_box(f->lm, f->box)))
+            f->verdict = EX_NOT_A_FACE;
+    }
+    return count;
+}
+
+/* All faces of one frame: detection, landmarks, checks, alignment, identity, save. */
+static int process_frame(ex_ctx *c, al_file *al, const img *frame, const char *source,
+                         int64_t frame_index, vs_err *e)
+{
+    const vs_config *cfg = &c->rq->cfg;
+    ex_found found[MAX_DETECTIONS];
+    int n = ex_find_faces(found, MAX_DETECTIONS, &c->nets, frame, cfg);
+    c->st.faces_found += n;
+    int kept = 0;
+    char stem[512];
+    stem_of(stem, sizeof stem, source);
+    for (int i = 0; i < n; i++) {
+        const ex_found *d = &found[i];
+        if (d->verdict == EX_TOO_SMALL) {
+            c->st.filtered_size++;
+            continue;
+        }
+        if (d->verdict == EX_NOT_A_FACE) {
+            c->st.filtered_landmarks++;
+            continue;
+        }
+        if (cfg->max_faces && kept >= cfg->max_faces) {
+            c->st.filtered_max++;
+            continue;
+        }
+        vs_face f;
+        memset(&f, 0, sizeof f);
+        memcpy(f.lm, d->lm, sizeof f.lm);
+        if (align_matrix(f.matrix, f.lm, c->centering, cfg->size)) {
+            c->st.filtered_landmarks++;
+            continue;
+        }
+        align_crop(c->crop, frame, f.matrix);
+        f.blur = (float)img_blur_score(c->crop);
+        if (cfg->min_blur > 0 && f.blur < cfg->min_blur) {
+            c->st.filtered_blur++;
+            continue;
+        }
+        fn_box det = ex_found_box(d);
+        fn_embed(f.embedding, c->nets.emb, frame, &det, f.lm);
+        f.has_embedding = 1;
+        if ((c->n_filter && nearest(f.embedding, c->filter, c->n_filter) > cfg->similarity) ||
+            (c->n_nfilter && nearest(f.embedding, c->nfilter, c->n_nfilter) <= cfg->similarity)) {
+            c->st.filtered_identity++;
+            continue;
+        }
+        snprintf(f.source, sizeof f.source, "%s", source);
+        f.frame = frame_index;
+        f.index = kept;
+        memcpy(f.box, d->box, sizeof f.box);
+        f.score = d->score;
+        f.size = cfg->size;
+        snprintf(f.centering, sizeof f.centering, "%s", align_centering_name(c->centering));
+        align_pose pose;
+        align_estimate_pose(&pose, f.lm);
+        f.yaw = pose.yaw, f.pitch = pose.pitch, f.roll = pose.roll;
+        snprintf(f.file, sizeof f.file, "%.200s_%06lld_%d.png", stem, (long long)frame_index, kept);
+        char path[PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s", c->rq->out_dir, f.file);
+        if (face_save(path, c->crop, &f, cfg->png_compression, e)) return -1;
+        al_add(al, &f);
+        kept++;
+        c->st.kept++;
+    }
+    return 0;
+}
+
+static int image_name(const char *name)
+{
+    return vid_is_image_name(name);
+}
+
+/* A video or a single image. */
+static int extract_media(ex_ctx *c, al_file *al, const char *path, const char *al_out, vs_err *e)
+{
+    vid_reader *r;
+    if (vid_open(&r, path, e)) return -1;
+    const vid_info *info = vid_get_info(r);
+    al->width = info->w, al->height = info->h, al->fps = info->fps;
+    c->st.frames_total = info->frames;
+    img *frame = NULL;
+    int rc = 0, every = c->rq->cfg.every;
+    int64_t idx;
+    for (;;) {
+        if (publish(c)) break;
+        int got = vid_read(r, &frame, &idx, e);
+        if (got < 0) {
+            rc = -1;
+            break;
+        }
+        if (got == 0) {
+            al->complete = 1;
+            break;
+        }
+        c->st.frame = idx + 1;
+        c->st.frames_read++;
+        al->frames_read++;
+        if (process_frame(c, al, frame, path, idx, e)) {
+            rc = -1;
+            break;
+        }
+        if (al->frames_read % SAVE_ALIGNMENTS_EVERY == 0 && al_save(al_out, al, e)) {
+            rc = -1;
+            break;
+        }
+        if (every > 1) {
+            int s = vid_skip(r, every - 1, e);
+            if (s < 0) {
+                rc = -1;
+                break;
+            }
+            c->st.frame = idx + every;
+            if (s == 0) {
+                al->complete = 1;
+                break;
+            }
+        }
+    }
+    if (rc == 0 && vid_damaged(r)) {
+        al->complete = 0;
+        rc = vs_fail(e, "%s: the file is damaged or cut short after frame %lld; the faces of the "
+                        "%lld frames before were kept",
+                     path, (long long)al->frames_read, (long long)al->frames_read);
+        c->st.frames_total = c->st.frame;
+    }
+    img_free(frame);
+    vid_close(r);
+    return rc;
+}
+
+static int extract_folder(ex_ctx *c, al_file *al, const char *dir, const char *al_out, vs_err *e)
+{
+    char **names;
+    int n;
+    if (fs_list_dir(&names, &n, dir, image_name, e)) return -1;
+    if (n == 0) {
+        fs_free_list(names, n);
+        return vs_fail(e, "%s: no images in this folder (looked for .jpg, .jpeg, .png, .bmp, "
+                          ".ppm, .webp, .tif)",
+                       dir);
+    }
+    c->st.frames_total = n;
+    int rc = 0;
+    for (int i = 0; i < n && !publish(c); i++) {
+        char path[PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        c->st.frame = i + 1;
+        img *im = NULL;
+        vs_err le;
+        if (img_load(&im, path, &le)) {
+            warn(c, le.msg); /* one bad picture in a folder of thousands: say so and go on */
+            continue;
+        }
+        c->st.frames_read++;
+        al->frames_read++;
+        rc = process_frame(c, al, im, path, 0, e);
+        img_free(im);
+        if (rc) break;
+    }
+    if (rc == 0 && c->st.frame == n) al->complete = 1;
+    fs_free_list(names, n);
+    if (rc == 0 && al->frames_read == 0)
+        rc = vs_fail(e, "%s: none of the %d images in this folder could be read", dir, n);
+    return rc;
+}
+
+static int load_all(ex_ctx *c, vs_err *e)
+{
+    const ex_request *rq = c->rq;
+    if (ex_nets_load(&c->nets, rq->models_dir, rq->cfg.threads, e)) return -1;
+    c->filter = vs_calloc((size_t)rq->n_filter + 1, sizeof *c->filter);
+    c->nfilter = vs_calloc((size_t)rq->n_nfilter + 1, sizeof *c->nfilter);
+    for (int i = 0; i < rq->n_filter; i++)
+        if (ex_reference_embedding(c->filter[c->n_filter++], &c->nets, rq->filter_refs[i], &rq->cfg, e)) return -1;
+    for (int i = 0; i < rq->n_nfilter; i++)
+        if (ex_reference_embedding(c->nfilter[c->n_nfilter++], &c->nets, rq->nfilter_refs[i], &rq->cfg, e)) return -1;
+    return 0;
+}
+
+int ex_run(job *j, void *arg, vs_err *e)
+{
+    ex_ctx c;
+    memset(&c, 0, sizeof c);
+    c.rq = arg;
+    c.j = j;
+    c.t0 = now();
+    c.st.n_inputs = c.rq->n_inputs;
+    const vs_config *cfg = &c.rq->cfg;
+    int rc = -1;
+    if (align_centering_parse(&c.centering, cfg->centering)) {
+        vs_fail(e, "unknown centering '%s' (face, head or legacy)", cfg->centering);
+        goto out;
+    }
+    /* Check every input and the output folders before any work, so a typo in the last argument
+     * does not cost an hour of extraction. */
+    vs_media *kinds = vs_calloc((size_t)c.rq->n_inputs, sizeof *kinds);
+    for (int i = 0; i < c.rq->n_inputs; i++) {
+        if (vid_probe(&kinds[i], c.rq->inputs[i], e) || kinds[i] == VS_MEDIA_NONE) {
+            free(kinds);
+            goto out;
+        }
+    }
+    if (fs_mkdirs(c.rq->out_dir, e) || fs_mkdirs(c.rq->align_dir, e)) {
+        free(kinds);
+        goto out;
+    }
+    if (load_all(&c, e)) {
+        free(kinds);
+        goto out;
+    }
+    c.st.load_seconds = now() - c.t0;
+    c.crop = img_new(cfg->size, cfg->size, 3);
+    rc = 0;
+    for (int i = 0; i < c.rq->n_inputs && rc == 0 && !job_should_stop(j); i++) {
+        const char *in = c.rq->inputs[i];
+        char apath[PATH_MAX + 64];
+        al_path(apath, sizeof apath, c.rq->align_dir, in);
+        c.st.input_index = i;
+        c.st.frame = 0;
+        snprintf(c.st.input, sizeof c.st.input, "%s", fs_basename(in));
+        if (c.rq->skip_existing) {
+            al_file old;
+            vs_err ignore;
+            if (al_load(&old, apath, &ignore) == 0) {
+                int done = old.complete;
+                al_free(&old);
+                if (done) {
+                    c.st.inputs_skipped++;
+                    continue;
+                }
+            }
+        }
+        al_file al;
+        al_init(&al, in);
+        al.size = cfg->size;
+        snprintf(al.centering, sizeof al.centering, "%s", cfg->centering);
+        if (kinds[i] == VS_MEDIA_DIR)
+            rc = extract_folder(&c, &al, in, apath, e);
+        else
+            rc = extract_media(&c, &al, in, apath, e);
+        /* Whatever was extracted is recorded, also when the input turned out damaged. */
+        vs_err se;
+        if (al.frames_read > 0 && al_save(apath, &al, &se) && rc == 0) {
+            *e = se;
+            rc = -1;
+        }
+        al_free(&al);
+    }
+    free(kinds);
+    publish(&c);
+out:
+    img_free(c.crop);
+    free(c.filter);
+    free(c.nfilter);
+    ex_nets_free(&c.nets);
+    c.st.elapsed = now() - c.t0;
+    job_publish(j, &c.st); /* final numbers, also after a failure */
+    return rc;
+}

@@ -1,0 +1,86 @@
+/* extract.h: the extraction job. For each input (video, image or folder of images): detect faces,
+ * find their 68 landmarks, reject what is not a face, align and crop, score blur, compute the
+ * identity embedding, keep or drop by identity (--filter / --nfilter), save one PNG per face with
+ * its metadata, and write the input's alignments file. */
+#ifndef VS_EXTRACT_H
+#define VS_EXTRACT_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "image.h"
+#include "job.h"
+
+typedef struct ex_request {
+    vs_config cfg;
+    const char *models_dir;
+    const char *const *inputs;
+    int n_inputs;
+    const char *out_dir;
+    const char *align_dir;              /* where alignments files go */
+    const char *const *filter_refs;     /* keep only faces like these */
+    int n_filter;
+    const char *const *nfilter_refs;    /* drop faces like these */
+    int n_nfilter;
+    int skip_existing;                  /* skip inputs whose alignments file is complete */
+} ex_request;
+
+typedef struct ex_status {
+    char input[256];        /* the input being read */
+    int input_index, n_inputs;
+    int64_t frame;          /* position in the current input */
+    int64_t frames_total;   /* of the current input, estimated; 0 if unknown */
+    int64_t frames_read;    /* all inputs so far */
+    int64_t faces_found;    /* detections above the threshold */
+    int64_t kept;           /* saved */
+    int64_t filtered_identity, filtered_landmarks, filtered_size, filtered_blur, filtered_max;
+    int inputs_skipped;
+    int warnings;
+    char warning[1100];     /* the latest warning (a damaged file, an unreadable image) */
+    double elapsed;         /* seconds since the job started */
+    double load_seconds;    /* of that, loading the networks and references */
+} ex_status;
+
+/* The three face networks, loaded together. */
+typedef struct ex_nets {
+    struct fn_detector *det;
+    struct fn_landmarker *lmk;
+    struct fn_embedder *emb;
+} ex_nets;
+
+int ex_nets_load(ex_nets *n, const char *models_dir, int threads, vs_err *e);
+void ex_nets_free(ex_nets *n);
+
+typedef enum ex_verdict { EX_KEEP, EX_TOO_SMALL, EX_NOT_A_FACE } ex_verdict;
+
+typedef struct ex_found {
+    float box[4];   /* x, y, w, h, frame pixels */
+    float score;
+    float lm[136];  /* only when verdict != EX_TOO_SMALL */
+    ex_verdict verdict;
+} ex_found;
+
+/* The detection of f as the face networks take it. */
+struct fn_box ex_found_box(const ex_found *f);
+
+/* Detection, landmarks and the checks of extraction (--min-size, the landmark filter) on one
+ * frame: every detection above cfg->threshold, best first, with its verdict. Returns the count. */
+int ex_find_faces(ex_found *out, int max, ex_nets *n, const img *frame, const vs_config *cfg);
+
+/* Identity embedding of a reference: the metadata of a face PNG made by visage, or the one face
+ * in any other picture (none or several is an error naming the file). */
+int ex_reference_embedding(float out[128], ex_nets *n, const char *path, const vs_config *cfg,
+                           vs_err *e);
+
+/* The job function (job.h): arg is an ex_request. */
+int ex_run(job *j, void *arg, vs_err *e);
+
+/* Finds the face models: configured (if non-empty) else $VISAGE_MODELS, ./models,
+ * EXE_DIR/models, EXE_DIR/../share/visage/models. Message names `make models` when absent. */
+int ex_find_models(char *out, size_t n, const char *configured, const char *exe_dir, vs_err *e);
+
+/* The default folder for alignments files of faces written to out_dir: PROJECT/alignments when
+ * out_dir is PROJECT/faces/X and PROJECT has a visage.ini, else out_dir/alignments. */
+void ex_default_align_dir(char *out, size_t n, const char *out_dir);
+
+#endif

@@ -1,0 +1,67 @@
+/* facenet_input.h: what the three face networks (detect.c, landmarks.c, identity.c) share: cutting
+ * a face out of an image the way face-api does (Box.clipAtImageBorders + tf.slice, padToSquare,
+ * tf.image.resizeBilinear with align_corners = half_pixel_centers = false, then normalisation into
+ * a float NHWC tensor), and the plumbing for loading weights onto a backend. Internal to core/. */
+#ifndef VS_FACENET_INPUT_H
+#define VS_FACENET_INPUT_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "facenet.h"
+#include "image.h"
+#include "nn/backend.h"
+#include "nn/weights.h"
+
+typedef struct fni_rect {
+    int x, y, w, h; /* image pixels */
+} fni_rect;
+
+/* How padToSquare fills the short side with zeros: all of it after the image (bottom/right, the
+ * detector), or centred with the odd pixel after (round(diff / 2) after, the rest before). */
+typedef enum fni_pad { FNI_PAD_END, FNI_PAD_CENTRE } fni_pad;
+
+/* dst = (pixel - mean[c]) / div - sub, each step in float32 as TF does it. */
+typedef struct fni_norm {
+    float mean[3];
+    float div;
+    float sub;
+} fni_norm;
+
+/* face-api's Box.clipAtImageBorders: x, y clamped at 0, right/bottom at the image border, then all
+ * four floored. Returns 0 when the result is empty (face-api drops such faces), 1 otherwise. */
+int fni_clip(fni_rect *out, double x, double y, double w, double h, int img_w, int img_h);
+
+/* Side of the padded square and where the crop sits in it. */
+void fni_square(int *side, int *off_x, int *off_y, int w, int h, fni_pad pad);
+
+/* dst: [size, size, 3] host floats. The crop r (inside im) is padded to a square with zeros and
+ * resized to size x size with TF's bilinear rule (src = dst * in / out, no half-pixel shift). */
+void fni_crop_resize(float *dst, const img *im, const fni_rect *r, fni_pad pad, int size,
+                     const fni_norm *norm);
+
+/* Backend memory owned by one network: every buffer it allocates is listed here and freed at once. */
+typedef struct fni_mem {
+    const nn_backend *be;
+    float **bufs;
+    int n, cap;
+} fni_mem;
+
+/* n floats of backend memory (contents undefined). */
+float *fni_alloc(fni_mem *m, size_t n);
+/* Backend copy of n host floats. */
+float *fni_upload(fni_mem *m, const float *host, size_t n);
+/* A backend tensor of the given shape, owned by m. */
+nn_tensor fni_tensor(fni_mem *m, int n, int h, int w, int c);
+void fni_mem_free(fni_mem *m);
+
+/* nn_weights_get with a shape given inline: fni_get(w, name, e, 4, (int[]){3, 3, 3, 32}). */
+const float *fni_get(nn_weights *w, const char *name, vs_err *e, int ndim, const int *shape);
+
+/* The crop a detection box gives (extractFaceTensors: through relative coordinates and back,
+ * clipped at the image borders, floored). 0 when nothing of the box is inside the image. Both the
+ * landmark net's input and the descriptor's alignment (FaceLandmarks.alignDlib uses the landmark
+ * crop's size) depend on it. */
+int fni_box_rect(fni_rect *r, const fn_box *box, const img *im);
+
+#endif

@@ -1,0 +1,296 @@
+/* identity.c: face-api's FaceRecognitionNet (face_recognition_model), the dlib ResNet-34 port:
+ * the crop of the landmark-aligned box (FaceLandmarks.alignDlib) padded to a centred square,
+ * resized to 150x150, mean-RGB subtracted and divided by 255, a 7x7/2 conv, a 3x3/2 max pool,
+ * 14 residual layers (scale layers folded into the conv weights at load), a global average and a
+ * 256x128 matrix: the 128-D descriptor. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facenet.h"
+#include "facenet_input.h"
+
+#define ID_SIZE 150
+#define ID_LAYERS 14
+
+typedef struct rconv {
+    const float *w, *b; /* conv weights and bias with the scale layer folded in */
+    nn_conv_desc d;
+} rconv;
+
+/* residual (3x3 convs, y = relu(conv2(relu(conv1(x))) + x)) or residualDown (conv1 3x3/2 valid;
+ * the shortcut is a 2x2/2 average pool, zero-padded in channels; conv2's output is zero-padded
+ * at the bottom/right when it comes out one smaller than the pool). */
+typedef struct res_layer {
+    int down;
+    rconv c1, c2;
+    nn_tensor t, u, pooled, y;
+} res_layer;
+
+struct fn_embedder {
+    const nn_backend *be;
+    fni_mem mem;
+    nn_tensor x;      /* [1, 150, 150, 3] */
+    rconv c0;         /* conv32_down: 7x7/2 valid */
+    nn_tensor c0_out; /* [1, 72, 72, 32] */
+    nn_tensor pool0;  /* [1, 35, 35, 32] after the 3x3/2 max pool */
+    res_layer res[ID_LAYERS];
+    nn_tensor avg;    /* [1, 1, 1, 256] */
+    const float *fc;  /* [256, 128] */
+    float *zeros;     /* backend [128] (fc has no bias) */
+    float *desc;      /* backend [128] */
+    float *in_host;   /* host [150, 150, 3] */
+    float *h_u, *h_p, *h_y; /* host buffers for the residualDown join */
+};
+
+static nn_tensor view(float *d, int h, int w, int c)
+{
+    return (nn_tensor){.d = d, .n = 1, .h = h, .w = w, .c = c};
+}
+
+/* convLayer.ts: conv + bias, then scale (x * weights + biases), folded: w' = w * s,
+ * b' = b * s + sb. */
+static int load_rconv(rconv *c, fn_embedder *m, nn_weights *wt, const char *prefix, int k, int cin,
+                      int cout, int stride, nn_pad_mode pad, int x_h, int x_w, nn_act act,
+                      vs_err *e)
+{
+    char n[4][128];
+    snprintf(n[0], sizeof n[0], "%s/conv/filters", prefix);
+    snprintf(n[1], sizeof n[1], "%s/conv/bias", prefix);
+    snprintf(n[2], sizeof n[2], "%s/scale/weights", prefix);
+    snprintf(n[3], sizeof n[3], "%s/scale/biases", prefix);
+    const float *w = fni_get(wt, n[0], e, 4, (int[]){k, k, cin, cout});
+    const float *b = fni_get(wt, n[1], e, 1, (int[]){cout});
+    const float *s = fni_get(wt, n[2], e, 1, (int[]){cout});
+    const float *sb = fni_get(wt, n[3], e, 1, (int[]){cout});
+    if (!w || !b || !s || !sb) return -1;
+    size_t nw = (size_t)k * k * cin * cout;
+    float *fw = vs_malloc(nw * sizeof *fw), *fb = vs_malloc((size_t)cout * sizeof *fb);
+    for (size_t i = 0; i < nw; i++) fw[i] = w[i] * s[i % cout];
+    for (int o = 0; o < cout; o++) fb[o] = b[o] * s[o] + sb[o];
+    c->w = fni_upload(&m->mem, fw, nw);
+    c->b = fni_upload(&m->mem, fb, (size_t)cout);
+    free(fw);
+    free(fb);
+    nn_conv_geometry(&c->d, x_h, x_w, k, k, stride, stride, pad);
+    c->d.act = act;
+    return 0;
+}
+
+static int load_net(fn_embedder *m, nn_weights *wt, vs_err *e)
+{
+    static const struct {
+        const char *name;
+        int cout, down;
+    } spec[ID_LAYERS] = {
+        {"conv32_1", 32, 0},      {"conv32_2", 32, 0},   {"conv32_3", 32, 0},
+        {"conv64_down", 64, 1},   {"conv64_1", 64, 0},   {"conv64_2", 64, 0},
+        {"conv64_3", 64, 0},      {"conv128_down", 128, 1}, {"conv128_1", 128, 0},
+        {"conv128_2", 128, 0},    {"conv256_down", 256, 1}, {"conv256_1", 256, 0},
+        {"conv256_2", 256, 0},    {"conv256_down_out", 256, 1},
+    };
+    if (load_rconv(&m->c0, m, wt, "conv32_down", 7, 3, 32, 2, NN_PAD_VALID, ID_SIZE, ID_SIZE,
+                   NN_ACT_RELU, e))
+        return -1;
+    int h = nn_out_size(ID_SIZE, 7, 2, NN_PAD_VALID), w = h;
+    m->c0_out = fni_tensor(&m->mem, 1, h, w, 32);
+    h = nn_out_size(h, 3, 2, NN_PAD_VALID), w = h;
+    m->pool0 = fni_tensor(&m->mem, 1, h, w, 32);
+
+    /* shared buffers, sized for the largest layer (35x35x32) */
+    size_t big = (size_t)h * w * 32;
+    float *t = fni_alloc(&m->mem, big), *u = fni_alloc(&m->mem, big);
+    float *p = fni_alloc(&m->mem, big), *y[2] = {fni_alloc(&m->mem, big), fni_alloc(&m->mem, big)};
+    m->h_u = vs_malloc(big * sizeof(float));
+    m->h_p = vs_malloc(big * sizeof(float));
+    m->h_y = vs_malloc(big * sizeof(float));
+
+    int cin = 32;
+    for (int i = 0; i < ID_LAYERS; i++) {
+        res_layer *r = &m->res[i];
+        int cout = spec[i].cout;
+        char prefix[64];
+        r->down = spec[i].down;
+        snprintf(prefix, sizeof prefix, "%s/conv1", spec[i].name);
+        int stride = r->down ? 2 : 1;
+        nn_pad_mode pad1 = r->down ? NN_PAD_VALID : NN_PAD_SAME;
+        if (load_rconv(&r->c1, m, wt, prefix, 3, cin, cout, stride, pad1, h, w, NN_ACT_RELU, e))
+            return -1;
+        int oh = nn_out_size(h, 3, stride, pad1), ow = nn_out_size(w, 3, stride, pad1);
+        snprintf(prefix, sizeof prefix, "%s/conv2", spec[i].name);
+        if (load_rconv(&r->c2, m, wt, prefix, 3, cout, cout, 1, NN_PAD_SAME, oh, ow, NN_ACT_NONE,
+                       e))
+            return -1;
+        r->t = view(t, oh, ow, cout);
+        r->u = view(u, oh, ow, cout);
+        if (r->down) {
+            int ph = nn_out_size(h, 2, 2, NN_PAD_VALID), pw = nn_out_size(w, 2, 2, NN_PAD_VALID);
+            VS_CHECK(ph >= oh && ph <= oh + 1 && pw >= ow && pw <= ow + 1 && cout >= cin);
+            r->pooled = view(p, ph, pw, cin);
+            r->y = view(y[i % 2], ph, pw, cout);
+        } else {
+            VS_CHECK(cin == cout);
+            r->y = view(y[i % 2], oh, ow, cout);
+        }
+        h = r->y.h, w = r->y.w, cin = cout;
+    }
+    m->avg = fni_tensor(&m->mem, 1, 1, 1, 256);
+    const float *fc = fni_get(wt, "fc", e, 2, (int[]){256, 128});
+    if (!fc) return -1;
+    m->fc = fni_upload(&m->mem, fc, 256 * 128);
+    const char *unused;
+    if (nn_weights_unused(wt, &unused))
+        return vs_fail(e, "%s: tensor %s is not part of the face recognition net (wrong file?)",
+                       nn_weights_path(wt), unused);
+    return 0;
+}
+
+int fn_embedder_load(fn_embedder **out, const char *models_dir, const nn_backend *be, vs_err *e)
+{
+    *out = NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/face_recognition_model-weights_manifest.json", models_dir);
+    nn_weights *wt;
+    if (nn_weights_load(&wt, path, e)) return -1;
+    fn_embedder *m = vs_calloc(1, sizeof *m);
+    m->be = be;
+    m->mem.be = be;
+    int rc = load_net(m, wt, e);
+    nn_weights_free(wt);
+    if (rc) {
+        fn_embedder_free(m);
+        return -1;
+    }
+    m->x = fni_tensor(&m->mem, 1, ID_SIZE, ID_SIZE, 3);
+    static const float zeros_host[128];
+    m->zeros = fni_upload(&m->mem, zeros_host, 128);
+    m->desc = fni_alloc(&m->mem, 128);
+    m->in_host = vs_malloc(sizeof(float) * ID_SIZE * ID_SIZE * 3);
+    *out = m;
+    return 0;
+}
+
+void fn_embedder_free(fn_embedder *m)
+{
+    if (!m) return;
+    fni_mem_free(&m->mem);
+    free(m->in_host);
+    free(m->h_u);
+    free(m->h_p);
+    free(m->h_y);
+    free(m);
+}
+
+/* residualDown's join, on the host (the shapes are small): y = relu(pad_c(pooled) + pad_hw(u)). */
+static void join_down(fn_embedder *m, res_layer *r)
+{
+    const nn_backend *be = m->be;
+    be->copy_out(m->h_u, r->u.d, nn_numel(&r->u));
+    be->copy_out(m->h_p, r->pooled.d, nn_numel(&r->pooled));
+    be->sync();
+    int H = r->y.h, W = r->y.w, C = r->y.c, cp = r->pooled.c;
+    for (int i = 0; i < H; i++)
+        for (int j = 0; j < W; j++)
+            for (int c = 0; c < C; c++) {
+                float v = c < cp ? m->h_p[((size_t)i * W + j) * cp + c] : 0.0f;
+                if (i < r->u.h && j < r->u.w) v += m->h_u[((size_t)i * r->u.w + j) * C + c];
+                m->h_y[((size_t)i * W + j) * C + c] = v > 0 ? v : 0;
+            }
+    be->copy_in(r->y.d, m->h_y, nn_numel(&r->y));
+}
+
+static void forward(fn_embedder *m)
+{
+    const nn_backend *be = m->be;
+    be->conv2d(&m->c0_out, &m->x, m->c0.w, m->c0.b, &m->c0.d);
+    nn_pool_desc mp = {.kind = NN_POOL_MAX, .kh = 3, .kw = 3, .sh = 2, .sw = 2};
+    be->pool(&m->pool0, &m->c0_out, &mp);
+    const nn_tensor *x = &m->pool0;
+    for (int i = 0; i < ID_LAYERS; i++) {
+        res_layer *r = &m->res[i];
+        be->conv2d(&r->t, x, r->c1.w, r->c1.b, &r->c1.d);
+        be->conv2d(&r->u, &r->t, r->c2.w, r->c2.b, &r->c2.d);
+        if (r->down) {
+            nn_pool_desc ap = {.kind = NN_POOL_AVG, .kh = 2, .kw = 2, .sh = 2, .sw = 2};
+            be->pool(&r->pooled, x, &ap);
+            join_down(m, r);
+        } else {
+            size_t n = nn_numel(&r->y);
+            be->add(r->y.d, r->u.d, x->d, n);
+            be->act(r->y.d, n, NN_ACT_RELU, 0);
+        }
+        x = &r->y;
+    }
+    /* global average over the final 2x2, then the 256x128 matrix */
+    nn_pool_desc gp = {.kind = NN_POOL_AVG, .kh = x->h, .kw = x->w, .sh = 1, .sw = 1};
+    be->pool(&m->avg, x, &gp);
+    be->dense(m->desc, m->avg.d, m->fc, m->zeros, 1, 256, 128, NN_ACT_NONE, 0);
+}
+
+/* FaceLandmarks.alignDlib: a square of side floor(eye-to-mouth / 0.45) around the centre of the
+ * eyes and mouth, its width and height capped at crop size + corner (sic: face-api adds where it
+ * presumably meant to subtract; reproduced since the descriptors depend on it). */
+static void align_dlib(double box[4], const float lm[136], int crop_w, int crop_h)
+{
+    double c[3][2];
+    static const int from[3] = {36, 42, 48}, to[3] = {42, 48, 68};
+    for (int k = 0; k < 3; k++) {
+        double sx = 0, sy = 0;
+        for (int i = from[k]; i < to[k]; i++) sx += lm[2 * i], sy += lm[2 * i + 1];
+        c[k][0] = sx / (to[k] - from[k]);
+        c[k][1] = sy / (to[k] - from[k]);
+    }
+    double d0 = hypot(c[2][0] - c[0][0], c[2][1] - c[0][1]);
+    double d1 = hypot(c[2][0] - c[1][0], c[2][1] - c[1][1]);
+    double size = floor((d0 + d1) / 2 / 0.45);
+    double rx = (c[0][0] + c[1][0] + c[2][0]) / 3, ry = (c[0][1] + c[1][1] + c[2][1]) / 3;
+    double x = floor(fmax(0, rx - 0.5 * size)), y = floor(fmax(0, ry - 0.43 * size));
+    box[0] = x;
+    box[1] = y;
+    box[2] = fmin(size, crop_w + x);
+    box[3] = fmin(size, crop_h + y);
+}
+
+/* The descriptor of the crop r of im: padded to a square (centred), resized to 150x150. */
+static void embed_rect(float out[128], fn_embedder *m, const img *im, const fni_rect *r)
+{
+    static const fni_norm norm = {{122.782f, 117.001f, 104.298f}, 255.0f, 0.0f};
+    fni_crop_resize(m->in_host, im, r, FNI_PAD_CENTRE, ID_SIZE, &norm);
+    m->be->copy_in(m->x.d, m->in_host, nn_numel(&m->x));
+    forward(m);
+    m->be->copy_out(out, m->desc, 128);
+    m->be->sync();
+}
+
+void fn_embed(float out[128], fn_embedder *m, const img *im, const fn_box *det,
+              const float lm[136])
+{
+    fni_rect lr;
+    int cw = im->w, ch = im->h;
+    if (det && fni_box_rect(&lr, det, im)) cw = lr.w, ch = lr.h;
+    double box[4];
+    align_dlib(box, lm, cw, ch);
+    fni_rect r;
+    if (!fni_clip(&r, box[0], box[1], box[2], box[3], im->w, im->h)) {
+        memset(out, 0, 128 * sizeof *out); /* computeFaceDescriptor of an empty tensor */
+        return;
+    }
+    embed_rect(out, m, im, &r);
+}
+
+void fn_embed_image(float out[128], fn_embedder *m, const img *face)
+{
+    fni_rect r = {0, 0, face->w, face->h};
+    embed_rect(out, m, face, &r);
+}
+
+float fn_distance(const float a[128], const float b[128])
+{
+    double s = 0;
+    for (int i = 0; i < 128; i++) {
+        double d = (double)a[i] - b[i];
+        s += d * d;
+    }
+    return (float)sqrt(s);
+}

@@ -1,0 +1,250 @@
+/* cpu_backend.c: the CPU backend, the reference every other backend is tested against. Host
+ * memory, OpenBLAS for dense layers, the conv kernels of cpu_conv.c, and element-wise ops and
+ * pooling split over the cpu_pool workers. */
+#pragma GCC optimize("O3") /* -O2's cheap vectoriser skips loops with a remainder */
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../err.h"
+#include "cpu_pool.h"
+
+#define EW_CHUNK 32768     /* floats per element-wise task */
+#define POOL_CB 16         /* channels per pooling register block */
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+/* ---- memory -------------------------------------------------------------------------------- */
+
+static float *cpu_alloc(size_t n)
+{
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    VS_CHECK(p != NULL);
+    return p;
+}
+
+static void cpu_free(float *p) { free(p); }
+
+static void cpu_copy(float *dst, const float *src, size_t n)
+{
+    if (n) memcpy(dst, src, n * sizeof(float));
+}
+
+static void cpu_sync(void) {}
+
+/* ---- element-wise ops, in chunks of EW_CHUNK floats ---------------------------------------- */
+
+typedef struct ew_job {
+    float *y;
+    const float *a, *b;
+    size_t n;
+    nn_act act;
+    float alpha;
+} ew_job;
+
+static int ew_tasks(size_t n)
+{
+    return (int)((n + EW_CHUNK - 1) / EW_CHUNK);
+}
+
+static void act_task(void *ctx, int task, int worker)
+{
+    const ew_job *j = ctx;
+    size_t i0 = (size_t)task * EW_CHUNK, len = j->n - i0 < EW_CHUNK ? j->n - i0 : EW_CHUNK;
+    cpu_bias_act(j->y + i0, NULL, 1, len, j->act, j->alpha);
+}
+
+static void cpu_act(float *x, size_t n, nn_act act, float alpha)
+{
+    if (act == NN_ACT_NONE || n == 0) return;
+    ew_job j = {.y = x, .n = n, .act = act, .alpha = alpha};
+    cpu_pool_run(act_task, &j, ew_tasks(n));
+}
+
+static void add_task(void *ctx, int task, int worker)
+{
+    const ew_job *j = ctx;
+    size_t i0 = (size_t)task * EW_CHUNK, i1 = j->n - i0 < EW_CHUNK ? j->n : i0 + EW_CHUNK;
+    float *y = j->y;
+    const float *a = j->a, *b = j->b; /* y may alias a or b: element i is read before written */
+    for (size_t i = i0; i < i1; i++) y[i] = a[i] + b[i];
+}
+
+static void cpu_add(float *y, const float *a, const float *b, size_t n)
+{
+    if (n == 0) return;
+    ew_job j = {.y = y, .a = a, .b = b, .n = n};
+    cpu_pool_run(add_task, &j, ew_tasks(n));
+}
+
+typedef struct sb_job {
+    float *x;
+    const float *scale, *bias;
+    size_t rows, c, rows_per_task;
+} sb_job;
+
+static void scale_bias_task(void *ctx, int task, int worker)
+{
+    const sb_job *j = ctx;
+    size_t r0 = (size_t)task * j->rows_per_task;
+    size_t r1 = r0 + j->rows_per_task < j->rows ? r0 + j->rows_per_task : j->rows;
+    const size_t c = j->c;
+    const float *restrict s = j->scale, *restrict bias = j->bias;
+    for (size_t r = r0; r < r1; r++) {
+        float *restrict v = j->x + r * c;
+        if (s && bias)
+            for (size_t i = 0; i < c; i++) v[i] = v[i] * s[i] + bias[i];
+        else if (s)
+            for (size_t i = 0; i < c; i++) v[i] *= s[i];
+        else if (bias)
+            for (size_t i = 0; i < c; i++) v[i] += bias[i];
+    }
+}
+
+/* x: [n, h, w, c]; scale, bias: [c] */
+static void cpu_scale_bias(nn_tensor *x, const float *scale, const float *bias)
+{
+    sb_job j = {.x = x->d, .scale = scale, .bias = bias, .c = (size_t)x->c};
+    if (j.c == 0 || nn_numel(x) == 0 || (!scale && !bias)) return;
+    j.rows = nn_numel(x) / j.c;
+    j.rows_per_task = EW_CHUNK / j.c + 1;
+    cpu_pool_run(scale_bias_task, &j, (int)((j.rows + j.rows_per_task - 1) / j.rows_per_task));
+}
+
+/* ---- pooling ------------------------------------------------------------------------------- */
+
+typedef struct pool_job {
+    float *y;         /* [n, oh, ow, c] */
+    const float *x;   /* [n, h, w, c] */
+    const nn_pool_desc *d;
+    int h, w, c, oh, ow;
+    size_t rows, total; /* output rows per task, n * oh */
+} pool_job;
+
+/* One output pixel, channels [0, nc): max or mean over the ny x nx valid cells from x0. */
+static inline void pool_block(float *restrict out, const float *restrict x0, int nc, int ny, int nx,
+                              size_t x_row, int c, nn_pool_kind kind)
+{
+    float acc[POOL_CB];
+    if (kind == NN_POOL_MAX) {
+        for (int i = 0; i < nc; i++) acc[i] = -INFINITY;
+        for (int ky = 0; ky < ny; ky++)
+            for (int kx = 0; kx < nx; kx++) {
+                const float *restrict xr = x0 + ky * x_row + (size_t)kx * c;
+                for (int i = 0; i < nc; i++) acc[i] = xr[i] > acc[i] ? xr[i] : acc[i];
+            }
+        for (int i = 0; i < nc; i++) out[i] = acc[i];
+    } else {
+        for (int i = 0; i < nc; i++) acc[i] = 0.0f;
+        for (int ky = 0; ky < ny; ky++)
+            for (int kx = 0; kx < nx; kx++) {
+                const float *restrict xr = x0 + ky * x_row + (size_t)kx * c;
+                for (int i = 0; i < nc; i++) acc[i] += xr[i];
+            }
+        float inv = 1.0f / (float)(ny * nx); /* TF: padded cells do not count */
+        for (int i = 0; i < nc; i++) out[i] = acc[i] * inv;
+    }
+}
+
+static void pool_task(void *ctx, int task, int worker)
+{
+    const pool_job *j = ctx;
+    const nn_pool_desc *d = j->d;
+    const int c = j->c;
+    const size_t x_row = (size_t)j->w * c;
+    size_t r0 = (size_t)task * j->rows, r1 = r0 + j->rows < j->total ? r0 + j->rows : j->total;
+    for (size_t r = r0; r < r1; r++) {
+        size_t n = r / (size_t)j->oh;
+        int oy = (int)(r % (size_t)j->oh);
+        int iy0 = oy * d->sh - d->pad_t;
+        int ky_lo = imax(0, -iy0), ky_hi = imin(d->kh, j->h - iy0);
+        float *yrow = j->y + r * (size_t)j->ow * c;
+        for (int ox = 0; ox < j->ow; ox++) {
+            int ix0 = ox * d->sw - d->pad_l;
+            int kx_lo = imax(0, -ix0), kx_hi = imin(d->kw, j->w - ix0);
+            float *out = yrow + (size_t)ox * c;
+            if (ky_lo >= ky_hi || kx_lo >= kx_hi) { /* only padding under the window */
+                memset(out, 0, (size_t)c * sizeof(float));
+                continue;
+            }
+            const float *x0 =
+                j->x + ((n * j->h + (size_t)(iy0 + ky_lo)) * j->w + (size_t)(ix0 + kx_lo)) * c;
+            for (int cb = 0; cb < c; cb += POOL_CB)
+                pool_block(out + cb, x0 + cb, imin(POOL_CB, c - cb), ky_hi - ky_lo,
+                           kx_hi - kx_lo, x_row, c, d->kind);
+        }
+    }
+}
+
+/* y: [n, oh, ow, c]   x: [n, h, w, c] */
+static void cpu_pool(nn_tensor *y, const nn_tensor *x, const nn_pool_desc *d)
+{
+    VS_CHECK(d->kh >= 1 && d->kw >= 1 && d->sh >= 1 && d->sw >= 1);
+    VS_CHECK(y->n == x->n && y->c == x->c);
+    VS_CHECK(y->h == (x->h + d->pad_t + d->pad_b - d->kh) / d->sh + 1);
+    VS_CHECK(y->w == (x->w + d->pad_l + d->pad_r - d->kw) / d->sw + 1);
+    pool_job j = {
+        .y = y->d, .x = x->d, .d = d,
+        .h = x->h, .w = x->w, .c = x->c, .oh = y->h, .ow = y->w,
+        .total = (size_t)y->n * y->h,
+    };
+    if (j.total == 0 || j.ow == 0 || j.c == 0) return;
+    j.rows = EW_CHUNK / ((size_t)j.ow * j.c) + 1;
+    cpu_pool_run(pool_task, &j, (int)((j.total + j.rows - 1) / j.rows));
+}
+
+/* ---- dense --------------------------------------------------------------------------------- */
+
+/* y: [n, out] = act(x [n, in] . w [in, out] + b). OpenBLAS threads it (called outside the pool). */
+static void cpu_dense(float *y, const float *x, const float *w, const float *b, int n, int in,
+                      int out, nn_act act, float alpha)
+{
+    if (n <= 0 || out <= 0) return;
+    if (in <= 0) {
+        memset(y, 0, (size_t)n * out * sizeof(float));
+    } else if (n == 1) { /* y = w^T x; sgemm would pack all of w for one row */
+        cblas_sgemv(CblasRowMajor, CblasTrans, in, out, 1.0f, w, out, x, 1, 0.0f, y, 1);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, out, in, 1.0f, x, in, w, out,
+                    0.0f, y, out);
+    }
+    cpu_bias_act(y, b, (size_t)n, (size_t)out, act, alpha);
+}
+
+/* ---- the backend --------------------------------------------------------------------------- */
+
+static const nn_backend cpu_backend = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .copy_in = cpu_copy,
+    .copy_out = cpu_copy,
+    .sync = cpu_sync,
+    .conv2d = cpu_conv2d,
+    .depthwise = cpu_depthwise,
+    .pool = cpu_pool,
+    .dense = cpu_dense,
+    .act = cpu_act,
+    .add = cpu_add,
+    .scale_bias = cpu_scale_bias,
+};
+
+const nn_backend *nn_cpu_backend(void)
+{
+    return &cpu_backend;
+}
+
+void nn_cpu_set_threads(int n)
+{
+    cpu_pool_set_threads(n);
+    openblas_set_num_threads(cpu_pool_threads());
+}
+
+int nn_cpu_threads(void)
+{
+    return cpu_pool_threads();
+}

@@ -1,0 +1,263 @@
+/* cpu_conv.c: convolutions for the CPU backend, NHWC. conv2d lowers a block of output pixels at
+ * a time to a matrix (im2col, so the buffer stays small for big images) and multiplies it by the
+ * weights with OpenBLAS; a 1x1 stride-1 unpadded conv is that GEMM on the input itself. Depthwise
+ * is a direct loop whose innermost dimension is the contiguous channels. Work is split into row
+ * blocks run on the cpu_pool workers, and bias + activation are applied while a block is hot. */
+#pragma GCC optimize("O3") /* -O2's cheap vectoriser skips loops with a remainder */
+
+#include <cblas.h>
+#include <string.h>
+
+#include "../err.h"
+#include "cpu_pool.h"
+
+/* im2col block budget per worker: about half a (1 MiB) L2, so the block, the weights panel and
+ * the output rows it produces stay in cache between the copy and the GEMM. */
+#define IM2COL_BYTES (512 * 1024)
+/* Rows of a direct (1x1) GEMM task, and the least work worth a parallel run. */
+#define DIRECT_ROWS 1024
+#define MIN_PARALLEL_MACS 100000
+#define DW_CB 16 /* channels per depthwise register block */
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+static int conv_out(int in, int k, int s, int plo, int phi)
+{
+    return (in + plo + phi - k) / s + 1;
+}
+
+static void check_desc(const nn_tensor *y, const nn_tensor *x, const nn_conv_desc *d)
+{
+    VS_CHECK(d->kh >= 1 && d->kw >= 1 && d->sh >= 1 && d->sw >= 1);
+    VS_CHECK(d->pad_t >= 0 && d->pad_b >= 0 && d->pad_l >= 0 && d->pad_r >= 0);
+    VS_CHECK(y->n == x->n);
+    VS_CHECK(y->h == conv_out(x->h, d->kh, d->sh, d->pad_t, d->pad_b));
+    VS_CHECK(y->w == conv_out(x->w, d->kw, d->sw, d->pad_l, d->pad_r));
+}
+
+/* Splits `total` rows into tasks of at most max_rows (multiples of `align` where it can). Unless
+ * the work is too small to share, the task count is a multiple of the worker count so that no
+ * core idles through the last round. */
+static int split_rows(size_t *rows_out, size_t total, size_t max_rows, size_t align, double macs)
+{
+    size_t th = macs < MIN_PARALLEL_MACS ? 1 : (size_t)cpu_pool_threads();
+    if (max_rows < 1) max_rows = 1;
+    size_t tasks = (total + max_rows - 1) / max_rows;
+    tasks = (tasks + th - 1) / th * th;
+    size_t rows = (total + tasks - 1) / tasks;
+    if (rows > align) rows = (rows + align - 1) / align * align;
+    *rows_out = rows;
+    return (int)((total + rows - 1) / rows);
+}
+
+/* ---- epilogue ---------------------------------------------------------------------------- */
+
+void cpu_bias_act(float *restrict y, const float *restrict b, size_t rows, size_t c, nn_act act,
+                  float alpha)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *restrict v = y + r * c;
+        if (b)
+            for (size_t i = 0; i < c; i++) v[i] += b[i];
+        switch (act) {
+        case NN_ACT_NONE:
+            break;
+        case NN_ACT_RELU:
+            for (size_t i = 0; i < c; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+            break;
+        case NN_ACT_RELU6:
+            for (size_t i = 0; i < c; i++) {
+                float t = v[i] > 0.0f ? v[i] : 0.0f;
+                v[i] = t < 6.0f ? t : 6.0f;
+            }
+            break;
+        case NN_ACT_LEAKY:
+            for (size_t i = 0; i < c; i++) v[i] = v[i] > 0.0f ? v[i] : alpha * v[i];
+            break;
+        }
+    }
+}
+
+void cpu_run_gemm_tasks(cpu_pool_fn fn, void *ctx, int n_tasks)
+{
+    int bt = openblas_get_num_threads();
+    if (bt != 1) openblas_set_num_threads(1);
+    cpu_pool_run(fn, ctx, n_tasks);
+    if (bt != 1) openblas_set_num_threads(bt);
+}
+
+/* ---- conv2d ------------------------------------------------------------------------------ */
+
+typedef struct conv_job {
+    float *y;            /* [m, cout], m = n * oh * ow */
+    const float *x;      /* [n, h, w, cin] */
+    const float *w;      /* [k, cout], k = kh * kw * cin (ky, kx, ci order, as TF stores it) */
+    const float *b;
+    const nn_conv_desc *d;
+    int h, w_in, cin, oh, ow, cout, k;
+    size_t m, rows;      /* output pixels, pixels per task */
+    int direct;          /* 1x1, stride 1, no padding: the input is already the matrix */
+} conv_job;
+
+/* col: [m1 - m0, k], one row per output pixel m in [m0, m1): its kh x kw x cin receptive field,
+ * zeros where the window hangs over the padding. Within a kernel row the valid taps are adjacent
+ * in NHWC, so each kernel row is one copy. */
+static void im2col(float *restrict col, const conv_job *j, size_t m0, size_t m1)
+{
+    const nn_conv_desc *d = j->d;
+    const int cin = j->cin, kw = d->kw, ow = j->ow, oh = j->oh;
+    const size_t krow = (size_t)kw * cin;
+    int ox = (int)(m0 % (size_t)ow);
+    int oy = (int)(m0 / (size_t)ow % (size_t)oh);
+    size_t n = m0 / ((size_t)ow * oh);
+    for (size_t m = m0; m < m1; m++) {
+        float *row = col + (m - m0) * (size_t)j->k;
+        int iy0 = oy * d->sh - d->pad_t, ix0 = ox * d->sw - d->pad_l;
+        int kx_lo = imax(0, -ix0), kx_hi = imin(kw, j->w_in - ix0);
+        for (int ky = 0; ky < d->kh; ky++) {
+            float *dst = row + (size_t)ky * krow;
+            int iy = iy0 + ky;
+            if (iy < 0 || iy >= j->h || kx_lo >= kx_hi) {
+                memset(dst, 0, krow * sizeof(float));
+                continue;
+            }
+            const float *src = j->x + ((n * j->h + iy) * j->w_in + ix0 + kx_lo) * cin;
+            if (kx_lo > 0) memset(dst, 0, (size_t)kx_lo * cin * sizeof(float));
+            memcpy(dst + (size_t)kx_lo * cin, src, (size_t)(kx_hi - kx_lo) * cin * sizeof(float));
+            if (kx_hi < kw) memset(dst + (size_t)kx_hi * cin, 0, (size_t)(kw - kx_hi) * cin * sizeof(float));
+        }
+        if (++ox == ow) {
+            ox = 0;
+            if (++oy == oh) oy = 0, n++;
+        }
+    }
+}
+
+static void conv_task(void *ctx, int task, int worker)
+{
+    const conv_job *j = ctx;
+    size_t m0 = (size_t)task * j->rows;
+    size_t m1 = m0 + j->rows < j->m ? m0 + j->rows : j->m;
+    int rows = (int)(m1 - m0);
+    const float *a = j->x + m0 * (size_t)j->cin;
+    if (!j->direct) {
+        float *col = cpu_pool_scratch(worker, (size_t)rows * j->k * sizeof(float));
+        im2col(col, j, m0, m1);
+        a = col;
+    }
+    float *y = j->y + m0 * (size_t)j->cout;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, j->cout, j->k, 1.0f, a, j->k,
+                j->w, j->cout, 0.0f, y, j->cout);
+    cpu_bias_act(y, j->b, (size_t)rows, (size_t)j->cout, j->d->act, j->d->alpha);
+}
+
+/* y: [n, oh, ow, cout] = act(conv(x, w) + b)   x: [n, h, w, cin]   w: [kh, kw, cin, cout] */
+void cpu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
+                const nn_conv_desc *d)
+{
+    check_desc(y, x, d);
+    conv_job j = {
+        .y = y->d, .x = x->d, .w = w, .b = b, .d = d,
+        .h = x->h, .w_in = x->w, .cin = x->c, .oh = y->h, .ow = y->w, .cout = y->c,
+        .k = d->kh * d->kw * x->c,
+        .m = (size_t)y->n * y->h * y->w,
+    };
+    if (j.m == 0 || j.cout == 0) return;
+    j.direct = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->pad_t == 0 &&
+               d->pad_l == 0 && d->pad_b == 0 && d->pad_r == 0;
+    double macs = (double)j.m * j.k * j.cout;
+    size_t max_rows = j.direct ? DIRECT_ROWS : IM2COL_BYTES / (sizeof(float) * (size_t)j.k);
+    if (max_rows < 16) max_rows = 16;
+    int tasks = split_rows(&j.rows, j.m, max_rows, 16, macs);
+    cpu_run_gemm_tasks(conv_task, &j, tasks);
+}
+
+/* ---- depthwise --------------------------------------------------------------------------- */
+
+typedef struct dw_job {
+    float *y;
+    const float *x, *w, *b;
+    const nn_conv_desc *d;
+    int h, w_in, c, oh, ow;
+    size_t rows; /* output rows (n * oh of them) per task */
+    size_t total;
+} dw_job;
+
+/* out[0..nc) = b + sum over the valid taps of x * w, for one output pixel and a block of channels.
+ * x0 points at the first valid tap's channel block, w0 at its weights. */
+static inline void dw_block(float *restrict out, const float *restrict x0, const float *restrict w0,
+                            const float *restrict b, int nc, int ntaps_y, int ntaps_x,
+                            size_t x_row, size_t w_row, int c)
+{
+    if (nc == DW_CB) {
+        float acc[DW_CB];
+        for (int i = 0; i < DW_CB; i++) acc[i] = b ? b[i] : 0.0f;
+        for (int ky = 0; ky < ntaps_y; ky++) {
+            const float *restrict xr = x0 + ky * x_row;
+            const float *restrict wr = w0 + ky * w_row;
+            for (int kx = 0; kx < ntaps_x; kx++)
+                for (int i = 0; i < DW_CB; i++) acc[i] += xr[(size_t)kx * c + i] * wr[(size_t)kx * c + i];
+        }
+        for (int i = 0; i < DW_CB; i++) out[i] = acc[i];
+        return;
+    }
+    for (int i = 0; i < nc; i++) out[i] = b ? b[i] : 0.0f;
+    for (int ky = 0; ky < ntaps_y; ky++)
+        for (int kx = 0; kx < ntaps_x; kx++) {
+            const float *restrict xr = x0 + ky * x_row + (size_t)kx * c;
+            const float *restrict wr = w0 + ky * w_row + (size_t)kx * c;
+            for (int i = 0; i < nc; i++) out[i] += xr[i] * wr[i];
+        }
+}
+
+static void dw_task(void *ctx, int task, int worker)
+{
+    const dw_job *j = ctx;
+    const nn_conv_desc *d = j->d;
+    const int c = j->c;
+    const size_t x_row = (size_t)j->w_in * c, w_row = (size_t)d->kw * c;
+    size_t r0 = (size_t)task * j->rows, r1 = r0 + j->rows < j->total ? r0 + j->rows : j->total;
+    for (size_t r = r0; r < r1; r++) {
+        size_t n = r / (size_t)j->oh;
+        int oy = (int)(r % (size_t)j->oh);
+        int iy0 = oy * d->sh - d->pad_t;
+        int ky_lo = imax(0, -iy0), ky_hi = imin(d->kh, j->h - iy0);
+        float *yrow = j->y + r * (size_t)j->ow * c;
+        for (int ox = 0; ox < j->ow; ox++) {
+            int ix0 = ox * d->sw - d->pad_l;
+            int kx_lo = imax(0, -ix0), kx_hi = imin(d->kw, j->w_in - ix0);
+            float *out = yrow + (size_t)ox * c;
+            if (ky_lo >= ky_hi || kx_lo >= kx_hi) { /* window entirely in the padding */
+                for (int i = 0; i < c; i++) out[i] = j->b ? j->b[i] : 0.0f;
+                continue;
+            }
+            const float *x0 =
+                j->x + ((n * j->h + (size_t)(iy0 + ky_lo)) * j->w_in + (size_t)(ix0 + kx_lo)) * c;
+            const float *w0 = j->w + ((size_t)ky_lo * d->kw + kx_lo) * c;
+            for (int cb = 0; cb < c; cb += DW_CB)
+                dw_block(out + cb, x0 + cb, w0 + cb, j->b ? j->b + cb : NULL, imin(DW_CB, c - cb),
+                         ky_hi - ky_lo, kx_hi - kx_lo, x_row, w_row, c);
+        }
+        cpu_bias_act(yrow, NULL, 1, (size_t)j->ow * c, d->act, d->alpha);
+    }
+}
+
+/* y: [n, oh, ow, c] = act(depthwise(x, w) + b)   x: [n, h, w, c]   w: [kh, kw, c] */
+void cpu_depthwise(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
+                   const nn_conv_desc *d)
+{
+    check_desc(y, x, d);
+    VS_CHECK(y->c == x->c);
+    dw_job j = {
+        .y = y->d, .x = x->d, .w = w, .b = b, .d = d,
+        .h = x->h, .w_in = x->w, .c = x->c, .oh = y->h, .ow = y->w,
+        .total = (size_t)y->n * y->h,
+    };
+    if (j.total == 0 || j.ow == 0 || j.c == 0) return;
+    double macs = (double)nn_numel(y) * d->kh * d->kw;
+    /* ~32k outputs a task: enough tasks to balance, few enough that scheduling is free */
+    size_t max_rows = 32768 / ((size_t)j.ow * j.c) + 1;
+    int tasks = split_rows(&j.rows, j.total, max_rows, 1, macs);
+    cpu_pool_run(dw_task, &j, tasks);
+}

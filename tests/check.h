@@ -1,0 +1,85 @@
+/* check.h: the test macros. A failed CHECK prints file:line and the expression and counts a
+ * failure; the test's main returns check_report(), which prints a summary and the exit status. */
+#ifndef VS_TEST_CHECK_H
+#define VS_TEST_CHECK_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int check_failures, check_count;
+
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        check_count++;                                                                  \
+        if (!(cond)) {                                                                  \
+            check_failures++;                                                           \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);    \
+        }                                                                               \
+    } while (0)
+
+#define CHECKF(cond, ...)                                                               \
+    do {                                                                                \
+        check_count++;                                                                  \
+        if (!(cond)) {                                                                  \
+            check_failures++;                                                           \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);    \
+            fprintf(stderr, __VA_ARGS__);                                               \
+            fputc('\n', stderr);                                                        \
+        }                                                                               \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                           \
+    do {                                                                                \
+        double check_a_ = (a), check_b_ = (b);                                          \
+        CHECKF(fabs(check_a_ - check_b_) <= (tol), "%s = %g, %s = %g (tol %g)", #a,     \
+               check_a_, #b, check_b_, (double)(tol));                                  \
+    } while (0)
+
+/* Real-data tests: ../shared/data beside the checkout, or $VISAGE_DATA. */
+static inline const char *check_data_dir(void)
+{
+    const char *d = getenv("VISAGE_DATA");
+    return d ? d : "../shared/data";
+}
+
+static inline int check_have_data(void)
+{
+    struct stat st;
+    return stat(check_data_dir(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static inline const char *check_models_dir(void)
+{
+    const char *d = getenv("VISAGE_MODELS");
+    return d ? d : "models";
+}
+
+static inline int check_have_models(void)
+{
+    char p[4096];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/ssd_mobilenetv1_model-weights_manifest.json", check_models_dir());
+    return stat(p, &st) == 0;
+}
+
+#define SKIP(...)                                                                       \
+    do {                                                                                \
+        printf("skipped: " __VA_ARGS__);                                                \
+        printf("\n");                                                                   \
+        return 0;                                                                       \
+    } while (0)
+
+static inline int check_report(const char *name)
+{
+    if (check_failures) {
+        fprintf(stderr, "%s: %d of %d checks FAILED\n", name, check_failures, check_count);
+        return 1;
+    }
+    printf("%s: %d checks passed\n", name, check_count);
+    return 0;
+}
+
+#endif

@@ -1,0 +1,78 @@
+#!/bin/sh
+# extract.sh: `visage extract`, `faces`, `sort` and `prune` end to end through the real binary:
+# the sample photos give their 22 faces with metadata and an alignments file; --skip-existing
+# skips a finished input; --filter keeps one person of a video; sorting renames in order; pruning
+# removes deleted faces from the alignments.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+if ! have_models; then echo "skipped: no models (run make models)"; exit 0; fi
+if [ ! -d "$SAMPLES" ]; then echo "skipped: no $SAMPLES (run make models)"; exit 0; fi
+
+# --- the sample photos: 22 faces, one PNG each, with metadata and an alignments file
+run_visage extract "$SAMPLES" -o "$T/faces" -q
+[ "$rc" -eq 0 ] || fail "extract samples: exit $rc"
+n=$(count_png "$T/faces")
+[ "$n" -eq 22 ] || fail "samples: $n faces, expected 22"
+grep -q "kept 22" "$T/out" || fail "samples: summary does not say 'kept 22'"
+grep -q "frames read" "$T/out" || fail "samples: no summary"
+al="$T/faces/alignments/samples.json"
+[ -f "$al" ] || fail "samples: no alignments file $al"
+grep -q '"complete": true' "$al" || fail "samples: alignments not marked complete"
+[ "$(grep -c '"landmarks"' "$al")" -eq 22 ] || fail "samples: alignments do not hold 22 faces"
+no_partial_files "$T/faces"
+
+run_visage faces "$T/faces"
+[ "$rc" -eq 0 ] || fail "faces: exit $rc"
+grep -q "^22 faces" "$T/out" || fail "faces: does not list 22 faces"
+grep -q "sample3.jpg" "$T/out" || fail "faces: source not listed"
+run_visage faces "$T/faces" --json
+[ "$(grep -c '"yaw"' "$T/out")" -eq 22 ] || fail "faces --json: not 22 records"
+
+# --- --skip-existing: a complete input is not read again
+run_visage extract "$SAMPLES" -o "$T/faces" -q --skip-existing
+[ "$rc" -eq 0 ] || fail "skip-existing: exit $rc"
+grep -q "1 skipped" "$T/out" || fail "skip-existing: the finished input was not skipped"
+[ "$(count_png "$T/faces")" -eq 22 ] || fail "skip-existing: faces changed"
+
+# --- sort by size: rank prefixes, largest first; faces stay the same files
+run_visage sort "$T/faces" --by size
+[ "$rc" -eq 0 ] || fail "sort: exit $rc"
+[ "$(ls "$T/faces" | grep -c '^000[0-9][0-9]_.*\.png$')" -eq 22 ] || fail "sort: files not renamed with ranks"
+run_visage faces "$T/faces" --json
+first=$(head -n 1 "$T/out" | sed 's/.*"size":\([0-9.]*\).*/\1/')
+last=$(tail -n 1 "$T/out" | sed 's/.*"size":\([0-9.]*\).*/\1/')
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(a + 0 >= b + 0) }' || fail "sort --by size: first $first < last $last"
+run_visage sort "$T/faces" --by colour
+[ "$rc" -eq 2 ] || fail "sort --by colour: exit $rc, expected a usage error"
+
+# --- delete three faces, prune: the alignments file follows
+rm "$T/faces/00001_"*.png "$T/faces/00005_"*.png "$T/faces/00022_"*.png
+run_visage prune "$T/faces"
+[ "$rc" -eq 0 ] || fail "prune: exit $rc"
+grep -q "3 of 22 faces removed" "$T/out" || fail "prune: does not report 3 of 22 removed"
+[ "$(grep -c '"landmarks"' "$al")" -eq 19 ] || fail "prune: alignments do not hold 19 faces"
+
+if ! have_data; then echo "skipped: no ../shared/data (the sample checks passed)"; exit 0; fi
+
+# --- --filter: one W009 face as the reference keeps W009 and drops W011
+mead=$DATA/mead
+ref=$(ls "$T/faces" | head -n 1)
+run_visage extract "$mead/W009_front_neutral_level1_001.mp4" -o "$T/w9" -q --every 50
+[ "$rc" -eq 0 ] || fail "extract W009: exit $rc"
+ref=$(ls "$T/w9"/*.png | head -n 1)
+run_visage extract "$mead/W009_front_happy_level3_001.mp4" "$mead/W011_front_happy_level3_001.mp4" \
+    -o "$T/filtered" -q --every 10 --filter "$ref"
+[ "$rc" -eq 0 ] || fail "extract --filter: exit $rc"
+w9=$(ls "$T/filtered" | grep -c '^W009')
+w11=$(ls "$T/filtered" | grep -c '^W011')
+[ "$w9" -ge 8 ] || fail "--filter kept only $w9 W009 faces"
+[ "$w11" -eq 0 ] || fail "--filter kept $w11 W011 faces"
+grep -Eq "filtered by identity [1-9]" "$T/out" || fail "--filter: summary does not count identity filtering"
+
+# --nfilter drops the reference person
+run_visage extract "$mead/W009_front_happy_level3_001.mp4" -o "$T/nfiltered" -q --every 10 --nfilter "$ref"
+[ "$rc" -eq 0 ] || fail "extract --nfilter: exit $rc"
+[ "$(count_png "$T/nfiltered")" -eq 0 ] || fail "--nfilter kept faces of the reference person"
+
+echo ok

