@@ -42,6 +42,15 @@ $(info $(if $(NVCC),  ✓ CUDA ($(NVCC)),  ✗ CUDA (optional: CPU backend only)
 endif
 endif
 
+# quiet build lines; V=1 shows the commands
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-5s %s\n'
+endif
+
 PC_LIBS  := $(REQUIRED_PC)
 DEP_CFLAGS := $(if $(MISSING),,$(shell pkg-config --cflags $(PC_LIBS)))
 DEP_LIBS   := $(if $(MISSING),,$(shell pkg-config --libs $(PC_LIBS))) -lm -lpthread
@@ -66,19 +75,23 @@ check-deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -MMD -MP -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(LIB): $(CORE_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(say) AR $@
+	$(Q)ar rcs $@ $^
 
 $(BIN): $(TUI_OBJ) $(LIB)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TUI_OBJ) $(LIB) $(DEP_LIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TUI_OBJ) $(LIB) $(DEP_LIBS)
 	@[ "$(SAN)" = 1 ] || ln -sf $(BUILD)/visage visage
 
 $(BUILD)/tests/%: tests/%.c tests/check.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
 -include $(CORE_OBJ:.o=.d) $(TUI_OBJ:.o=.d)
 

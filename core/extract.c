@@ -420,6 +420,8 @@ int ex_run(job *j, void *arg, vs_err *e)
         al_path(apath, sizeof apath, c.rq->align_dir, in);
         c.st.input_index = i;
         c.st.frame = 0;
+        c.st.frames_total = 0;
+        c.st.input_started = now() - c.t0;
         snprintf(c.st.input, sizeof c.st.input, "%s", fs_basename(in));
         if (c.rq->skip_existing) {
             al_file old;

@@ -39,6 +39,7 @@ typedef struct ex_status {
     char warning[1100];     /* the latest warning (a damaged file, an unreadable image) */
     double elapsed;         /* seconds since the job started */
     double load_seconds;    /* of that, loading the networks and references */
+    double input_started;   /* elapsed when the current input was opened */
 } ex_status;
 
 /* The three face networks, loaded together. */

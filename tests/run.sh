@@ -115,7 +115,7 @@ elif [ -x "$sanbuild/visage" ]; then
 else
     missing "san/cli/bad_input.sh" "$sanbuild/visage is missing: run 'make SAN=1' first"
 fi
-for name in test_media test_config; do
+for name in test_media test_config test_align test_nn test_facenet; do
     if [ -x "$sanbuild/tests/$name" ]; then
         run_test "san/$name" "$sanbuild/tests/$name"
     elif [ -f "tests/$name.c" ]; then

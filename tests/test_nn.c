@@ -82,7 +82,7 @@ static const char *act_name[] = {"none", "relu", "relu6", "leaky"};
 
 typedef struct conv_case {
     int n, h, w, cin, cout, kh, kw, sh, sw;
-    int same;         /* 1: TF same padding, 0: the explicit pads below */
+    int same; /* 1: TF same padding, 0: the explicit pads below */
     int pt, pl, pb, pr;
     nn_act act;
     int no_bias;
@@ -93,8 +93,14 @@ static void case_desc(nn_conv_desc *d, const conv_case *c)
     if (c->same) {
         nn_conv_geometry(d, c->h, c->w, c->kh, c->kw, c->sh, c->sw, NN_PAD_SAME);
     } else {
-        *d = (nn_conv_desc){.kh = c->kh, .kw = c->kw, .sh = c->sh, .sw = c->sw, .pad_t = c->pt,
-                            .pad_l = c->pl, .pad_b = c->pb, .pad_r = c->pr};
+        *d = (nn_conv_desc){.kh = c->kh,
+                            .kw = c->kw,
+                            .sh = c->sh,
+                            .sw = c->sw,
+                            .pad_t = c->pt,
+                            .pad_l = c->pl,
+                            .pad_b = c->pb,
+                            .pad_r = c->pr};
     }
     d->act = c->act;
     d->alpha = 0.1f;
@@ -119,8 +125,9 @@ static void ref_conv(double *ref, double *mag, const nn_tensor *x, const float *
                                 s += v, m += fabs(v);
                             } else {
                                 for (int ci = 0; ci < x->c; ci++) {
-                                    double v = (double)xp[ci] *
-                                               w[((size_t)(ky * d->kw + kx) * x->c + ci) * cout + co];
+                                    double v =
+                                        (double)xp[ci] *
+                                        w[((size_t)(ky * d->kw + kx) * x->c + ci) * cout + co];
                                     s += v, m += fabs(v);
                                 }
                             }
@@ -146,7 +153,8 @@ static void run_conv_case(const conv_case *c, int depthwise)
     nn_tensor y = nan_tensor(c->n, oh, ow, cout);
     size_t wn = (size_t)c->kh * c->kw * c->cin * (depthwise ? 1 : cout);
     float *w = rand_buf(wn), *b = c->no_bias ? NULL : rand_buf((size_t)cout);
-    double *ref = vs_malloc(nn_numel(&y) * sizeof *ref), *mag = vs_malloc(nn_numel(&y) * sizeof *mag);
+    double *ref = vs_malloc(nn_numel(&y) * sizeof *ref),
+           *mag = vs_malloc(nn_numel(&y) * sizeof *mag);
 
     (depthwise ? be->depthwise : be->conv2d)(&y, &x, w, b, &d);
     ref_conv(ref, mag, &x, w, b, cout, &d, oh, ow, depthwise);
@@ -178,7 +186,7 @@ static void test_conv(void)
         {1, 24, 24, 3, 8, 3, 3, 2, 2, 1, 0, 0, 0, 0, NN_ACT_RELU6, 0},
         {2, 25, 19, 7, 6, 3, 3, 2, 2, 1, 0, 0, 0, 0, NN_ACT_LEAKY, 1},
         {1, 11, 14, 4, 5, 3, 3, 1, 1, 0, 0, 0, 0, 0, NN_ACT_NONE, 0},
-        {1, 12, 13, 4, 6, 3, 3, 2, 1, 0, 0, 2, 1, 0, NN_ACT_NONE, 0}, /* asymmetric */
+        {1, 12, 13, 4, 6, 3, 3, 2, 1, 0, 0, 2, 1, 0, NN_ACT_NONE, 0},   /* asymmetric */
         {1, 37, 45, 24, 16, 3, 3, 1, 1, 1, 0, 0, 0, 0, NN_ACT_RELU, 0}, /* several im2col blocks */
         /* 5x5, 7x7 (the ResNet stem), rectangular */
         {2, 21, 18, 3, 7, 5, 5, 2, 2, 1, 0, 0, 0, 0, NN_ACT_RELU, 0},
@@ -203,8 +211,8 @@ static void test_depthwise(void)
         {2, 17, 13, 16, 0, 5, 5, 2, 2, 1, 0, 0, 0, 0, NN_ACT_RELU, 0},
         {1, 12, 11, 3, 0, 7, 7, 2, 2, 1, 0, 0, 0, 0, NN_ACT_NONE, 0},
         {1, 10, 9, 1, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, NN_ACT_NONE, 0},
-        {1, 9, 11, 17, 0, 3, 3, 2, 1, 0, 0, 2, 1, 0, NN_ACT_NONE, 0}, /* asymmetric */
-        {1, 5, 6, 18, 0, 1, 1, 1, 1, 0, 2, 1, 1, 2, NN_ACT_LEAKY, 0}, /* padding-only windows */
+        {1, 9, 11, 17, 0, 3, 3, 2, 1, 0, 0, 2, 1, 0, NN_ACT_NONE, 0},   /* asymmetric */
+        {1, 5, 6, 18, 0, 1, 1, 1, 1, 0, 2, 1, 1, 2, NN_ACT_LEAKY, 0},   /* padding-only windows */
         {1, 64, 70, 32, 0, 3, 3, 1, 1, 1, 0, 0, 0, 0, NN_ACT_RELU6, 0}, /* many tasks */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_conv_case(&cases[i], 1);
@@ -234,8 +242,15 @@ static void test_pool(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const pool_case *c = &cases[i];
-        nn_pool_desc d = {.kind = c->kind, .kh = c->kh, .kw = c->kw, .sh = c->sh, .sw = c->sw,
-                          .pad_t = c->pt, .pad_l = c->pl, .pad_b = c->pb, .pad_r = c->pr};
+        nn_pool_desc d = {.kind = c->kind,
+                          .kh = c->kh,
+                          .kw = c->kw,
+                          .sh = c->sh,
+                          .sw = c->sw,
+                          .pad_t = c->pt,
+                          .pad_l = c->pl,
+                          .pad_b = c->pb,
+                          .pad_r = c->pr};
         if (c->same) {
             nn_pad_for(&d.pad_t, &d.pad_b, c->h, c->kh, c->sh, NN_PAD_SAME);
             nn_pad_for(&d.pad_l, &d.pad_r, c->w, c->kw, c->sw, NN_PAD_SAME);
@@ -263,7 +278,8 @@ static void test_pool(void)
                         ref[(((size_t)n * oh + oy) * ow + ox) * c->c + ch] = acc;
                     }
         char what[200];
-        snprintf(what, sizeof what, "%s pool %dx%dx%dx%d k %dx%d s %dx%d pad t%d l%d b%d r%d, %d threads",
+        snprintf(what, sizeof what,
+                 "%s pool %dx%dx%dx%d k %dx%d s %dx%d pad t%d l%d b%d r%d, %d threads",
                  c->kind == NN_POOL_MAX ? "max" : "avg", c->n, c->h, c->w, c->c, d.kh, d.kw, d.sh,
                  d.sw, d.pad_t, d.pad_l, d.pad_b, d.pad_r, nn_cpu_threads());
         compare(what, y.d, ref, NULL, nn_numel(&y));
@@ -276,7 +292,8 @@ static void test_pool(void)
 
 static void test_dense(void)
 {
-    static const int shapes[][3] = {{1, 37, 13}, {3, 37, 13}, {2, 512, 128}, {1, 256, 300}, {5, 1, 4}};
+    static const int shapes[][3] = {
+        {1, 37, 13}, {3, 37, 13}, {2, 512, 128}, {1, 256, 300}, {5, 1, 4}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int act = NN_ACT_NONE; act <= NN_ACT_LEAKY; act++) {
             int n = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
@@ -360,8 +377,8 @@ static void test_geometry(void)
                "same in %d k %d s %d: out %d pad %d/%d, want %d %d/%d", s[0], s[1], s[2],
                nn_out_size(s[0], s[1], s[2], NN_PAD_SAME), lo, hi, s[3], s[4], s[5]);
     }
-    static const int valid[][4] = {{150, 3, 1, 148}, {7, 3, 2, 3}, {8, 3, 2, 3}, {2, 3, 1, 0},
-                                   {3, 3, 1, 1},     {9, 1, 2, 5}};
+    static const int valid[][4] = {{150, 3, 1, 148}, {7, 3, 2, 3}, {8, 3, 2, 3},
+                                   {2, 3, 1, 0},     {3, 3, 1, 1}, {9, 1, 2, 5}};
     for (size_t i = 0; i < sizeof valid / sizeof *valid; i++) {
         const int *s = valid[i];
         int lo = -1, hi = -1;
@@ -409,7 +426,7 @@ static void test_fold_batchnorm(void)
         float *bf = vs_malloc((size_t)cout * sizeof *bf);
         nn_fold_batchnorm(w, bf, b, wn, cout, gamma, beta, mean, var, eps);
         op(&y2, &x, w, bf, &d);
-        compare(variant == 0 ? "fold batchnorm: conv2d"
+        compare(variant == 0   ? "fold batchnorm: conv2d"
                 : variant == 1 ? "fold batchnorm: conv2d without bias"
                                : "fold batchnorm: depthwise",
                 y2.d, ref, NULL, nn_numel(&y2));
@@ -505,10 +522,13 @@ static void test_weights_synthetic(void)
 
     const float *f = nn_weights_get(w, "f", 2, (int[]){2, 3}, &e);
     CHECKF(f != NULL, "%s", e.msg);
-    if (f) CHECK(f[0] == 1.5f && f[1] == -2.25f && f[3] == 0.125f && f[4] == -7.0f && f[5] == 1e-3f);
+    if (f)
+        CHECK(f[0] == 1.5f && f[1] == -2.25f && f[3] == 0.125f && f[4] == -7.0f && f[5] == 1e-3f);
     const float *q8 = nn_weights_get(w, "q8", 1, (int[]){5}, &e);
     CHECKF(q8 != NULL, "%s", e.msg);
-    if (q8) CHECK(q8[0] == -1.5f && q8[1] == -1.25f && q8[2] == 0.0f && q8[3] == 48.5f && q8[4] == 62.25f);
+    if (q8)
+        CHECK(q8[0] == -1.5f && q8[1] == -1.25f && q8[2] == 0.0f && q8[3] == 48.5f &&
+              q8[4] == 62.25f);
     const float *q16 = nn_weights_get(w, "q16", 1, (int[]){3}, &e);
     CHECKF(q16 != NULL, "%s", e.msg);
     if (q16) CHECK(q16[0] == 2.0f && q16[1] == 3.5f && q16[2] == 2.0f + 65535 * 0.5f);
@@ -524,11 +544,13 @@ static void test_weights_synthetic(void)
     e.msg[0] = 0;
     CHECK(nn_weights_get(w, "f", 2, (int[]){3, 2}, &e) == NULL);
     CHECKF(strstr(e.msg, "synth-weights_manifest.json") && strstr(e.msg, "'f'") &&
-               strstr(e.msg, "[2,3]") && strstr(e.msg, "[3,2]"), "%s", e.msg);
+               strstr(e.msg, "[2,3]") && strstr(e.msg, "[3,2]"),
+           "%s", e.msg);
     e.msg[0] = 0;
     CHECK(nn_weights_get(w, "q8", 2, (int[]){5, 1}, &e) == NULL);
     CHECKF(strstr(e.msg, "synth-weights_manifest.json") && strstr(e.msg, "[5]") &&
-               strstr(e.msg, "[5,1]"), "%s", e.msg);
+               strstr(e.msg, "[5,1]"),
+           "%s", e.msg);
     e.msg[0] = 0;
     CHECK(nn_weights_get(w, "nope", 1, (int[]){1}, &e) == NULL);
     CHECKF(strstr(e.msg, "synth-weights_manifest.json") && strstr(e.msg, "nope"), "%s", e.msg);
@@ -569,6 +591,12 @@ static void test_weights_synthetic(void)
                       "shape-weights_manifest.json", "'z'", (char *)NULL);
     expect_load_error("absent-weights_manifest.json", "missing manifest",
                       "absent-weights_manifest.json", (char *)NULL);
+    write_text("dup-weights_manifest.json",
+               "[{\"paths\": [\"a.bin\"], \"weights\": [{\"name\": \"z\", \"shape\": [1], "
+               "\"dtype\": \"float32\"}, {\"name\": \"z\", \"shape\": [1], \"dtype\": "
+               "\"float32\"}, {\"name\": \"y\", \"shape\": [1], \"dtype\": \"float32\"}]}]");
+    expect_load_error("dup-weights_manifest.json", "tensor listed twice",
+                      "dup-weights_manifest.json", "'z'", (char *)NULL);
 }
 
 /* ---- weight loader: the real SSD MobileNet manifest -------------------------------------- */
@@ -599,8 +627,8 @@ static int test_weights_real(void)
     int rc = nn_weights_load(&w, manifest, &e);
     CHECKF(rc == 0, "%s", e.msg);
     if (rc) return 0;
-    const float *c0 = nn_weights_get(w, "MobilenetV1/Conv2d_0_pointwise/weights", 4,
-                                     (int[]){3, 3, 3, 32}, &e);
+    const float *c0 =
+        nn_weights_get(w, "MobilenetV1/Conv2d_0_pointwise/weights", 4, (int[]){3, 3, 3, 32}, &e);
     CHECKF(c0 != NULL, "%s", e.msg);
     CHECK(nn_weights_get(w, "MobilenetV1/Conv2d_1_depthwise/depthwise_weights", 4,
                          (int[]){3, 3, 32, 1}, &e) != NULL);
@@ -619,7 +647,8 @@ static int test_weights_real(void)
         json_t *js = json_object_get(jw, "shape");
         int shape[8], nd = (int)json_array_size(js);
         size_t count = 1;
-        for (int k = 0; k < nd; k++) count *= (size_t)(shape[k] = (int)json_integer_value(json_array_get(js, k)));
+        for (int k = 0; k < nd; k++)
+            count *= (size_t)(shape[k] = (int)json_integer_value(json_array_get(js, k)));
         const char *name = json_string_value(json_object_get(jw, "name"));
         const float *v = nn_weights_get(w, name, nd, shape, &e);
         CHECKF(v != NULL, "%s", e.msg);
@@ -628,8 +657,10 @@ static int test_weights_real(void)
         double sc = q8 ? json_number_value(json_object_get(jq, "scale")) : 0;
         for (size_t k = 0; v && k < count && off + (q8 ? k : 4 * k + 3) < bin_len; k++) {
             float want;
-            if (q8) want = (float)mn + (float)raw[off + k] * (float)sc;
-            else memcpy(&want, raw + off + 4 * k, 4);
+            if (q8)
+                want = (float)mn + (float)raw[off + k] * (float)sc;
+            else
+                memcpy(&want, raw + off + 4 * k, 4);
             int ok = fabsf(v[k] - want) <= 1e-6f * (1 + fabsf(want));
             double slack = 1e-6 * (1 + fabs(mn) + 255 * sc); /* float rounding */
             if (q8) ok = ok && v[k] >= mn - slack && v[k] <= mn + 255 * sc + slack;
@@ -648,7 +679,8 @@ static int test_weights_real(void)
                          &e) == NULL);
     CHECKF(strstr(e.msg, "ssd_mobilenetv1_model-weights_manifest.json") &&
                strstr(e.msg, "Conv2d_0_pointwise/weights") && strstr(e.msg, "[3,3,3,32]") &&
-               strstr(e.msg, "[3,3,3,16]"), "%s", e.msg);
+               strstr(e.msg, "[3,3,3,16]"),
+           "%s", e.msg);
     json_decref(root);
     nn_weights_free(w);
 
@@ -672,10 +704,16 @@ static int test_weights_real(void)
 
 static void remove_tmp(void)
 {
-    static const char *names[] = {"synth-weights_manifest.json", "a.bin", "b.bin", "c.bin",
-                                  "dtype-weights_manifest.json", "qdtype-weights_manifest.json",
-                                  "broken-weights_manifest.json", "obj-weights_manifest.json",
-                                  "shape-weights_manifest.json"};
+    static const char *names[] = {"synth-weights_manifest.json",
+                                  "a.bin",
+                                  "b.bin",
+                                  "c.bin",
+                                  "dtype-weights_manifest.json",
+                                  "qdtype-weights_manifest.json",
+                                  "broken-weights_manifest.json",
+                                  "obj-weights_manifest.json",
+                                  "shape-weights_manifest.json",
+                                  "dup-weights_manifest.json"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) remove(tmp_path(names[i]));
     rmdir(tmp_dir);
 }

@@ -88,10 +88,13 @@ static void print_progress(const ex_status *st, int tty, double *last_line)
     double fps = work > 0 ? st->frames_read / work : 0;
     double frac = st->frames_total > 0 ? (double)st->frame / st->frames_total : 0;
     if (frac > 1) frac = 1;
+    /* ETA of the current input from how far into it we are (counts skipped frames, --every) */
+    double in_input = st->elapsed - fmax(st->input_started, st->load_seconds);
     char eta[32];
-    int every = 1;
     fmt_duration(eta, sizeof eta,
-                 (st->frames_total > 0 && fps > 0) ? (st->frames_total - st->frame) / (fps * every) : -1);
+                 (st->frames_total > 0 && st->frame > 0)
+                     ? in_input * (double)(st->frames_total - st->frame) / (double)st->frame
+                     : -1);
     if (tty) {
         char bar[31];
         int fill = (int)(frac * 30);

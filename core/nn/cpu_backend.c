@@ -9,13 +9,19 @@
 #include <string.h>
 
 #include "../err.h"
-#include "cpu_pool.h"
+#include "cpu_conv.h"
 
-#define EW_CHUNK 32768     /* floats per element-wise task */
-#define POOL_CB 16         /* channels per pooling register block */
+#define EW_CHUNK 32768 /* floats per element-wise task */
+#define POOL_CB 16     /* channels per pooling register block */
 
-static inline int imin(int a, int b) { return a < b ? a : b; }
-static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline int imin(int a, int b)
+{
+    return a < b ? a : b;
+}
+static inline int imax(int a, int b)
+{
+    return a > b ? a : b;
+}
 
 /* ---- memory -------------------------------------------------------------------------------- */
 
@@ -27,14 +33,19 @@ static float *cpu_alloc(size_t n)
     return p;
 }
 
-static void cpu_free(float *p) { free(p); }
+static void cpu_free(float *p)
+{
+    free(p);
+}
 
 static void cpu_copy(float *dst, const float *src, size_t n)
 {
     if (n) memcpy(dst, src, n * sizeof(float));
 }
 
-static void cpu_sync(void) {}
+static void cpu_sync(void)
+{
+}
 
 /* ---- element-wise ops, in chunks of EW_CHUNK floats ---------------------------------------- */
 
@@ -118,8 +129,8 @@ static void cpu_scale_bias(nn_tensor *x, const float *scale, const float *bias)
 /* ---- pooling ------------------------------------------------------------------------------- */
 
 typedef struct pool_job {
-    float *y;         /* [n, oh, ow, c] */
-    const float *x;   /* [n, h, w, c] */
+    float *y;       /* [n, oh, ow, c] */
+    const float *x; /* [n, h, w, c] */
     const nn_pool_desc *d;
     int h, w, c, oh, ow;
     size_t rows, total; /* output rows per task, n * oh */
@@ -174,8 +185,8 @@ static void pool_task(void *ctx, int task, int worker)
             const float *x0 =
                 j->x + ((n * j->h + (size_t)(iy0 + ky_lo)) * j->w + (size_t)(ix0 + kx_lo)) * c;
             for (int cb = 0; cb < c; cb += POOL_CB)
-                pool_block(out + cb, x0 + cb, imin(POOL_CB, c - cb), ky_hi - ky_lo,
-                           kx_hi - kx_lo, x_row, c, d->kind);
+                pool_block(out + cb, x0 + cb, imin(POOL_CB, c - cb), ky_hi - ky_lo, kx_hi - kx_lo,
+                           x_row, c, d->kind);
         }
     }
 }
@@ -188,8 +199,14 @@ static void cpu_pool(nn_tensor *y, const nn_tensor *x, const nn_pool_desc *d)
     VS_CHECK(y->h == (x->h + d->pad_t + d->pad_b - d->kh) / d->sh + 1);
     VS_CHECK(y->w == (x->w + d->pad_l + d->pad_r - d->kw) / d->sw + 1);
     pool_job j = {
-        .y = y->d, .x = x->d, .d = d,
-        .h = x->h, .w = x->w, .c = x->c, .oh = y->h, .ow = y->w,
+        .y = y->d,
+        .x = x->d,
+        .d = d,
+        .h = x->h,
+        .w = x->w,
+        .c = x->c,
+        .oh = y->h,
+        .ow = y->w,
         .total = (size_t)y->n * y->h,
     };
     if (j.total == 0 || j.ow == 0 || j.c == 0) return;

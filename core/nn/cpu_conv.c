@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../err.h"
-#include "cpu_pool.h"
+#include "cpu_conv.h"
 
 /* im2col block budget per worker: about half a (1 MiB) L2, so the block, the weights panel and
  * the output rows it produces stay in cache between the copy and the GEMM. */
@@ -19,8 +19,14 @@
 #define MIN_PARALLEL_MACS 100000
 #define DW_CB 16 /* channels per depthwise register block */
 
-static inline int imin(int a, int b) { return a < b ? a : b; }
-static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline int imin(int a, int b)
+{
+    return a < b ? a : b;
+}
+static inline int imax(int a, int b)
+{
+    return a > b ? a : b;
+}
 
 static int conv_out(int in, int k, int s, int plo, int phi)
 {
@@ -61,8 +67,7 @@ void cpu_bias_act(float *restrict y, const float *restrict b, size_t rows, size_
         if (b)
             for (size_t i = 0; i < c; i++) v[i] += b[i];
         switch (act) {
-        case NN_ACT_NONE:
-            break;
+        case NN_ACT_NONE: break;
         case NN_ACT_RELU:
             for (size_t i = 0; i < c; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
             break;
@@ -90,14 +95,14 @@ void cpu_run_gemm_tasks(cpu_pool_fn fn, void *ctx, int n_tasks)
 /* ---- conv2d ------------------------------------------------------------------------------ */
 
 typedef struct conv_job {
-    float *y;            /* [m, cout], m = n * oh * ow */
-    const float *x;      /* [n, h, w, cin] */
-    const float *w;      /* [k, cout], k = kh * kw * cin (ky, kx, ci order, as TF stores it) */
+    float *y;       /* [m, cout], m = n * oh * ow */
+    const float *x; /* [n, h, w, cin] */
+    const float *w; /* [k, cout], k = kh * kw * cin (ky, kx, ci order, as TF stores it) */
     const float *b;
     const nn_conv_desc *d;
     int h, w_in, cin, oh, ow, cout, k;
-    size_t m, rows;      /* output pixels, pixels per task */
-    int direct;          /* 1x1, stride 1, no padding: the input is already the matrix */
+    size_t m, rows; /* output pixels, pixels per task */
+    int direct;     /* 1x1, stride 1, no padding: the input is already the matrix */
 } conv_job;
 
 /* col: [m1 - m0, k], one row per output pixel m in [m0, m1): its kh x kw x cin receptive field,
@@ -125,7 +130,8 @@ static void im2col(float *restrict col, const conv_job *j, size_t m0, size_t m1)
             const float *src = j->x + ((n * j->h + iy) * j->w_in + ix0 + kx_lo) * cin;
             if (kx_lo > 0) memset(dst, 0, (size_t)kx_lo * cin * sizeof(float));
             memcpy(dst + (size_t)kx_lo * cin, src, (size_t)(kx_hi - kx_lo) * cin * sizeof(float));
-            if (kx_hi < kw) memset(dst + (size_t)kx_hi * cin, 0, (size_t)(kw - kx_hi) * cin * sizeof(float));
+            if (kx_hi < kw)
+                memset(dst + (size_t)kx_hi * cin, 0, (size_t)(kw - kx_hi) * cin * sizeof(float));
         }
         if (++ox == ow) {
             ox = 0;
@@ -147,8 +153,8 @@ static void conv_task(void *ctx, int task, int worker)
         a = col;
     }
     float *y = j->y + m0 * (size_t)j->cout;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, j->cout, j->k, 1.0f, a, j->k,
-                j->w, j->cout, 0.0f, y, j->cout);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, j->cout, j->k, 1.0f, a, j->k, j->w,
+                j->cout, 0.0f, y, j->cout);
     cpu_bias_act(y, j->b, (size_t)rows, (size_t)j->cout, j->d->act, j->d->alpha);
 }
 
@@ -158,8 +164,17 @@ void cpu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b
 {
     check_desc(y, x, d);
     conv_job j = {
-        .y = y->d, .x = x->d, .w = w, .b = b, .d = d,
-        .h = x->h, .w_in = x->w, .cin = x->c, .oh = y->h, .ow = y->w, .cout = y->c,
+        .y = y->d,
+        .x = x->d,
+        .w = w,
+        .b = b,
+        .d = d,
+        .h = x->h,
+        .w_in = x->w,
+        .cin = x->c,
+        .oh = y->h,
+        .ow = y->w,
+        .cout = y->c,
         .k = d->kh * d->kw * x->c,
         .m = (size_t)y->n * y->h * y->w,
     };
@@ -187,8 +202,8 @@ typedef struct dw_job {
 /* out[0..nc) = b + sum over the valid taps of x * w, for one output pixel and a block of channels.
  * x0 points at the first valid tap's channel block, w0 at its weights. */
 static inline void dw_block(float *restrict out, const float *restrict x0, const float *restrict w0,
-                            const float *restrict b, int nc, int ntaps_y, int ntaps_x,
-                            size_t x_row, size_t w_row, int c)
+                            const float *restrict b, int nc, int ntaps_y, int ntaps_x, size_t x_row,
+                            size_t w_row, int c)
 {
     if (nc == DW_CB) {
         float acc[DW_CB];
@@ -197,7 +212,8 @@ static inline void dw_block(float *restrict out, const float *restrict x0, const
             const float *restrict xr = x0 + ky * x_row;
             const float *restrict wr = w0 + ky * w_row;
             for (int kx = 0; kx < ntaps_x; kx++)
-                for (int i = 0; i < DW_CB; i++) acc[i] += xr[(size_t)kx * c + i] * wr[(size_t)kx * c + i];
+                for (int i = 0; i < DW_CB; i++)
+                    acc[i] += xr[(size_t)kx * c + i] * wr[(size_t)kx * c + i];
         }
         for (int i = 0; i < DW_CB; i++) out[i] = acc[i];
         return;
@@ -250,8 +266,16 @@ void cpu_depthwise(nn_tensor *y, const nn_tensor *x, const float *w, const float
     check_desc(y, x, d);
     VS_CHECK(y->c == x->c);
     dw_job j = {
-        .y = y->d, .x = x->d, .w = w, .b = b, .d = d,
-        .h = x->h, .w_in = x->w, .c = x->c, .oh = y->h, .ow = y->w,
+        .y = y->d,
+        .x = x->d,
+        .w = w,
+        .b = b,
+        .d = d,
+        .h = x->h,
+        .w_in = x->w,
+        .c = x->c,
+        .oh = y->h,
+        .ow = y->w,
         .total = (size_t)y->n * y->h,
     };
     if (j.total == 0 || j.ow == 0 || j.c == 0) return;

@@ -22,13 +22,13 @@ static pthread_cond_t cv_done = PTHREAD_COND_INITIALIZER;
 /* pause-loop iterations a waiting thread spins before it sleeps: some 50-100 us */
 #define SPIN_ITERS 4000
 
-static atomic_int n_threads;    /* workers including the caller */
-static int n_started;           /* pthreads running (excluding the caller) */
+static atomic_int n_threads; /* workers including the caller */
+static int n_started;        /* pthreads running (excluding the caller) */
 static pthread_t tids[CPU_POOL_MAX_THREADS];
 static unsigned long start_gen[CPU_POOL_MAX_THREADS];
 static atomic_ulong generation; /* written under mu, read by spinning workers without it */
 static atomic_int stopping;
-static atomic_int busy;         /* workers not yet done with the current generation */
+static atomic_int busy; /* workers not yet done with the current generation */
 
 static cpu_pool_fn job_fn;
 static void *job_ctx;

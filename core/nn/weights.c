@@ -25,11 +25,11 @@ typedef struct wtensor {
     int ndim;
     int shape[MAX_DIMS];
     size_t count;
-    float *data;     /* into the arena */
-    int used;        /* returned by nn_weights_get */
+    float *data; /* into the arena */
+    int used;    /* returned by nn_weights_get */
     stored_kind kind;
     double qmin, qscale;
-    size_t offset;   /* bytes into its group's shards */
+    size_t offset; /* bytes into its group's shards */
 } wtensor;
 
 struct nn_weights {
@@ -39,8 +39,8 @@ struct nn_weights {
     float *arena;
 };
 
-static const size_t stored_bytes[] = {[ST_F32] = 4, [ST_I32] = 4, [ST_U8] = 1, [ST_U16] = 2,
-                                      [ST_F16] = 2};
+static const size_t stored_bytes[] = {
+    [ST_F32] = 4, [ST_I32] = 4, [ST_U8] = 1, [ST_U16] = 2, [ST_F16] = 2};
 
 static void shape_str(char *buf, size_t cap, int ndim, const int *shape)
 {
@@ -62,8 +62,8 @@ static int parse_tensor(wtensor *t, json_t *jw, const char *manifest, int gi, in
         return vs_fail(e, "%s: tensor '%s': needs \"shape\" (array) and \"dtype\" (string)",
                        manifest, name);
     if (json_array_size(jshape) > MAX_DIMS)
-        return vs_fail(e, "%s: tensor '%s': %zu dimensions, at most %d supported", manifest,
-                       name, json_array_size(jshape), MAX_DIMS);
+        return vs_fail(e, "%s: tensor '%s': %zu dimensions, at most %d supported", manifest, name,
+                       json_array_size(jshape), MAX_DIMS);
     t->ndim = (int)json_array_size(jshape);
     t->count = 1;
     for (int i = 0; i < t->ndim; i++) {
@@ -84,12 +84,17 @@ static int parse_tensor(wtensor *t, json_t *jw, const char *manifest, int gi, in
         const char *qd = json_string_value(json_object_get(jq, "dtype"));
         if (!json_is_object(jq) || !qd)
             return vs_fail(e, "%s: tensor '%s': quantization without a dtype", manifest, name);
-        if (!strcmp(qd, "uint8")) t->kind = ST_U8;
-        else if (!strcmp(qd, "uint16")) t->kind = ST_U16;
-        else if (!strcmp(qd, "float16")) t->kind = ST_F16;
+        if (!strcmp(qd, "uint8"))
+            t->kind = ST_U8;
+        else if (!strcmp(qd, "uint16"))
+            t->kind = ST_U16;
+        else if (!strcmp(qd, "float16"))
+            t->kind = ST_F16;
         else
-            return vs_fail(e, "%s: tensor '%s': unknown quantization dtype '%s' (expected uint8, "
-                           "uint16 or float16)", manifest, name, qd);
+            return vs_fail(e,
+                           "%s: tensor '%s': unknown quantization dtype '%s' (expected uint8, "
+                           "uint16 or float16)",
+                           manifest, name, qd);
         if (t->kind != ST_F16) {
             json_t *jmin = json_object_get(jq, "min"), *jscale = json_object_get(jq, "scale");
             if (!json_is_number(jmin) || !json_is_number(jscale))
@@ -128,18 +133,14 @@ static void dequantise(float *restrict dst, const unsigned char *restrict src, c
     const float qmin = (float)t->qmin, qscale = (float)t->qscale;
     for (size_t i = 0; i < t->count; i++) {
         switch (t->kind) {
-        case ST_F32:
-            memcpy(&dst[i], src + 4 * i, 4);
-            break;
+        case ST_F32: memcpy(&dst[i], src + 4 * i, 4); break;
         case ST_I32: {
             int32_t v;
             memcpy(&v, src + 4 * i, 4);
             dst[i] = (float)v;
             break;
         }
-        case ST_U8:
-            dst[i] = qmin + (float)src[i] * qscale;
-            break;
+        case ST_U8: dst[i] = qmin + (float)src[i] * qscale; break;
         case ST_U16: {
             uint16_t q;
             memcpy(&q, src + 2 * i, 2);
@@ -217,13 +218,13 @@ void nn_weights_free(nn_weights *w)
 int nn_weights_load(nn_weights **out, const char *manifest, vs_err *e)
 {
     *out = NULL;
+    FILE *f = fopen(manifest, "rb");
+    if (!f) return vs_fail(e, "%s: cannot open: %s", manifest, strerror(errno));
     json_error_t je;
-    json_t *root = json_load_file(manifest, 0, &je);
-    if (!root) {
-        if (je.line < 1) return vs_fail(e, "%s: cannot read: %s", manifest, je.text);
-        return vs_fail(e, "%s:%d: bad JSON (column %d): %s", manifest, je.line, je.column,
-                       je.text);
-    }
+    json_t *root = json_loadf(f, 0, &je);
+    fclose(f);
+    if (!root)
+        return vs_fail(e, "%s:%d: bad JSON (column %d): %s", manifest, je.line, je.column, je.text);
     if (!json_is_array(root)) {
         json_decref(root);
         return vs_fail(e, "%s: not a TF.js weights manifest (expected a JSON array of groups)",
@@ -262,11 +263,10 @@ int nn_weights_load(nn_weights **out, const char *manifest, vs_err *e)
             if ((rc = parse_tensor(t, json_array_get(jws, wi), manifest, (int)gi, (int)wi, e)))
                 break;
             w->n++;
-            for (int k = 0; k < w->n - 1; k++)
-                if (!strcmp(w->t[k].name, t->name)) {
+            for (int k = 0; k < w->n - 1 && !rc; k++)
+                if (!strcmp(w->t[k].name, t->name))
                     rc = vs_fail(e, "%s: tensor '%s' listed twice", manifest, t->name);
-                    break;
-                }
+            if (rc) break;
             t->offset = offset;
             offset += t->count * stored_bytes[t->kind];
             total += (t->count + 15) & ~(size_t)15; /* each tensor 64-byte aligned */
@@ -283,10 +283,12 @@ int nn_weights_load(nn_weights **out, const char *manifest, vs_err *e)
     for (size_t gi = 0; gi < n_groups && !rc; gi++) {
         json_t *g = json_array_get(root, gi);
         size_t n_w = json_array_size(json_object_get(g, "weights")), need = 0;
-        if (n_w) need = w->t[ti + (int)n_w - 1].offset +
-                        w->t[ti + (int)n_w - 1].count * stored_bytes[w->t[ti + (int)n_w - 1].kind];
+        if (n_w)
+            need = w->t[ti + (int)n_w - 1].offset +
+                   w->t[ti + (int)n_w - 1].count * stored_bytes[w->t[ti + (int)n_w - 1].kind];
         unsigned char *bytes;
-        if ((rc = read_shards(&bytes, json_object_get(g, "paths"), dir, need, manifest, (int)gi, e)))
+        if ((rc =
+                 read_shards(&bytes, json_object_get(g, "paths"), dir, need, manifest, (int)gi, e)))
             break;
         for (size_t k = 0; k < n_w; k++, ti++) {
             wtensor *t = &w->t[ti];
@@ -307,8 +309,7 @@ int nn_weights_load(nn_weights **out, const char *manifest, vs_err *e)
     return 0;
 }
 
-const float *nn_weights_get(nn_weights *w, const char *name, int ndim, const int *shape,
-                            vs_err *e)
+const float *nn_weights_get(nn_weights *w, const char *name, int ndim, const int *shape, vs_err *e)
 {
     for (int i = 0; i < w->n; i++) {
         wtensor *t = &w->t[i];

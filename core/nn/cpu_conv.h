@@ -1,0 +1,22 @@
+/* cpu_conv.h: the CPU backend's convolution kernels (cpu_conv.c), which cpu_backend.c puts in
+ * its nn_backend struct; internal to core/nn/cpu_*.c, not a public API. Shapes and layouts as
+ * in backend.h. */
+#ifndef NN_CPU_CONV_H
+#define NN_CPU_CONV_H
+
+#include <stddef.h>
+
+#include "backend.h"
+#include "cpu_pool.h"
+
+void cpu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
+                const nn_conv_desc *d);
+void cpu_depthwise(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
+                   const nn_conv_desc *d);
+/* y: [rows, c] in place: y = act(y + b) (b: [c], may be NULL). The GEMM epilogue. */
+void cpu_bias_act(float *y, const float *b, size_t rows, size_t c, nn_act act, float alpha);
+/* Runs a pool whose tasks call cblas_sgemm, with OpenBLAS held to one thread meanwhile (the pool
+ * already occupies every core; nested BLAS threads would only fight it). */
+void cpu_run_gemm_tasks(cpu_pool_fn fn, void *ctx, int n_tasks);
+
+#endif
