@@ -52,12 +52,13 @@ int ex_find_models(char *out, size_t n, const char *configured, const char *exe_
         return 0;
     }
     const char *env = getenv("VISAGE_MODELS");
-    char cands[4][PATH_MAX];
+    char cands[5][PATH_MAX];
     int nc = 0;
     if (env && env[0]) snprintf(cands[nc++], PATH_MAX, "%s", env);
     snprintf(cands[nc++], PATH_MAX, "models");
     if (exe_dir) {
         snprintf(cands[nc++], PATH_MAX, "%s/models", exe_dir);
+        snprintf(cands[nc++], PATH_MAX, "%s/../models", exe_dir); /* build/visage in the source tree */
         snprintf(cands[nc++], PATH_MAX, "%s/../share/visage/models", exe_dir);
     }
     for (int i = 0; i < nc; i++) {
@@ -67,28 +68,42 @@ int ex_find_models(char *out, size_t n, const char *configured, const char *exe_
             return 0;
         }
     }
-    return vs_fail(e, "face models not found (looked in %s%s./models%s%s): run 'make models' in "
-                      "the visage source folder, or set VISAGE_MODELS",
-                   env && env[0] ? env : "", env && env[0] ? ", " : "", exe_dir ? ", " : "",
-                   exe_dir ? exe_dir : "");
+    char looked[4096] = "";
+    for (int i = 0; i < nc; i++)
+        snprintf(looked + strlen(looked), sizeof looked - strlen(looked), "%s%s", i ? ", " : "",
+                 cands[i]);
+    return vs_fail(e, "face models not found (looked in %s): run 'make models' in the visage "
+                      "source folder, or set VISAGE_MODELS",
+                   looked);
 }
 
 void ex_default_align_dir(char *out, size_t n, const char *out_dir)
 {
-    /* PROJECT/faces/X -> PROJECT/alignments, when PROJECT/visage.ini exists */
+    /* PROJECT/faces/X -> PROJECT/alignments, when PROJECT/visage.ini exists (textually: faces/X
+     * need not exist yet) */
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s", out_dir);
     size_t len = strlen(p);
     while (len > 1 && p[len - 1] == '/') p[--len] = 0;
     char *last = strrchr(p, '/');
     if (last) {
-        *last = 0;
-        const char *parent = fs_basename(p);
-        char ini[PATH_MAX + 32];
-        snprintf(ini, sizeof ini, "%s/../visage.ini", p);
-        if (!strcmp(parent, "faces") && fs_exists(ini)) {
-            snprintf(out, n, "%s/../alignments", p);
-            return;
+        *last = 0; /* p = PROJECT/faces */
+        if (!strcmp(fs_basename(p), "faces")) {
+            char *cut = strrchr(p, '/');
+            char project[PATH_MAX], ini[PATH_MAX + 16];
+            if (cut)
+                snprintf(project, sizeof project, "%.*s", (int)(cut - p), p);
+            else
+                snprintf(project, sizeof project, ".");
+            if (!project[0]) snprintf(project, sizeof project, "/");
+            snprintf(ini, sizeof ini, "%s/visage.ini", project);
+            if (fs_exists(ini)) {
+                if (!strcmp(project, "."))
+                    snprintf(out, n, "alignments");
+                else
+                    snprintf(out, n, "%s/alignments", project);
+                return;
+            }
         }
     }
     snprintf(out, n, "%s/alignments", out_dir);

@@ -77,7 +77,7 @@ int ex_reference_embedding(float out[128], ex_nets *n, const char *path, const v
 int ex_run(job *j, void *arg, vs_err *e);
 
 /* Finds the face models: configured (if non-empty) else $VISAGE_MODELS, ./models,
- * EXE_DIR/models, EXE_DIR/../share/visage/models. Message names `make models` when absent. */
+ * EXE_DIR/models, EXE_DIR/../models, EXE_DIR/../share/visage/models. Message names `make models` when absent. */
 int ex_find_models(char *out, size_t n, const char *configured, const char *exe_dir, vs_err *e);
 
 /* The default folder for alignments files of faces written to out_dir: PROJECT/alignments when

@@ -243,8 +243,21 @@ static void test_default_align_dir(const char *tmp)
     fclose(fp);
     ex_default_align_dir(out, sizeof out, faces);
     char want[1200];
-    snprintf(want, sizeof want, "%s/faces/../alignments", proj);
+    snprintf(want, sizeof want, "%s/alignments", proj);
     CHECK(!strcmp(out, want));
+    /* decided from the names alone: faces/b need not exist yet */
+    snprintf(faces, sizeof faces, "%s/faces/b/", proj);
+    ex_default_align_dir(out, sizeof out, faces);
+    CHECK(!strcmp(out, want));
+    /* relative to a project that is the current folder */
+    char cwd[1024];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    CHECK(chdir(proj) == 0);
+    ex_default_align_dir(out, sizeof out, "faces/a");
+    CHECK(!strcmp(out, "alignments"));
+    ex_default_align_dir(out, sizeof out, "elsewhere/a");
+    CHECK(!strcmp(out, "elsewhere/a/alignments"));
+    CHECK(chdir(cwd) == 0);
 }
 
 static void test_sort(void)

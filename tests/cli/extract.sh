@@ -53,6 +53,15 @@ run_visage prune "$T/faces"
 grep -q "3 of 22 faces removed" "$T/out" || fail "prune: does not report 3 of 22 removed"
 [ "$(grep -c '"landmarks"' "$al")" -eq 19 ] || fail "prune: alignments do not hold 19 faces"
 
+# --- in a project (a folder with visage.ini), faces/a's alignments go to the project's alignments/
+mkdir -p "$T/proj"
+printf '[extract]\nsize = 128\n' >"$T/proj/visage.ini"
+run_visage -C "$T/proj" extract "$(pwd)/$SAMPLES/sample1.jpg" -o faces/a -q
+[ "$rc" -eq 0 ] || fail "extract in a project: exit $rc"
+[ -f "$T/proj/alignments/sample1.jpg.json" ] || fail "project: alignments not in PROJECT/alignments"
+grep -q '"size": 128' "$T/proj/alignments/sample1.jpg.json" || fail "project: its visage.ini was not applied"
+[ "$(count_png "$T/proj/faces/a")" -eq 3 ] || fail "project: expected the 3 faces of sample1.jpg"
+
 if ! have_data; then echo "skipped: no ../shared/data (the sample checks passed)"; exit 0; fi
 
 # --- --filter: one W009 face as the reference keeps W009 and drops W011
@@ -74,5 +83,28 @@ grep -Eq "filtered by identity [1-9]" "$T/out" || fail "--filter: summary does n
 run_visage extract "$mead/W009_front_happy_level3_001.mp4" -o "$T/nfiltered" -q --every 10 --nfilter "$ref"
 [ "$rc" -eq 0 ] || fail "extract --nfilter: exit $rc"
 [ "$(count_png "$T/nfiltered")" -eq 0 ] || fail "--nfilter kept faces of the reference person"
+
+# --- Ctrl-C (SIGINT) stops cleanly: the faces so far are kept, the alignments file records them
+# as incomplete, nothing is half-written, and the exit status says it was interrupted
+"$VISAGE" extract "$DATA/video/d6.mp4" -o "$T/stopped" -q >"$T/out" 2>"$T/err" &
+pid=$!
+i=0
+while [ "$(count_png "$T/stopped" 2>/dev/null || echo 0)" -lt 3 ] && [ "$i" -lt 600 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" -eq 130 ] || fail "Ctrl-C: exit status $rc, expected 130"
+grep -q "stopped" "$T/out" || fail "Ctrl-C: the summary does not say it stopped"
+n=$(count_png "$T/stopped")
+[ "$n" -ge 3 ] && [ "$n" -lt 1008 ] || fail "Ctrl-C: $n faces kept"
+grep -q '"complete": false' "$T/stopped/alignments/d6.mp4.json" || fail "Ctrl-C: alignments not saved as incomplete"
+[ "$(grep -c '"landmarks"' "$T/stopped/alignments/d6.mp4.json")" -eq "$n" ] || fail "Ctrl-C: alignments and faces disagree"
+no_partial_files "$T/stopped"
+# and --skip-existing does not skip an incomplete input
+run_visage extract "$DATA/video/d6.mp4" -o "$T/stopped" -q --skip-existing --every 100
+grep -q "skipped" "$T/out" && fail "--skip-existing skipped an incomplete input"
 
 echo ok
