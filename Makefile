@@ -1,5 +1,5 @@
 # visage: build, test, demo, models. `make help` lists the targets.
-# Knobs: CUDA=0 (build without the CUDA backend), GPU_ARCH=sm_90, WERROR=1, SAN=1 (ASan+UBSan),
+# Knobs: WERROR=1 (warnings are errors), SAN=1 (ASan+UBSan into build-san/), V=1 (show commands),
 # PREFIX=/usr/local.
 
 CC      ?= cc
@@ -126,6 +126,7 @@ install: all
 	install -m 644 man/visage.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/visage.ini.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 models/*.json models/*.bin $(DESTDIR)$(PREFIX)/share/visage/models/
+	install -D -m 644 contrib/visage.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/visage
 
 help:
 	@echo "make          build visage ($(BIN)) and the tests"

@@ -16,7 +16,10 @@
 #include "video.h"
 
 #define MAX_DETECTIONS 64
-#define SAVE_ALIGNMENTS_EVERY 500 /* frames: a stopped or killed run keeps most of its work */
+/* A killed run (power cut, OOM) keeps most of its alignments: the file is saved every minute,
+ * or less often when saving takes long (at most a tenth of the time goes to it, even for the
+ * thousands of faces of an hour of video). The faces themselves are saved as they are found. */
+#define SAVE_ALIGNMENTS_SECONDS 60.0
 
 typedef struct ex_ctx {
     const ex_request *rq;
@@ -298,6 +301,7 @@ static int extract_media(ex_ctx *c, al_file *al, const char *path, const char *a
     c->st.frames_total = info->frames;
     img *frame = NULL;
     int rc = 0, every = c->rq->cfg.every;
+    double last_save = now(), save_cost = 0;
     int64_t idx;
     for (;;) {
         if (publish(c)) break;
@@ -317,9 +321,14 @@ static int extract_media(ex_ctx *c, al_file *al, const char *path, const char *a
             rc = -1;
             break;
         }
-        if (al->frames_read % SAVE_ALIGNMENTS_EVERY == 0 && al_save(al_out, al, e)) {
-            rc = -1;
-            break;
+        if (now() - last_save > fmax(SAVE_ALIGNMENTS_SECONDS, 10 * save_cost)) {
+            double t = now();
+            if (al_save(al_out, al, e)) {
+                rc = -1;
+                break;
+            }
+            last_save = now();
+            save_cost = last_save - t;
         }
         if (every > 1) {
             int s = vid_skip(r, every - 1, e);

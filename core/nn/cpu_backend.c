@@ -258,7 +258,10 @@ const nn_backend *nn_cpu_backend(void)
 void nn_cpu_set_threads(int n)
 {
     cpu_pool_set_threads(n);
-    openblas_set_num_threads(cpu_pool_threads());
+    /* The pool is the parallelism: every large GEMM is split into pool tasks that each call a
+     * one-threaded sgemm. OpenBLAS's own threads would only compete with the pool's, and they
+     * spin in sched_yield between calls (15% of the CPU time of an extraction, measured). */
+    openblas_set_num_threads(1);
 }
 
 int nn_cpu_threads(void)

@@ -84,14 +84,6 @@ void cpu_bias_act(float *restrict y, const float *restrict b, size_t rows, size_
     }
 }
 
-void cpu_run_gemm_tasks(cpu_pool_fn fn, void *ctx, int n_tasks)
-{
-    int bt = openblas_get_num_threads();
-    if (bt != 1) openblas_set_num_threads(1);
-    cpu_pool_run(fn, ctx, n_tasks);
-    if (bt != 1) openblas_set_num_threads(bt);
-}
-
 /* ---- conv2d ------------------------------------------------------------------------------ */
 
 typedef struct conv_job {
@@ -185,7 +177,7 @@ void cpu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b
     size_t max_rows = j.direct ? DIRECT_ROWS : IM2COL_BYTES / (sizeof(float) * (size_t)j.k);
     if (max_rows < 16) max_rows = 16;
     int tasks = split_rows(&j.rows, j.m, max_rows, 16, macs);
-    cpu_run_gemm_tasks(conv_task, &j, tasks);
+    cpu_pool_run(conv_task, &j, tasks);
 }
 
 /* ---- depthwise --------------------------------------------------------------------------- */

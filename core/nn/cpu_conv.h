@@ -15,8 +15,5 @@ void cpu_depthwise(nn_tensor *y, const nn_tensor *x, const float *w, const float
                    const nn_conv_desc *d);
 /* y: [rows, c] in place: y = act(y + b) (b: [c], may be NULL). The GEMM epilogue. */
 void cpu_bias_act(float *y, const float *b, size_t rows, size_t c, nn_act act, float alpha);
-/* Runs a pool whose tasks call cblas_sgemm, with OpenBLAS held to one thread meanwhile (the pool
- * already occupies every core; nested BLAS threads would only fight it). */
-void cpu_run_gemm_tasks(cpu_pool_fn fn, void *ctx, int n_tasks);
 
 #endif

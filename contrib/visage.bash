@@ -1,0 +1,37 @@
+# visage.bash: bash completion for visage. Source it, or install it as
+# /usr/share/bash-completion/completions/visage.
+_visage() {
+    local cur prev cmd i
+    cur=${COMP_WORDS[COMP_CWORD]}
+    prev=${COMP_WORDS[COMP_CWORD - 1]}
+    cmd=
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case ${COMP_WORDS[i]} in
+        -C | --config) ((i++)) ;;
+        -*) ;;
+        *) cmd=${COMP_WORDS[i]}; break ;;
+        esac
+    done
+    case $prev in
+    -C | -o | --output | --alignments | --models) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    --config | --filter | --nfilter | --ref) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --centering) COMPREPLY=($(compgen -W "face head legacy" -- "$cur")); return ;;
+    --by) COMPREPLY=($(compgen -W "identity blur size yaw face:" -- "$cur")); return ;;
+    esac
+    case $cmd in
+    '') COMPREPLY=($(compgen -W "extract faces sort prune config -C --config --help --version" -- "$cur")) ;;
+    extract)
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "--output --alignments --every --min-size --max-faces --threshold
+                --size --centering --filter --nfilter --similarity --skip-existing
+                --no-landmark-filter --min-blur --threads --models --quiet --help" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -f -- "$cur"))
+        fi ;;
+    faces) COMPREPLY=($(compgen -W "--ref --json --help" -- "$cur") $(compgen -d -- "$cur")) ;;
+    sort) COMPREPLY=($(compgen -W "--by --dry-run --help" -- "$cur") $(compgen -d -- "$cur")) ;;
+    prune) COMPREPLY=($(compgen -W "--alignments --help" -- "$cur") $(compgen -d -- "$cur")) ;;
+    config) COMPREPLY=($(compgen -W "--dump --defaults --check --help" -- "$cur")) ;;
+    esac
+}
+complete -F _visage visage
