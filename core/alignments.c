@@ -2,6 +2,7 @@
 #include "alignments.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ int al_save(const char *path, const al_file *a, vs_err *e)
     json_object_set_new(o, "complete", json_boolean(a->complete));
     json_object_set_new(o, "size", json_integer(a->size));
     json_object_set_new(o, "centering", json_string(a->centering));
+    json_object_set_new(o, "faces_dir", json_string(a->faces_dir));
     json_t *frames = json_object();
     for (int i = 0; i < a->n_faces; i++) {
         const vs_face *f = &a->faces[i];
@@ -117,6 +119,8 @@ int al_load(al_file *a, const char *path, vs_err *e)
     a->size = (int)json_integer_value(json_object_get(o, "size"));
     const char *cen = json_string_value(json_object_get(o, "centering"));
     snprintf(a->centering, sizeof a->centering, "%s", cen ? cen : "");
+    const char *fdir = json_string_value(json_object_get(o, "faces_dir"));
+    snprintf(a->faces_dir, sizeof a->faces_dir, "%s", fdir ? fdir : "");
     const char *key;
     json_t *list;
     json_object_foreach(frames, key, list) {
@@ -145,6 +149,17 @@ out:
 int al_same_face(const vs_face *x, const vs_face *y)
 {
     return x->frame == y->frame && x->index == y->index && !strcmp(x->source, y->source);
+}
+
+int al_belongs_to(const al_file *a, const char *faces_dir, const vs_face *present, int n_present)
+{
+    char real[PATH_MAX];
+    if (a->faces_dir[0] && realpath(faces_dir, real) && !strcmp(real, a->faces_dir)) return 1;
+    if (a->faces_dir[0] && fs_is_dir(a->faces_dir)) return 0; /* another folder that still exists */
+    for (int k = 0; k < n_present; k++)
+        for (int i = 0; i < a->n_faces; i++)
+            if (!strcmp(present[k].source, a->faces[i].source)) return 1;
+    return 0;
 }
 
 int al_prune(al_file *a, const vs_face *present, int n_present)

@@ -463,6 +463,7 @@ int ex_run(job *j, void *arg, vs_err *e)
         al_init(&al, in);
         al.size = cfg->size;
         snprintf(al.centering, sizeof al.centering, "%s", cfg->centering);
+        if (!realpath(c.rq->out_dir, al.faces_dir)) al.faces_dir[0] = 0;
         if (kinds[i] == VS_MEDIA_DIR)
             rc = extract_folder(&c, &al, in, apath, e);
         else

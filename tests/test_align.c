@@ -220,6 +220,20 @@ static void test_alignments(const char *tmp)
     CHECK(al_prune(&b, present, 2) == 3);
     CHECK(b.n_faces == 2 && al_same_face(&b.faces[0], &a.faces[1]) && al_same_face(&b.faces[1], &a.faces[4]));
     al_free(&b);
+
+    /* which face folder an alignments file belongs to: the one it names, else by source */
+    char dir_a[600], dir_b[600];
+    snprintf(dir_a, sizeof dir_a, "%s/fa", tmp);
+    snprintf(dir_b, sizeof dir_b, "%s/fb", tmp);
+    CHECK(fs_mkdirs(dir_a, &e) == 0 && fs_mkdirs(dir_b, &e) == 0);
+    CHECK(realpath(dir_a, a.faces_dir) != NULL);
+    CHECK(al_belongs_to(&a, dir_a, NULL, 0));
+    CHECK(!al_belongs_to(&a, dir_b, present, 2)); /* names another folder that exists */
+    snprintf(a.faces_dir, sizeof a.faces_dir, "%s/moved-away", tmp);
+    CHECK(al_belongs_to(&a, dir_b, present, 2)); /* the folder moved: same source */
+    vs_face other = present[0];
+    snprintf(other.source, sizeof other.source, "other.mp4");
+    CHECK(!al_belongs_to(&a, dir_b, &other, 1));
     al_free(&a);
     /* damaged files are refused with their name */
     FILE *fp = fopen(path, "w");

@@ -466,7 +466,10 @@ static int cmd_prune(cli *c, int argc, char **argv)
             rc = fail("prune", &e);
             break;
         }
-        /* only the faces that were extracted into this folder are considered */
+        if (!al_belongs_to(&a, dir, present, n)) { /* another face folder's (faces/b) */
+            al_free(&a);
+            continue;
+        }
         int before = a.n_faces, dropped = al_prune(&a, present, n);
         if (dropped && al_save(path, &a, &e)) rc = fail("prune", &e);
         if (rc == 0)
@@ -475,7 +478,9 @@ static int cmd_prune(cli *c, int argc, char **argv)
         files++;
     }
     if (rc == 0 && files == 0) {
-        vs_fail(&e, "%s: no alignments files here (give the folder with --alignments)", align_dir);
+        vs_fail(&e, "%s: no alignments file of the faces in %s here (give the folder with "
+                    "--alignments)",
+                align_dir, dir);
         rc = fail("prune", &e);
     }
     fs_free_list(names, nn);

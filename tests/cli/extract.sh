@@ -61,6 +61,16 @@ run_visage -C "$T/proj" extract "$(pwd)/$SAMPLES/sample1.jpg" -o faces/a -q
 [ -f "$T/proj/alignments/sample1.jpg.json" ] || fail "project: alignments not in PROJECT/alignments"
 grep -q '"size": 128' "$T/proj/alignments/sample1.jpg.json" || fail "project: its visage.ini was not applied"
 [ "$(count_png "$T/proj/faces/a")" -eq 3 ] || fail "project: expected the 3 faces of sample1.jpg"
+# faces/b shares the project's alignments/; pruning faces/a must leave b's file alone
+run_visage -C "$T/proj" extract "$(pwd)/$SAMPLES/sample2.jpg" -o faces/b -q
+[ "$rc" -eq 0 ] || fail "extract faces/b: exit $rc"
+b_faces=$(grep -c '"landmarks"' "$T/proj/alignments/sample2.jpg.json")
+rm "$(ls "$T/proj/faces/a"/*.png | head -n 1)"
+run_visage -C "$T/proj" prune faces/a
+[ "$rc" -eq 0 ] || fail "prune faces/a: exit $rc"
+grep -q "sample1.jpg.json: 1 of 3 faces removed" "$T/out" || fail "prune faces/a: sample1 not pruned"
+grep -q "sample2" "$T/out" && fail "prune faces/a touched faces/b's alignments"
+[ "$(grep -c '"landmarks"' "$T/proj/alignments/sample2.jpg.json")" -eq "$b_faces" ] || fail "faces/b's alignments changed"
 
 if ! have_data; then echo "skipped: no ../shared/data (the sample checks passed)"; exit 0; fi
 
