@@ -1,5 +1,6 @@
 /* video.c: frames from any video or still image FFmpeg reads (see video.h), converted to RGB the
- * way the ffmpeg CLI's auto-inserted scale filter converts them, so a frame here equals
+ * way the ffmpeg CLI's auto-inserted scale filter converts them and turned upright by the stream's
+ * display matrix as its autorotate does, so a frame here equals
  * `ffmpeg -i f -f rawvideo -pix_fmt rgb24 -` byte for byte (tests/test_media.c checks it). */
 #include "video.h"
 
@@ -13,6 +14,7 @@
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/display.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
 #include <libswscale/swscale.h>
@@ -22,6 +24,14 @@
 /* The ffmpeg CLI scales with "flags=bicubic" (fftools sets sws_flags so); same-size YUV -> RGB
  * then takes libswscale's unscaled converter, which is what we want to reproduce. */
 #define VID_SWS_FLAGS SWS_BICUBIC
+
+/* How a coded picture (sw x sh) becomes the displayed one: displayed pixel (x, y) is coded pixel
+ * (sx, sy) with, when transposed (displayed size sh x sw), sx = y, sy = x, and otherwise sx = x,
+ * sy = y; then flip_x: sx = sw-1-sx, flip_y: sy = sh-1-sy. The eight cases are the CLI's
+ * autorotate filters: transpose=cclock_flip|clock|cclock|clock_flip, hflip and/or vflip. */
+typedef struct vid_orient {
+    int transpose, flip_x, flip_y;
+} vid_orient;
 
 struct vid_reader {
     char *path;
@@ -49,7 +59,8 @@ struct vid_reader {
     int flushing;       /* sent the end-of-stream packet to the decoder */
     int ended;
     int damaged;
-    int last_err; /* AVERROR of the first damage seen, for messages */
+    int last_err;      /* AVERROR of the first damage seen, for messages */
+    vid_orient orient; /* from the stream's display matrix; all zero: as coded */
 };
 
 static void quiet_ffmpeg(void)
@@ -143,11 +154,58 @@ static double duration_tag(const AVStream *st)
     return hh * 3600.0 + mm * 60.0 + ss;
 }
 
-static void fill_info(vid_info *in, const AVFormatContext *fmt, const AVStream *st)
+/* The stream's display matrix (3x3, 16.16 and 2.30 fixed point, see libavutil/display.h), NULL
+ * if it has none. FFmpeg 6.1 (lavc 60.30) moved stream side data into the codec parameters and
+ * deprecated av_stream_get_side_data(); 5.1 has only the latter. */
+static const int32_t *display_matrix(const AVStream *st)
+{
+#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 30, 100)
+    const AVPacketSideData *sd = av_packet_side_data_get(
+        st->codecpar->coded_side_data, st->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
+    if (!sd || sd->size < 9 * sizeof(int32_t)) return NULL;
+    return (const int32_t *)sd->data;
+#else
+    size_t size = 0;
+    const uint8_t *sd = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size);
+    if (!sd || size < 9 * sizeof(int32_t)) return NULL;
+    return (const int32_t *)sd;
+#endif
+}
+
+/* What the ffmpeg CLI's autorotate does with a display matrix (fftools: get_rotation() and the
+ * filters configure_input_video_filter() inserts): the clockwise angle -rotation_get, rounded and
+ * taken into [0, 360), picks a transpose for 90 and 270, flips for 180, a vertical flip for 0
+ * when m[4] < 0. Other angles (the CLI's rotate filter, which interpolates and pads) are left as
+ * coded: phones write only right angles. */
+static vid_orient orientation(const int32_t *m)
+{
+    vid_orient o = {0, 0, 0};
+    if (!m) return o;
+    double theta = -round(av_display_rotation_get(m));
+    if (isnan(theta)) return o; /* a degenerate matrix (zero scale) */
+    theta -= 360 * floor(theta / 360 + 0.9 / 360);
+    if (fabs(theta - 90) < 1.0) {
+        o.transpose = 1;
+        o.flip_y = m[3] <= 0; /* m[3] > 0: cclock_flip (a plain transpose), else clock */
+    } else if (fabs(theta - 180) < 1.0) {
+        o.flip_x = m[0] < 0;
+        o.flip_y = m[4] < 0;
+    } else if (fabs(theta - 270) < 1.0) {
+        o.transpose = 1;
+        o.flip_x = 1;
+        o.flip_y = m[3] < 0; /* clock_flip, else cclock */
+    } else if (fabs(theta) < 1.0) {
+        o.flip_y = m[4] < 0;
+    }
+    return o;
+}
+
+static void fill_info(vid_info *in, const AVFormatContext *fmt, const AVStream *st,
+                      vid_orient orient)
 {
     memset(in, 0, sizeof *in);
-    in->w = st->codecpar->width;
-    in->h = st->codecpar->height;
+    in->w = orient.transpose ? st->codecpar->height : st->codecpar->width;
+    in->h = orient.transpose ? st->codecpar->width : st->codecpar->height;
     in->is_image = is_still_image(fmt, st);
     if (in->is_image) {
         in->frames = 1;
@@ -206,7 +264,8 @@ int vid_open(vid_reader **out, const char *path, vs_err *e)
     r->frame = av_frame_alloc();
     VS_CHECK(r->pkt && r->frame);
     r->sws_fmt = -1;
-    fill_info(&r->info, fmt, st);
+    r->orient = orientation(display_matrix(st));
+    fill_info(&r->info, fmt, st, r->orient);
     r->expect_end = duration_tag(st);
     *out = r;
     return 0;
@@ -355,6 +414,41 @@ static int make_sws(vid_reader *r, const AVFrame *f, vs_err *e)
     return 0;
 }
 
+/* im (the displayed picture) from the coded picture src ([sh][stride] RGB, sw x sh pixels) turned
+ * by o. Each displayed row walks the source by a fixed step: 3 bytes (or -3) along a row, or
+ * one source row (+-stride) down a column when transposed; transposed rows go in bands of 64
+ * columns so the 64 source rows they touch stay in cache from one displayed row to the next. */
+static void orient_copy(img *im, const uint8_t *src, int stride, int sw, int sh, vid_orient o)
+{
+    const int band = o.transpose ? 64 : im->w;
+    for (int x0 = 0; x0 < im->w; x0 += band) {
+        int x1 = x0 + band < im->w ? x0 + band : im->w;
+        for (int y = 0; y < im->h; y++) {
+            ptrdiff_t at, step; /* source offset of displayed pixel (0, y), and per x */
+            if (o.transpose) {
+                int sx = o.flip_x ? sw - 1 - y : y;
+                at = (ptrdiff_t)(o.flip_y ? sh - 1 : 0) * stride + 3 * sx;
+                step = o.flip_y ? -(ptrdiff_t)stride : stride;
+            } else {
+                int sy = o.flip_y ? sh - 1 - y : y;
+                at = (ptrdiff_t)sy * stride + (o.flip_x ? 3 * (ptrdiff_t)(sw - 1) : 0);
+                step = o.flip_x ? -3 : 3;
+            }
+            uint8_t *d = im->px + ((size_t)y * im->w + x0) * 3;
+            if (step == 3) {
+                memcpy(d, src + at + 3 * x0, (size_t)(x1 - x0) * 3);
+                continue;
+            }
+            for (int x = x0; x < x1; x++, d += 3) {
+                const uint8_t *s = src + at + step * x;
+                d[0] = s[0];
+                d[1] = s[1];
+                d[2] = s[2];
+            }
+        }
+    }
+}
+
 static int to_rgb(vid_reader *r, img **out, const AVFrame *f, vs_err *e)
 {
     if (f->width <= 0 || f->height <= 0)
@@ -367,14 +461,14 @@ static int to_rgb(vid_reader *r, img **out, const AVFrame *f, vs_err *e)
     int dst_stride[4] = {r->rgb_stride};
     sws_scale(r->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dst_stride);
 
+    int w = r->orient.transpose ? f->height : f->width;
+    int h = r->orient.transpose ? f->width : f->height;
     img *im = *out;
-    if (!im || im->w != f->width || im->h != f->height || im->c != 3) {
+    if (!im || im->w != w || im->h != h || im->c != 3) {
         img_free(im);
-        im = *out = img_new(f->width, f->height, 3);
+        im = *out = img_new(w, h, 3);
     }
-    size_t row = (size_t)f->width * 3;
-    for (int y = 0; y < f->height; y++)
-        memcpy(im->px + (size_t)y * row, r->rgb + (size_t)y * (size_t)r->rgb_stride, row);
+    orient_copy(im, r->rgb, r->rgb_stride, f->width, f->height, r->orient);
     return 0;
 }
 

@@ -1,5 +1,7 @@
 /* video.h: reading frames from a video or still image through FFmpeg (libavformat, libavcodec,
- * libswscale): any container and codec FFmpeg reads. Frames come out as RGB img. */
+ * libswscale): any container and codec FFmpeg reads. Frames come out as RGB img, upright: turned
+ * or flipped as the stream's display matrix says (a phone's portrait clip), as the ffmpeg CLI's
+ * autorotate does (right angles only; other angles are left as coded). */
 #ifndef VS_VIDEO_H
 #define VS_VIDEO_H
 
@@ -11,11 +13,11 @@
 typedef struct vid_reader vid_reader;
 
 typedef struct vid_info {
-    int w, h;
-    double fps;          /* average frame rate; 0 if unknown */
-    int64_t frames;      /* estimated frame count (container or duration * fps); 0 if unknown */
-    double duration;     /* seconds; 0 if unknown */
-    int is_image;        /* a single still image (image2 demuxer or one-frame stream) */
+    int w, h;        /* displayed size: the coded one, swapped by a quarter-turn matrix */
+    double fps;      /* average frame rate; 0 if unknown */
+    int64_t frames;  /* estimated frame count (container or duration * fps); 0 if unknown */
+    double duration; /* seconds; 0 if unknown */
+    int is_image;    /* a single still image (image2 demuxer or one-frame stream) */
 } vid_info;
 
 /* Opens path; a file FFmpeg cannot read as video or image gives a message naming it. */

@@ -1,7 +1,7 @@
 /* test_media.c: file-system helpers, PNG round trips, image loading through FFmpeg, resampling,
- * video decoding and the bad-input paths (missing, not a video, cut in half, full disk,
- * unwritable folder). Real-data checks use ../shared/data and are skipped without it; checks
- * against the ffmpeg CLI are skipped when it is not installed. */
+ * video decoding (display rotation included) and the bad-input paths (missing, not a video, cut
+ * in half, full disk, unwritable folder). Real-data checks use ../shared/data and are skipped
+ * without it; checks against the ffmpeg CLI are skipped when it is not installed. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -598,13 +598,14 @@ static void cli_compare(const char *path, const img *im, const char *what)
     free(ref);
 }
 
-/* Every frame of path equals the ffmpeg CLI's, and there are `frames` of them. */
-static void cli_compare_all(const char *path, size_t frames, const char *what)
+/* Every frame of path equals the ffmpeg CLI's (run with extra output options args), and there are
+ * `frames` of them. */
+static void cli_compare_all(const char *path, const char *args, size_t frames, const char *what)
 {
     if (!have_ffmpeg_cli()) return;
     vs_err e = {{0}};
     size_t n = 0, off = 0, fsz = 0, got = 0;
-    uint8_t *ref = ffmpeg_rgb(path, "", &n);
+    uint8_t *ref = ffmpeg_rgb(path, args, &n);
     vid_reader *r = NULL;
     CHECKF(ref && vid_open(&r, path, &e) == 0, "%s: %s", what, e.msg);
     int same = 1;
@@ -788,7 +789,7 @@ static void test_video(void)
     vs_media kind;
     CHECK(vid_probe(&kind, p, &e) == 0 && kind == VS_MEDIA_VIDEO);
 
-    cli_compare_all(p, (size_t)n_read, "W009_front_neutral_level1_001.mp4");
+    cli_compare_all(p, "", (size_t)n_read, "W009_front_neutral_level1_001.mp4");
 
     /* skipping then reading lands on the same frame as reading through */
     img *a = NULL, *b = NULL;
@@ -847,7 +848,7 @@ static void test_video(void)
                  "-c:v rawvideo '%s'",
                  p, q);
         CHECKF(system(cmd) == 0, "%s", cmd);
-        cli_compare_all(q, 3, "a 22x60 yuv420p video");
+        cli_compare_all(q, "", 3, "a 22x60 yuv420p video");
         unlink(q);
     }
 
@@ -887,6 +888,191 @@ static void test_video(void)
     }
 }
 
+/* ---- display rotation ----------------------------------------------------------------------- */
+
+/* out is in turned as video.c's orientation says: out(x, y) = in(sx, sy) with (sx, sy) = (y, x)
+ * when transposed, else (x, y); then flip_x: sx = in->w-1-sx, flip_y: sy = in->h-1-sy. */
+static int is_turned(const img *out, const img *in, int transpose, int flip_x, int flip_y)
+{
+    if (!out || !in || out->w != (transpose ? in->h : in->w) ||
+        out->h != (transpose ? in->w : in->h))
+        return 0;
+    for (int y = 0; y < out->h; y++)
+        for (int x = 0; x < out->w; x++) {
+            int sx = transpose ? y : x, sy = transpose ? x : y;
+            if (flip_x) sx = in->w - 1 - sx;
+            if (flip_y) sy = in->h - 1 - sy;
+            if (memcmp(out->px + ((size_t)y * out->w + x) * 3,
+                       in->px + ((size_t)sy * in->w + sx) * 3, 3) != 0)
+                return 0;
+        }
+    return 1;
+}
+
+/* Writes the 3x3 display matrix m (FFmpeg's order: 16.16, last column 2.30) into the first
+ * track header (tkhd) of an MP4 file, where the mov demuxer reads it from: the way to make
+ * flipped clips with an FFmpeg 5.1 CLI, which has no -display_hflip. */
+static int patch_tkhd_matrix(const char *path, const int32_t m[9])
+{
+    char *b;
+    size_t len;
+    vs_err e = {{0}};
+    if (fs_read_all(&b, &len, path, &e)) return -1;
+    int done = -1;
+    for (size_t i = 4; i + 104 <= len && done; i++) {
+        if (memcmp(b + i, "tkhd", 4) != 0) continue;
+        const uint8_t *u = (const uint8_t *)b + i - 4;
+        uint32_t size = (uint32_t)u[0] << 24 | u[1] << 16 | u[2] << 8 | u[3];
+        int version = u[8];
+        if (!((version == 0 && size == 92) || (version == 1 && size == 104))) continue;
+        uint8_t *at = (uint8_t *)b + i + 4 + (version ? 52 : 40);
+        for (int k = 0; k < 9; k++)
+            for (int j = 0; j < 4; j++) at[4 * k + j] = (uint8_t)((uint32_t)m[k] >> (24 - 8 * j));
+        done = 0;
+    }
+    if (!done) done = write_file(path, b, len);
+    free(b);
+    return done;
+}
+
+/* The rotation the first video stream of path carries, as ffprobe reports it ("" if none). */
+static void probe_rotation(char *out, size_t n, const char *path)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "ffprobe -v error -select_streams v:0 -show_entries stream_side_data=rotation "
+             "-of csv=p=0 '%s'",
+             path);
+    out[0] = 0;
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    if (!fgets(out, (int)n, p)) out[0] = 0;
+    out[strcspn(out, "\r\n,")] = 0;
+    pclose(p);
+}
+
+/* Phone clips carry a display matrix; frames come out upright, as the CLI's autorotate gives
+ * them: copies of d9.mp4's first 20 frames (512x480) tagged 90, 180 and 270 degrees by the CLI,
+ * and flipped ones with the matrix written into the file by hand. Each must report the displayed
+ * size, equal the CLI's frames byte for byte, and be the unrotated frame turned as it says. */
+static void test_video_rotation(void)
+{
+    if (!check_have_data() || !have_ffmpeg_cli()) {
+        printf("skipped: no %s or no ffmpeg CLI (display rotation checks)\n", check_data_dir());
+        return;
+    }
+    vs_err e = {{0}};
+    char src[512], q[512], cmd[2048], what[128], rot[64];
+    data_path(src, sizeof src, "video/d9.mp4");
+    vid_reader *r;
+    img *upright = NULL, *im = NULL;
+    CHECKF(vid_open(&r, src, &e) == 0, "%s", e.msg);
+    if (!r) return;
+    CHECK(vid_read(r, &upright, NULL, &e) == 1);
+    vid_close(r);
+
+    /* tagged by the CLI: FFmpeg >= 6 takes -display_rotation (counter-clockwise) on the input,
+     * 5.1 the "rotate" tag on the output (which lands as the same matrix). Cut in decoding order,
+     * the 20 frames leave a gap in time (a B-frame past the cut) that the CLI fills with a copy
+     * of a frame unless told -fps_mode passthrough. */
+    static const int angle[] = {90, 180, 270};
+    int turned[3] = {-1, -1, -1}; /* flip_x of the transposed results: 90 and 270 differ */
+    for (int i = 0; i < 3; i++) {
+        snprintf(q, sizeof q, "%s/rot%d.mp4", tmpdir, angle[i]);
+        snprintf(cmd, sizeof cmd,
+                 "ffmpeg -nostdin -v quiet -y -display_rotation %d -i '%s' -an -frames:v 20 "
+                 "-c copy '%s' || ffmpeg -nostdin -v error -y -i '%s' -an -frames:v 20 -c copy "
+                 "-metadata:s:v:0 rotate=%d '%s'",
+                 angle[i], src, q, src, angle[i], q);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+        probe_rotation(rot, sizeof rot, q);
+        if (!rot[0]) {
+            printf("skipped: this ffmpeg CLI wrote no display matrix for %d degrees\n", angle[i]);
+            continue;
+        }
+        CHECKF(vid_open(&r, q, &e) == 0, "%s", e.msg);
+        if (!r) continue;
+        vid_info info = *vid_get_info(r);
+        int tr = angle[i] != 180;
+        CHECKF(info.w == (tr ? 480 : 512) && info.h == (tr ? 512 : 480) && info.frames == 20,
+               "rotated %d (ffprobe: rotation %s): %dx%d, %lld frames", angle[i], rot, info.w,
+               info.h, (long long)info.frames);
+        CHECK(vid_read(r, &im, NULL, &e) == 1);
+        vid_close(r);
+        if (tr) {
+            if (is_turned(im, upright, 1, 1, 0)) turned[i] = 1;
+            if (is_turned(im, upright, 1, 0, 1)) turned[i] = 0;
+            CHECKF(turned[i] >= 0, "rotated %d: frame 0 is not d9's first frame turned a quarter",
+                   angle[i]);
+        } else {
+            CHECKF(is_turned(im, upright, 0, 1, 1), "rotated 180: not upside down");
+        }
+        snprintf(what, sizeof what, "d9.mp4 rotated %d (ffprobe: rotation %s)", angle[i], rot);
+        cli_compare_all(q, "-fps_mode passthrough", 20, what);
+    }
+    if (turned[0] >= 0 && turned[2] >= 0)
+        CHECKF(turned[0] != turned[2], "90 and 270 degrees turned the same way");
+
+    /* flips: a mirror image, upside down without mirroring, and the two diagonal mirrors (a
+     * quarter turn plus a flip, as the CLI's transpose=cclock_flip and clock_flip) */
+    static const struct {
+        const char *name;
+        int32_t a, b, c, d; /* m[0], m[1], m[3], m[4] in units of 1.0 */
+        int transpose, flip_x, flip_y;
+    } flip[] = {
+        {"hflip", -1, 0, 0, 1, 0, 1, 0},
+        {"vflip", 1, 0, 0, -1, 0, 0, 1},
+        {"transpose", 0, 1, 1, 0, 1, 0, 0},
+        {"antitranspose", 0, -1, -1, 0, 1, 1, 1},
+    };
+    snprintf(q, sizeof q, "%s/plain.mp4", tmpdir);
+    snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -v error -y -i '%s' -an -frames:v 20 -c copy '%s'",
+             src, q);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    char *bytes = NULL;
+    size_t len = 0;
+    CHECK(fs_read_all(&bytes, &len, q, &e) == 0);
+    for (size_t i = 0; bytes && i < sizeof flip / sizeof flip[0]; i++) {
+        snprintf(q, sizeof q, "%s/%s.mp4", tmpdir, flip[i].name);
+        write_file(q, bytes, len);
+        const int32_t one = 1 << 16;
+        const int32_t m[9] = {
+            flip[i].a * one, flip[i].b * one, 0, flip[i].c * one, flip[i].d * one, 0, 0, 0,
+            1 << 30};
+        CHECKF(patch_tkhd_matrix(q, m) == 0, "%s: no track header to patch", q);
+        CHECKF(vid_open(&r, q, &e) == 0, "%s", e.msg);
+        if (!r) continue;
+        vid_info info = *vid_get_info(r);
+        int tr = flip[i].transpose;
+        CHECKF(info.w == (tr ? 480 : 512) && info.h == (tr ? 512 : 480), "%s: %dx%d", flip[i].name,
+               info.w, info.h);
+        CHECK(vid_read(r, &im, NULL, &e) == 1);
+        vid_close(r);
+        CHECKF(is_turned(im, upright, tr, flip[i].flip_x, flip[i].flip_y),
+               "%s: frame 0 is not d9's first frame turned so", flip[i].name);
+        snprintf(what, sizeof what, "d9.mp4 with display matrix %s", flip[i].name);
+        cli_compare_all(q, "-fps_mode passthrough", 20, what);
+    }
+    free(bytes);
+
+    /* skipping stays cheap and lands on the same upright frame */
+    snprintf(q, sizeof q, "%s/transpose.mp4", tmpdir);
+    img *a = NULL;
+    int64_t idx = -1;
+    if (vid_open(&r, q, &e) == 0) {
+        CHECK(vid_skip(r, 7, &e) == 1 && vid_read(r, &a, &idx, &e) == 1 && idx == 7);
+        vid_close(r);
+    }
+    if (vid_open(&r, q, &e) == 0) {
+        for (int i = 0; i <= 7; i++) vid_read(r, &im, NULL, &e);
+        vid_close(r);
+    }
+    CHECK(a && same_px(a, im) && a->w == 480 && a->h == 512);
+    img_free(a);
+    img_free(im);
+    img_free(upright);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/visage-test-media-XXXXXX");
@@ -904,6 +1090,7 @@ int main(void)
     test_real_images();
     test_video_bad_input();
     test_video();
+    test_video_rotation();
     rm_rf(tmpdir);
     return check_report("test_media");
 }

@@ -1,8 +1,8 @@
 #!/bin/sh
 # extract.sh: `visage extract`, `faces`, `sort` and `prune` end to end through the real binary:
 # the sample photos give their 22 faces with metadata and an alignments file; --skip-existing
-# skips a finished input; --filter keeps one person of a video; sorting renames in order; pruning
-# removes deleted faces from the alignments.
+# skips a finished input; --filter keeps one person of a video; a phone clip stored sideways is
+# read upright; sorting renames in order; pruning removes deleted faces from the alignments.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -93,6 +93,29 @@ grep -Eq "filtered by identity [1-9]" "$T/out" || fail "--filter: summary does n
 run_visage extract "$mead/W009_front_happy_level3_001.mp4" -o "$T/nfiltered" -q --every 10 --nfilter "$ref"
 [ "$rc" -eq 0 ] || fail "extract --nfilter: exit $rc"
 [ "$(count_png "$T/nfiltered")" -eq 0 ] || fail "--nfilter kept faces of the reference person"
+
+# --- a phone clip: the pictures are stored sideways (coded 90 degrees anticlockwise) and a display
+# matrix turns them upright; read upright, every sampled frame gives its face (read as stored,
+# the detector finds none). FFmpeg >= 6 tags with -display_rotation, 5.1 with the rotate tag.
+if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then
+    ffmpeg -nostdin -v error -y -i "$mead/W009_front_neutral_level1_001.mp4" -an \
+        -vf transpose=cclock -c:v mpeg4 -q:v 2 "$T/sideways.mp4" || fail "ffmpeg: sideways copy"
+    ffmpeg -nostdin -v quiet -y -display_rotation 270 -i "$T/sideways.mp4" -c copy "$T/phone.mp4" ||
+        ffmpeg -nostdin -v error -y -i "$T/sideways.mp4" -c copy -metadata:s:v:0 rotate=270 \
+            "$T/phone.mp4" || fail "ffmpeg: tagging the sideways copy"
+    rot=$(ffprobe -v error -select_streams v:0 -show_entries stream_side_data=rotation \
+        -of csv=p=0 "$T/phone.mp4" | tr -d ',\n')
+    if [ "$rot" = "-90" ] || [ "$rot" = "270" ]; then
+        run_visage extract "$T/phone.mp4" -o "$T/phone" -q --every 10
+        [ "$rc" -eq 0 ] || fail "extract a rotated clip: exit $rc"
+        n=$(count_png "$T/phone")
+        [ "$n" -eq 11 ] || fail "rotated clip: $n faces from 11 frames, expected one each"
+    else
+        echo "skipped: a rotated clip (this ffmpeg CLI tagged it '$rot', not -90)"
+    fi
+else
+    echo "skipped: a rotated clip (no ffmpeg CLI)"
+fi
 
 # --- Ctrl-C (SIGINT) stops cleanly: the faces so far are kept, the alignments file records them
 # as incomplete, nothing is half-written, and the exit status says it was interrupted
