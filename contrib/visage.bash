@@ -24,13 +24,13 @@ _visage() {
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "--output --alignments --every --min-size --max-faces --threshold
                 --size --centering --filter --nfilter --similarity --skip-existing
-                --no-landmark-filter --min-blur --threads --models --quiet --help" -- "$cur"))
+                --no-landmark-filter --min-blur --threads --models --quiet --overwrite --help" -- "$cur"))
         else
             COMPREPLY=($(compgen -f -- "$cur"))
         fi ;;
     faces) COMPREPLY=($(compgen -W "--ref --json --help" -- "$cur") $(compgen -d -- "$cur")) ;;
     sort) COMPREPLY=($(compgen -W "--by --dry-run --help" -- "$cur") $(compgen -d -- "$cur")) ;;
-    prune) COMPREPLY=($(compgen -W "--alignments --help" -- "$cur") $(compgen -d -- "$cur")) ;;
+    prune) COMPREPLY=($(compgen -W "--alignments --force --help" -- "$cur") $(compgen -d -- "$cur")) ;;
     config) COMPREPLY=($(compgen -W "--dump --defaults --check --help" -- "$cur")) ;;
     esac
 }

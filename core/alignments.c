@@ -46,7 +46,7 @@ int al_save(const char *path, const al_file *a, vs_err *e)
 {
     json_t *o = json_object();
     json_object_set_new(o, "schema", json_integer(AL_SCHEMA));
-    json_object_set_new(o, "input", json_string(a->input));
+    json_object_set_new(o, "input", json_string(a->input)); /* UTF-8: extract checks */
     json_object_set_new(o, "width", json_integer(a->width));
     json_object_set_new(o, "height", json_integer(a->height));
     json_object_set_new(o, "fps", json_real(a->fps));
@@ -69,11 +69,7 @@ int al_save(const char *path, const al_file *a, vs_err *e)
             list = json_array();
             json_object_set_new(frames, key, list);
         }
-        char *text = face_to_json(f);
-        json_t *fo = json_loads(text, 0, NULL);
-        free(text);
-        VS_CHECK(fo != NULL);
-        json_array_append_new(list, fo);
+        json_array_append_new(list, face_to_json_obj(f));
     }
     json_object_set_new(o, "frames", frames);
 
@@ -82,7 +78,8 @@ int al_save(const char *path, const al_file *a, vs_err *e)
         json_decref(o);
         return -1;
     }
-    int bad = json_dumpf(o, w.f, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
+    /* compact: an hour of video is some 100,000 faces */
+    int bad = json_dumpf(o, w.f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
     json_decref(o);
     fputc('\n', w.f);
     if (bad && !fs_atomic_failed(&w)) {
@@ -127,13 +124,10 @@ int al_load(al_file *a, const char *path, vs_err *e)
         size_t i;
         json_t *fo;
         json_array_foreach(list, i, fo) {
-            char *text = json_dumps(fo, JSON_COMPACT);
             vs_face f;
             char where[1200];
             snprintf(where, sizeof where, "%s: frame %s", path, key);
-            int bad = face_from_json(&f, text, where, e);
-            free(text);
-            if (bad) {
+            if (face_from_json_obj(&f, fo, where, e)) {
                 al_free(a);
                 goto out;
             }
@@ -162,17 +156,29 @@ int al_belongs_to(const al_file *a, const char *faces_dir, const vs_face *presen
     return 0;
 }
 
+static int face_key_cmp(const void *pa, const void *pb)
+{
+    const vs_face *x = *(const vs_face *const *)pa, *y = *(const vs_face *const *)pb;
+    if (x->frame != y->frame) return x->frame < y->frame ? -1 : 1;
+    if (x->index != y->index) return x->index < y->index ? -1 : 1;
+    return strcmp(x->source, y->source);
+}
+
 int al_prune(al_file *a, const vs_face *present, int n_present)
 {
+    /* sorted pointers to the present faces, so a 100,000-face file prunes in n log n */
+    const vs_face **keys = vs_calloc((size_t)n_present + 1, sizeof *keys);
+    for (int k = 0; k < n_present; k++) keys[k] = &present[k];
+    qsort(keys, (size_t)n_present, sizeof *keys, face_key_cmp);
     int kept = 0, dropped = 0;
     for (int i = 0; i < a->n_faces; i++) {
-        int found = 0;
-        for (int k = 0; k < n_present && !found; k++) found = al_same_face(&a->faces[i], &present[k]);
-        if (found)
+        const vs_face *f = &a->faces[i];
+        if (bsearch(&f, keys, (size_t)n_present, sizeof *keys, face_key_cmp))
             a->faces[kept++] = a->faces[i];
         else
             dropped++;
     }
+    free(keys);
     a->n_faces = kept;
     return dropped;
 }

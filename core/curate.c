@@ -17,23 +17,26 @@ static int is_png(const char *name)
     return n > 4 && !strcasecmp(name + n - 4, ".png");
 }
 
-int cu_load(cu_face **out, int *n, int *n_other, const char *dir, vs_err *e)
+int cu_load(cu_face **out, int *n, char ***others, int *n_other, const char *dir, vs_err *e)
 {
     char **names;
     int count;
     *out = NULL, *n = 0, *n_other = 0;
+    if (others) *others = NULL;
     if (!fs_is_dir(dir)) {
         if (!fs_exists(dir)) return vs_fail(e, "%s: no such folder", dir);
         return vs_fail(e, "%s: not a folder", dir);
     }
     if (fs_list_dir(&names, &count, dir, is_png, e)) return -1;
     cu_face *v = vs_calloc((size_t)count + 1, sizeof *v);
+    if (others) *others = vs_calloc((size_t)count + 1, sizeof **others);
     int k = 0;
     for (int i = 0; i < count; i++) {
         char path[PATH_MAX + 256];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         vs_err ignore;
         if (face_load(&v[k].f, NULL, path, &ignore)) {
+            if (others) (*others)[*n_other] = vs_strdup(names[i]);
             (*n_other)++;
             continue;
         }

@@ -13,9 +13,11 @@ typedef struct cu_face {
     float key;      /* the sort key, or the distance to the reference */
 } cu_face;
 
-/* Reads the metadata of every PNG in dir (sorted by name). PNGs without visage metadata are
- * counted in *n_other and skipped. No face at all is not an error (*n = 0). */
-int cu_load(cu_face **out, int *n, int *n_other, const char *dir, vs_err *e);
+/* Reads the metadata of every PNG in dir (sorted by name). PNGs without (readable) visage
+ * metadata, such as a face re-saved by an image editor, are skipped; their names go to *others
+ * (when others is not NULL; free with fs_free_list) and their count to *n_other. No face at all
+ * is not an error (*n = 0). */
+int cu_load(cu_face **out, int *n, char ***others, int *n_other, const char *dir, vs_err *e);
 
 typedef enum cu_order { CU_BY_IDENTITY, CU_BY_BLUR, CU_BY_SIZE, CU_BY_YAW, CU_BY_FACE } cu_order;
 

@@ -1,6 +1,7 @@
 /* extract.c: the extraction job (see extract.h). */
 #include "extract.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -135,8 +136,8 @@ void ex_nets_free(ex_nets *n)
 
 static void warn(ex_ctx *c, const char *msg)
 {
+    snprintf(c->st.warning[c->st.warnings % EX_WARNINGS], sizeof c->st.warning[0], "%s", msg);
     c->st.warnings++;
-    snprintf(c->st.warning, sizeof c->st.warning, "%s", msg);
 }
 
 static int publish(ex_ctx *c)
@@ -186,9 +187,45 @@ int ex_reference_embedding(float out[128], ex_nets *n, const char *path, const v
 
 static void stem_of(char *out, size_t n, const char *path)
 {
-    snprintf(out, n, "%s", fs_basename(path));
+    const char *base = fs_basename(path);
+    while (*base == '.') base++; /* never a hidden name */
+    snprintf(out, n, "%s", base);
     char *dot = strrchr(out, '.');
     if (dot && dot != out) *dot = 0;
+}
+
+/* FNV-1a: a short, stable tag of a path for names that would otherwise collide. */
+static uint32_t path_hash(const char *a, const char *b)
+{
+    uint32_t h = 2166136261u;
+    for (const char *s = a; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    h = (h ^ '\n') * 16777619u;
+    for (const char *s = b; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+/* The file name of a face: STEM_FRAME_INDEX.png, or STEM-TAG_FRAME_INDEX.png when the plain name
+ * is already the face of another source in this folder (clip.mp4 and clip.mkv, two folders'
+ * x.jpg): a face is never overwritten by another source's. */
+static int face_file_name(char *out, size_t n, const char *dir, const char *source,
+                          int64_t frame, int index, vs_err *e)
+{
+    char stem[256];
+    stem_of(stem, sizeof stem, source);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt)
+            snprintf(out, n, "%.200s-%06x_%06lld_%d.png", stem,
+                     (unsigned)(path_hash(source, "") & 0xffffff), (long long)frame, index);
+        else
+            snprintf(out, n, "%.200s_%06lld_%d.png", stem, (long long)frame, index);
+        char path[PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s", dir, out);
+        if (!fs_exists(path)) return 0;
+        vs_face old;
+        vs_err ignore;
+        if (face_load(&old, NULL, path, &ignore) == 0 && !strcmp(old.source, source)) return 0;
+    }
+    return vs_fail(e, "%s/%s: a face of another source already has this name", dir, out);
 }
 
 fn_box ex_found_box(const ex_found *f)
@@ -228,8 +265,6 @@ static int process_frame(ex_ctx *c, al_file *al, const img *frame, const char *s
     int n = ex_find_faces(found, MAX_DETECTIONS, &c->nets, frame, cfg);
     c->st.faces_found += n;
     int kept = 0;
-    char stem[512];
-    stem_of(stem, sizeof stem, source);
     for (int i = 0; i < n; i++) {
         const ex_found *d = &found[i];
         if (d->verdict == EX_TOO_SMALL) {
@@ -275,7 +310,8 @@ static int process_frame(ex_ctx *c, al_file *al, const img *frame, const char *s
         align_pose pose;
         align_estimate_pose(&pose, f.lm);
         f.yaw = pose.yaw, f.pitch = pose.pitch, f.roll = pose.roll;
-        snprintf(f.file, sizeof f.file, "%.200s_%06lld_%d.png", stem, (long long)frame_index, kept);
+        if (face_file_name(f.file, sizeof f.file, c->rq->out_dir, source, frame_index, kept, e))
+            return -1;
         char path[PATH_MAX + 256];
         snprintf(path, sizeof path, "%s/%s", c->rq->out_dir, f.file);
         if (face_save(path, c->crop, &f, cfg->png_compression, e)) return -1;
@@ -291,63 +327,78 @@ static int image_name(const char *name)
     return vid_is_image_name(name);
 }
 
-/* A video or a single image. */
-static int extract_media(ex_ctx *c, al_file *al, const char *path, const char *al_out, vs_err *e)
+/* Whether s is valid UTF-8 (the metadata is JSON, which holds only UTF-8 text). */
+static int utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
+        if (n < 0 || (n == 1 && *p < 0xc2)) return 0;
+        p++;
+        for (int i = 0; i < n; i++, p++)
+            if ((*p & 0xc0) != 0x80) return 0;
+    }
+    return 1;
+}
+
+/* Saves the alignments now and then during a long input (see SAVE_ALIGNMENTS_SECONDS). */
+typedef struct saver {
+    double last, cost;
+} saver;
+
+static int maybe_save(saver *sv, const al_file *al, const char *path, vs_err *e)
+{
+    if (now() - sv->last <= fmax(SAVE_ALIGNMENTS_SECONDS, 10 * sv->cost)) return 0;
+    double t = now();
+    if (al_save(path, al, e)) return -1;
+    sv->last = now();
+    sv->cost = sv->last - t;
+    return 0;
+}
+
+/* A video or a single image. Returns -1 for a failure that ends the run (an output that cannot be
+ * written); a damaged or unreadable input sets *bad (its message in bad_msg) and returns 0, so the
+ * other inputs are still extracted. */
+static int extract_media(ex_ctx *c, al_file *al, const char *path, const char *al_out, int *bad,
+                         vs_err *bad_msg, vs_err *e)
 {
     vid_reader *r;
-    if (vid_open(&r, path, e)) return -1;
+    if (vid_open(&r, path, bad_msg)) {
+        *bad = 1;
+        return 0;
+    }
     const vid_info *info = vid_get_info(r);
     al->width = info->w, al->height = info->h, al->fps = info->fps;
     c->st.frames_total = info->frames;
     img *frame = NULL;
-    int rc = 0, every = c->rq->cfg.every;
-    double last_save = now(), save_cost = 0;
+    int rc = 0, every = c->rq->cfg.every, got = 1;
+    /* the first save comes after a few seconds, so that even a short run killed by a power cut
+     * leaves its alignments */
+    saver sv = {now() - SAVE_ALIGNMENTS_SECONDS + 5, 0};
     int64_t idx;
-    for (;;) {
-        if (publish(c)) break;
-        int got = vid_read(r, &frame, &idx, e);
-        if (got < 0) {
-            rc = -1;
-            break;
-        }
-        if (got == 0) {
-            al->complete = 1;
-            break;
-        }
+    while (got > 0 && !publish(c)) {
+        got = vid_read(r, &frame, &idx, bad_msg);
+        if (got <= 0) break;
         c->st.frame = idx + 1;
         c->st.frames_read++;
         al->frames_read++;
-        if (process_frame(c, al, frame, path, idx, e)) {
+        if (process_frame(c, al, frame, path, idx, e) || maybe_save(&sv, al, al_out, e)) {
             rc = -1;
             break;
         }
-        if (now() - last_save > fmax(SAVE_ALIGNMENTS_SECONDS, 10 * save_cost)) {
-            double t = now();
-            if (al_save(al_out, al, e)) {
-                rc = -1;
-                break;
-            }
-            last_save = now();
-            save_cost = last_save - t;
-        }
-        if (every > 1) {
-            int s = vid_skip(r, every - 1, e);
-            if (s < 0) {
-                rc = -1;
-                break;
-            }
-            c->st.frame = idx + every;
-            if (s == 0) {
-                al->complete = 1;
-                break;
-            }
+        /* --every: skip in steps, so a stop request or the progress line never waits long */
+        for (int64_t left = every - 1; left > 0 && got > 0 && !publish(c); left -= 25) {
+            got = vid_skip(r, left < 25 ? left : 25, bad_msg);
+            c->st.frame += left < 25 ? left : 25;
         }
     }
-    if (rc == 0 && vid_damaged(r)) {
-        al->complete = 0;
-        rc = vs_fail(e, "%s: the file is damaged or cut short after frame %lld; the faces of the "
-                        "%lld frames before were kept",
-                     path, (long long)al->frames_read, (long long)al->frames_read);
+    if (rc == 0 && got == 0 && !vid_damaged(r)) al->complete = 1;
+    if (rc == 0 && (got < 0 || vid_damaged(r))) {
+        *bad = 1;
+        if (got == 0)
+            vs_fail(bad_msg, "%s: the file is damaged or cut short after frame %lld; the faces of "
+                             "the frames before were kept",
+                    path, (long long)c->st.frame);
         c->st.frames_total = c->st.frame;
     }
     img_free(frame);
@@ -355,16 +406,23 @@ static int extract_media(ex_ctx *c, al_file *al, const char *path, const char *a
     return rc;
 }
 
-static int extract_folder(ex_ctx *c, al_file *al, const char *dir, const char *al_out, vs_err *e)
+/* A folder of images: each image is a source of its own; one that cannot be read is a warning. */
+static int extract_folder(ex_ctx *c, al_file *al, const char *dir, int *bad, vs_err *bad_msg,
+                          vs_err *e)
 {
     char **names;
     int n;
-    if (fs_list_dir(&names, &n, dir, image_name, e)) return -1;
+    if (fs_list_dir(&names, &n, dir, image_name, bad_msg)) {
+        *bad = 1;
+        return 0;
+    }
     if (n == 0) {
         fs_free_list(names, n);
-        return vs_fail(e, "%s: no images in this folder (looked for .jpg, .jpeg, .png, .bmp, "
-                          ".ppm, .webp, .tif)",
-                       dir);
+        *bad = 1;
+        vs_fail(bad_msg, "%s: no images in this folder (looked for .jpg, .jpeg, .png, .bmp, .ppm, "
+                         ".webp, .tif)",
+                dir);
+        return 0;
     }
     c->st.frames_total = n;
     int rc = 0;
@@ -374,6 +432,11 @@ static int extract_folder(ex_ctx *c, al_file *al, const char *dir, const char *a
         c->st.frame = i + 1;
         img *im = NULL;
         vs_err le;
+        if (!utf8_valid(names[i])) {
+            vs_fail(&le, "%s: skipped: its name is not valid UTF-8 (rename it)", path);
+            warn(c, le.msg);
+            continue;
+        }
         if (img_load(&im, path, &le)) {
             warn(c, le.msg); /* one bad picture in a folder of thousands: say so and go on */
             continue;
@@ -386,8 +449,10 @@ static int extract_folder(ex_ctx *c, al_file *al, const char *dir, const char *a
     }
     if (rc == 0 && c->st.frame == n) al->complete = 1;
     fs_free_list(names, n);
-    if (rc == 0 && al->frames_read == 0)
-        rc = vs_fail(e, "%s: none of the %d images in this folder could be read", dir, n);
+    if (rc == 0 && al->frames_read == 0) {
+        *bad = 1;
+        vs_fail(bad_msg, "%s: none of the %d images in this folder could be read", dir, n);
+    }
     return rc;
 }
 
@@ -404,6 +469,66 @@ static int load_all(ex_ctx *c, vs_err *e)
     return 0;
 }
 
+/* One input, resolved before any work: its real path, kind and alignments file. */
+typedef struct ex_input {
+    char real[PATH_MAX];
+    vs_media kind;
+    char al_path[PATH_MAX + 300];
+    int skip; /* complete already and --skip-existing */
+} ex_input;
+
+/* Resolves input i (probed already: in->kind): a name that is not UTF-8, and an input that
+ * was completely extracted into this folder already (without --skip-existing or --overwrite) are
+ * errors before any work. The alignments file is ALIGN/NAME.json, NAME = the input's name; when
+ * that file belongs to another input or another faces folder (day1/clip.mp4 and day2/clip.mp4,
+ * the same interview into faces/a and faces/b), or an earlier input of this run has the same
+ * name, a tag of the path is added: nothing is ever overwritten by another extraction. */
+static int resolve_input(ex_input *in, const ex_input *earlier, int n_earlier, const char *given,
+                         const ex_request *rq, const char *faces_real, vs_err *e)
+{
+    if (!realpath(given, in->real)) return vs_fail(e, "%s: %s", given, fs_strerror(errno));
+    if (!utf8_valid(in->real))
+        return vs_fail(e, "%s: the name is not valid UTF-8; rename it (face metadata is UTF-8 "
+                          "JSON)",
+                       given);
+    if (strlen(in->real) >= sizeof ((vs_face *)0)->source)
+        return vs_fail(e, "%s: path too long", given);
+    char name[256];
+    const char *base = fs_basename(in->real);
+    while (*base == '.') base++;
+    snprintf(name, sizeof name, "%s", base[0] ? base : "input");
+    /* the temporary file of an atomic write adds some 20 bytes to the name */
+    if (strlen(name) > 200)
+        return vs_fail(e, "%s: file name too long for its alignments file (at most 200 bytes)", given);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        char tagged[300];
+        if (attempt)
+            snprintf(tagged, sizeof tagged, "%s-%06x", name,
+                     (unsigned)(path_hash(in->real, faces_real) & 0xffffff));
+        else
+            snprintf(tagged, sizeof tagged, "%s", name);
+        al_path(in->al_path, sizeof in->al_path, rq->align_dir, tagged);
+        int taken = 0;
+        for (int k = 0; k < n_earlier && !taken; k++) taken = !strcmp(earlier[k].al_path, in->al_path);
+        if (taken) continue;
+        if (!fs_exists(in->al_path)) return 0;
+        al_file old;
+        vs_err ignore;
+        if (al_load(&old, in->al_path, &ignore)) continue; /* not ours to overwrite */
+        int same = !strcmp(old.input, in->real) && !strcmp(old.faces_dir, faces_real);
+        int complete = old.complete;
+        al_free(&old);
+        if (!same) continue;
+        if (complete && rq->skip_existing) in->skip = 1;
+        else if (complete && !rq->overwrite)
+            return vs_fail(e, "%s was extracted into %s already (%s); --skip-existing skips it, "
+                              "--overwrite extracts it again (faces deleted since come back)",
+                           given, rq->out_dir, in->al_path);
+        return 0;
+    }
+    return vs_fail(e, "%s: no free name for its alignments file in %s", given, rq->align_dir);
+}
+
 int ex_run(job *j, void *arg, vs_err *e)
 {
     ex_ctx c;
@@ -414,71 +539,82 @@ int ex_run(job *j, void *arg, vs_err *e)
     c.st.n_inputs = c.rq->n_inputs;
     const vs_config *cfg = &c.rq->cfg;
     int rc = -1;
+    ex_input *inputs = NULL;
     if (align_centering_parse(&c.centering, cfg->centering)) {
         vs_fail(e, "unknown centering '%s' (face, head or legacy)", cfg->centering);
         goto out;
     }
     /* Check every input and the output folders before any work, so a typo in the last argument
-     * does not cost an hour of extraction. */
-    vs_media *kinds = vs_calloc((size_t)c.rq->n_inputs, sizeof *kinds);
+     * does not cost an hour of extraction (and creates no folder). */
+    inputs = vs_calloc((size_t)c.rq->n_inputs, sizeof *inputs);
     for (int i = 0; i < c.rq->n_inputs; i++) {
-        if (vid_probe(&kinds[i], c.rq->inputs[i], e) || kinds[i] == VS_MEDIA_NONE) {
-            free(kinds);
+        const char *given = c.rq->inputs[i];
+        if (strlen(given) >= sizeof ((vs_face *)0)->source) {
+            vs_fail(e, "%.80s...: path too long (at most %zu bytes)", given,
+                    sizeof ((vs_face *)0)->source - 1);
             goto out;
         }
+        if (vid_probe(&inputs[i].kind, given, e) || inputs[i].kind == VS_MEDIA_NONE) goto out;
     }
-    if (fs_mkdirs(c.rq->out_dir, e) || fs_mkdirs(c.rq->align_dir, e)) {
-        free(kinds);
+    if (fs_mkdirs(c.rq->out_dir, e) || fs_mkdirs(c.rq->align_dir, e)) goto out;
+    char faces_real[PATH_MAX];
+    if (!realpath(c.rq->out_dir, faces_real)) {
+        vs_fail(e, "%s: %s", c.rq->out_dir, fs_strerror(errno));
         goto out;
     }
-    if (load_all(&c, e)) {
-        free(kinds);
-        goto out;
-    }
+    for (int i = 0; i < c.rq->n_inputs; i++)
+        if (resolve_input(&inputs[i], inputs, i, c.rq->inputs[i], c.rq, faces_real, e)) goto out;
+    if (load_all(&c, e)) goto out;
     c.st.load_seconds = now() - c.t0;
     c.crop = img_new(cfg->size, cfg->size, 3);
     rc = 0;
+    int failed = 0;
+    vs_err first_bad = {{0}};
     for (int i = 0; i < c.rq->n_inputs && rc == 0 && !job_should_stop(j); i++) {
-        const char *in = c.rq->inputs[i];
-        char apath[PATH_MAX + 64];
-        al_path(apath, sizeof apath, c.rq->align_dir, in);
+        const ex_input *in = &inputs[i];
         c.st.input_index = i;
         c.st.frame = 0;
         c.st.frames_total = 0;
         c.st.input_started = now() - c.t0;
-        snprintf(c.st.input, sizeof c.st.input, "%s", fs_basename(in));
-        if (c.rq->skip_existing) {
-            al_file old;
-            vs_err ignore;
-            if (al_load(&old, apath, &ignore) == 0) {
-                int done = old.complete;
-                al_free(&old);
-                if (done) {
-                    c.st.inputs_skipped++;
-                    continue;
-                }
-            }
+        snprintf(c.st.input, sizeof c.st.input, "%s", fs_basename(c.rq->inputs[i]));
+        if (in->skip) {
+            c.st.inputs_skipped++;
+            continue;
         }
         al_file al;
-        al_init(&al, in);
+        al_init(&al, in->real);
         al.size = cfg->size;
         snprintf(al.centering, sizeof al.centering, "%s", cfg->centering);
-        if (!realpath(c.rq->out_dir, al.faces_dir)) al.faces_dir[0] = 0;
-        if (kinds[i] == VS_MEDIA_DIR)
-            rc = extract_folder(&c, &al, in, apath, e);
+        snprintf(al.faces_dir, sizeof al.faces_dir, "%s", faces_real);
+        int bad = 0;
+        vs_err bad_msg = {{0}};
+        if (in->kind == VS_MEDIA_DIR)
+            rc = extract_folder(&c, &al, in->real, &bad, &bad_msg, e);
         else
-            rc = extract_media(&c, &al, in, apath, e);
+            rc = extract_media(&c, &al, in->real, in->al_path, &bad, &bad_msg, e);
+        if (bad) { /* say so now, go on with the next input, fail at the end */
+            if (!failed++) first_bad = bad_msg;
+            warn(&c, bad_msg.msg);
+        }
         /* Whatever was extracted is recorded, also when the input turned out damaged. */
         vs_err se;
-        if (al.frames_read > 0 && al_save(apath, &al, &se) && rc == 0) {
+        if (al.frames_read > 0 && al_save(in->al_path, &al, &se) && rc == 0) {
             *e = se;
             rc = -1;
         }
         al_free(&al);
     }
-    free(kinds);
+    if (rc == 0 && failed == 1) {
+        *e = first_bad;
+        rc = -1;
+    } else if (rc == 0 && failed > 1) {
+        vs_fail(e, "%d of %d inputs could not be read completely; the first: %s", failed,
+                c.rq->n_inputs, first_bad.msg);
+        rc = -1;
+    }
     publish(&c);
 out:
+    free(inputs);
     img_free(c.crop);
     free(c.filter);
     free(c.nfilter);

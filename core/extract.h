@@ -23,7 +23,11 @@ typedef struct ex_request {
     const char *const *nfilter_refs;    /* drop faces like these */
     int n_nfilter;
     int skip_existing;                  /* skip inputs whose alignments file is complete */
+    int overwrite;                      /* extract them again (else refuse: faces deleted since
+                                           would come back) */
 } ex_request;
+
+#define EX_WARNINGS 16
 
 typedef struct ex_status {
     char input[256];        /* the input being read */
@@ -35,8 +39,8 @@ typedef struct ex_status {
     int64_t kept;           /* saved */
     int64_t filtered_identity, filtered_landmarks, filtered_size, filtered_blur, filtered_max;
     int inputs_skipped;
-    int warnings;
-    char warning[1100];     /* the latest warning (a damaged file, an unreadable image) */
+    int warnings;           /* how many so far; the latest EX_WARNINGS are kept: */
+    char warning[EX_WARNINGS][1100]; /* [i % EX_WARNINGS]: a damaged file, an unreadable image */
     double elapsed;         /* seconds since the job started */
     double load_seconds;    /* of that, loading the networks and references */
     double input_started;   /* elapsed when the current input was opened */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static json_t *float_array(const float *v, int n)
 {
@@ -13,12 +14,21 @@ static json_t *float_array(const float *v, int n)
     return a;
 }
 
-char *face_to_json(const vs_face *f)
+/* Strings must be UTF-8 (extract checks its inputs' names); a NULL here would silently drop the
+ * key, so it is a bug. */
+static json_t *str(const char *s)
+{
+    json_t *j = json_string(s);
+    VS_CHECK(j != NULL);
+    return j;
+}
+
+json_t *face_to_json_obj(const vs_face *f)
 {
     json_t *o = json_object();
     json_object_set_new(o, "schema", json_integer(FACE_SCHEMA));
-    json_object_set_new(o, "source", json_string(f->source));
-    if (f->file[0]) json_object_set_new(o, "file", json_string(f->file));
+    json_object_set_new(o, "source", str(f->source));
+    if (f->file[0]) json_object_set_new(o, "file", str(f->file));
     json_object_set_new(o, "frame", json_integer(f->frame));
     json_object_set_new(o, "index", json_integer(f->index));
     json_object_set_new(o, "box", float_array(f->box, 4));
@@ -28,11 +38,17 @@ char *face_to_json(const vs_face *f)
     for (int i = 0; i < 6; i++) json_array_append_new(m, json_real(f->matrix[i]));
     json_object_set_new(o, "matrix", m);
     json_object_set_new(o, "size", json_integer(f->size));
-    json_object_set_new(o, "centering", json_string(f->centering));
+    json_object_set_new(o, "centering", str(f->centering));
     json_object_set_new(o, "pose", json_pack("{s:f,s:f,s:f}", "yaw", (double)f->yaw, "pitch",
                                              (double)f->pitch, "roll", (double)f->roll));
     json_object_set_new(o, "blur", json_real(f->blur));
     if (f->has_embedding) json_object_set_new(o, "embedding", float_array(f->embedding, 128));
+    return o;
+}
+
+char *face_to_json(const vs_face *f)
+{
+    json_t *o = face_to_json_obj(f);
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(7));
     json_decref(o);
     VS_CHECK(s != NULL);
@@ -55,10 +71,21 @@ static int get_floats(float *out, int n, json_t *o, const char *key, const char 
 
 int face_from_json(vs_face *f, const char *text, const char *where, vs_err *e)
 {
-    memset(f, 0, sizeof *f);
     json_error_t je;
     json_t *o = json_loads(text, 0, &je);
-    if (!o) return vs_fail(e, "%s: face metadata is not valid JSON: %s", where, je.text);
+    if (!o) {
+        memset(f, 0, sizeof *f);
+        return vs_fail(e, "%s: face metadata is not valid JSON: %s", where, je.text);
+    }
+    int rc = face_from_json_obj(f, o, where, e);
+    json_decref(o);
+    return rc;
+}
+
+int face_from_json_obj(vs_face *f, json_t *o, const char *where, vs_err *e)
+{
+    memset(f, 0, sizeof *f);
+    if (!json_is_object(o)) return vs_fail(e, "%s: face metadata is not a JSON object", where);
     int rc = -1;
     json_t *schema = json_object_get(o, "schema");
     if (!json_is_integer(schema) || json_integer_value(schema) != FACE_SCHEMA) {
@@ -74,6 +101,16 @@ int face_from_json(vs_face *f, const char *text, const char *where, vs_err *e)
     json_t *size = json_object_get(o, "size");
     if (!src || !cen || !json_is_integer(frame) || !json_is_integer(idx) || !json_is_integer(size)) {
         vs_fail(e, "%s: face metadata lacks source, frame, index, size or centering", where);
+        goto out;
+    }
+    size_t flen = file ? strlen(file) : 0;
+    if (strlen(src) >= sizeof f->source || flen >= sizeof f->file || strlen(cen) >= sizeof f->centering) {
+        vs_fail(e, "%s: face metadata: source, file or centering too long", where);
+        goto out;
+    }
+    /* the file a face was saved as: a plain .png name in the faces folder */
+    if (file && (strchr(file, '/') || flen < 5 || strcasecmp(file + flen - 4, ".png") || file[0] == '.')) {
+        vs_fail(e, "%s: face metadata: file '%s' is not a PNG name", where, file);
         goto out;
     }
     snprintf(f->source, sizeof f->source, "%s", src);
@@ -99,7 +136,6 @@ int face_from_json(vs_face *f, const char *text, const char *where, vs_err *e)
     }
     rc = 0;
 out:
-    json_decref(o);
     return rc;
 }
 

@@ -36,6 +36,11 @@ char *face_to_json(const vs_face *f);
 /* Parses JSON made by face_to_json; `where` names the origin for messages. */
 int face_from_json(vs_face *f, const char *json, const char *where, vs_err *e);
 
+/* The same as jansson objects (the alignments file holds many of them). */
+struct json_t;
+struct json_t *face_to_json_obj(const vs_face *f);
+int face_from_json_obj(vs_face *f, struct json_t *o, const char *where, vs_err *e);
+
 /* Saves the aligned face image with f as its metadata (atomic). */
 int face_save(const char *path, const img *aligned, const vs_face *f, int png_compression,
               vs_err *e);

@@ -4,6 +4,8 @@
  * without it; checks against the ffmpeg CLI are skipped when it is not installed. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -295,6 +297,106 @@ static void test_png_roundtrip(void)
     img_free(im);
 }
 
+/* ---- hostile PNG headers -------------------------------------------------------------------- */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* CRC-32 as PNG chunks carry it (ISO 3309, reflected 0xedb88320) */
+static uint32_t crc32_of(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xffffffffu;
+}
+
+/* Appends the chunk {length, type, data, crc} at out; returns its size. */
+static size_t png_chunk(uint8_t *out, const char *type, const uint8_t *data, uint32_t n)
+{
+    put_be32(out, n);
+    memcpy(out + 4, type, 4);
+    if (n) memcpy(out + 8, data, n);
+    put_be32(out + 8 + n, crc32_of(out + 4, (size_t)n + 4));
+    return (size_t)n + 12;
+}
+
+/* A 150-byte PNG whose header claims 1000000 x 1000000 RGB pixels (3 TB), with one IDAT of 100
+ * zero bytes: reading its text (a faces folder being listed) must not touch the pixels, and
+ * reading its pixels must be refused before any allocation, with a message naming it. */
+static void test_png_bogus(void)
+{
+    vs_err e = {{0}};
+    char p[512];
+    tmp_path(p, sizeof p, "bomb.png");
+    uint8_t buf[512];
+    size_t n = 8;
+    memcpy(buf, "\x89PNG\r\n\x1a\n", 8);
+    uint8_t ihdr[13] = {0, 0, 0, 0, 0, 0, 0, 0, 8, 2, 0, 0, 0}; /* 8-bit RGB */
+    put_be32(ihdr, 1000000);
+    put_be32(ihdr + 4, 1000000);
+    n += png_chunk(buf + n, "IHDR", ihdr, sizeof ihdr);
+    /* zlib: a stored block of 100 zeros, then their Adler-32 (b = 100, a = 1) */
+    uint8_t idat[2 + 5 + 100 + 4] = {0x78, 0x01, 0x01, 100, 0, 0x9b, 0xff};
+    put_be32(idat + 107, (100u << 16) | 1u);
+    n += png_chunk(buf + n, "IDAT", idat, sizeof idat);
+    n += png_chunk(buf + n, "IEND", NULL, 0);
+    CHECK(write_file(p, buf, n) == 0);
+
+    char *json = (char *)1;
+    double t0 = seconds();
+    CHECKF(img_load_png(NULL, &json, p, "visage", &e) == 0 && json == NULL, "%s", e.msg);
+    CHECK(seconds() - t0 < 1.0);
+    img *im = (img *)1;
+    CHECK(img_load_png(&im, NULL, p, NULL, &e) == -1 && im == NULL);
+    CHECKF(strstr(e.msg, p) && strstr(e.msg, "picture too large (1000000 x 1000000)"), "%s",
+           e.msg);
+    json = (char *)1;
+    e.msg[0] = 0;
+    CHECK(img_load_png(&im, &json, p, "visage", &e) == -1 && im == NULL && json == NULL);
+    CHECKF(strstr(e.msg, "picture too large"), "%s", e.msg);
+    /* through FFmpeg: refused too, naming the file */
+    e.msg[0] = 0;
+    CHECK(img_load(&im, p, &e) == -1 && im == NULL);
+    CHECKF(strstr(e.msg, p) != NULL, "%s", e.msg);
+
+    /* visage writes its text before the pixels; one found only after them (another writer) is
+     * "no metadata" for a text-only read, and still found when the pixels are read too */
+    tmp_path(p, sizeof p, "late-text.png");
+    img *small = random_img(5, 4, 3);
+    CHECK(img_save_png(p, small, "visage", "{\"a\": 1}", &e) == 0);
+    char *bytes = NULL;
+    size_t len = 0;
+    CHECK(fs_read_all(&bytes, &len, p, &e) == 0);
+    /* move the iTXt chunk (right after IHDR: 8 + 25 bytes in) to just before IEND */
+    uint8_t *b = (uint8_t *)bytes;
+    size_t at = 33, tlen = b && len > at + 8 ? (size_t)(b[at] << 24 | b[at + 1] << 16 |
+                                                        b[at + 2] << 8 | b[at + 3]) + 12 : 0;
+    CHECK(b && len > at + tlen + 12 && memcmp(b + at + 4, "iTXt", 4) == 0);
+    if (b && len > at + tlen + 12 && memcmp(b + at + 4, "iTXt", 4) == 0) {
+        uint8_t *moved = malloc(len);
+        memcpy(moved, b, at);
+        memcpy(moved + at, b + at + tlen, len - at - tlen - 12);
+        memcpy(moved + len - tlen - 12, b + at, tlen);
+        memcpy(moved + len - 12, b + len - 12, 12); /* IEND */
+        CHECK(write_file(p, moved, len) == 0);
+        free(moved);
+        json = (char *)1;
+        CHECKF(img_load_png(NULL, &json, p, "visage", &e) == 0 && json == NULL, "%s", e.msg);
+        CHECKF(img_load_png(&im, &json, p, "visage", &e) == 0 && json &&
+                   strcmp(json, "{\"a\": 1}") == 0 && same_px(im, small),
+               "%s", e.msg);
+        free(json);
+        img_free(im);
+    }
+    free(bytes);
+    img_free(small);
+}
+
 /* A full disk while writing: RLIMIT_FSIZE in a child (writes past it fail with EFBIG once
  * SIGXFSZ is ignored). The child sends back its return code and message through a pipe. */
 static void test_full_disk(void)
@@ -578,11 +680,12 @@ static img *read_ppm(const char *path)
     return im;
 }
 
-static void cli_compare(const char *path, const img *im, const char *what)
+/* im equals the first frame the ffmpeg CLI gives for path with output options args. */
+static void cli_compare_args(const char *path, const char *args, const img *im, const char *what)
 {
     if (!have_ffmpeg_cli()) return;
     size_t n = 0;
-    uint8_t *ref = ffmpeg_rgb(path, "-frames:v 1", &n);
+    uint8_t *ref = ffmpeg_rgb(path, args, &n);
     CHECKF(ref && n == (size_t)im->w * im->h * 3, "%s: ffmpeg CLI gave %zu bytes", what, n);
     if (ref && n == (size_t)im->w * im->h * 3) {
         int mx = 0;
@@ -596,6 +699,11 @@ static void cli_compare(const char *path, const img *im, const char *what)
         CHECKF(mx == 0, "%s differs from the ffmpeg CLI by up to %d", what, mx);
     }
     free(ref);
+}
+
+static void cli_compare(const char *path, const img *im, const char *what)
+{
+    cli_compare_args(path, "-frames:v 1", im, what);
 }
 
 /* Every frame of path equals the ffmpeg CLI's (run with extra output options args), and there are
@@ -1073,6 +1181,157 @@ static void test_video_rotation(void)
     img_free(upright);
 }
 
+/* ---- file names FFmpeg would take for URLs -------------------------------------------------- */
+
+/* "clip:1.png" relative to the current folder is a file, not the protocol "clip"; "file:x.png"
+ * is that file, not x.png. Run inside tmpdir, since only a relative name starts with "word:". */
+static void test_colon_names(void)
+{
+    vs_err e = {{0}};
+    char jpg[PATH_MAX] = "", mp4[PATH_MAX] = "", p[512];
+    if (check_have_data()) { /* absolute, before leaving the checkout */
+        data_path(p, sizeof p, "faces_gt/dlib/2008_001009.jpg");
+        if (!realpath(p, jpg)) jpg[0] = 0;
+        data_path(p, sizeof p, "video/d9.mp4");
+        if (!realpath(p, mp4)) mp4[0] = 0;
+    }
+    int here = open(".", O_RDONLY | O_DIRECTORY);
+    CHECK(here >= 0 && chdir(tmpdir) == 0);
+    img *a = random_img(12, 10, 3), *b = random_img(12, 10, 3), *im = NULL;
+    CHECK(img_save_png("clip:1.png", a, NULL, NULL, &e) == 0);
+    CHECK(img_save_png("x.png", a, NULL, NULL, &e) == 0 &&
+          img_save_png("file:x.png", b, NULL, NULL, &e) == 0);
+    CHECKF(img_load(&im, "clip:1.png", &e) == 0 && same_px(im, a), "%s", e.msg);
+    img_free(im);
+    CHECKF(img_load(&im, "file:x.png", &e) == 0 && same_px(im, b), "file:x.png: %s", e.msg);
+    img_free(im);
+    vs_media kind = VS_MEDIA_NONE;
+    CHECKF(vid_probe(&kind, "clip:1.png", &e) == 0 && kind == VS_MEDIA_IMAGE, "%s", e.msg);
+    if (jpg[0] && mp4[0]) {
+        img *ref = NULL;
+        CHECK(img_load(&ref, jpg, &e) == 0);
+        CHECK(symlink(jpg, "clip:2.jpg") == 0 && symlink(mp4, "http:d9.mp4") == 0);
+        CHECKF(img_load(&im, "clip:2.jpg", &e) == 0 && same_px(im, ref), "%s", e.msg);
+        img_free(im);
+        img_free(ref);
+        kind = VS_MEDIA_NONE;
+        CHECKF(vid_probe(&kind, "http:d9.mp4", &e) == 0 && kind == VS_MEDIA_VIDEO, "%s", e.msg);
+        vid_reader *r = NULL;
+        CHECKF(vid_open(&r, "http:d9.mp4", &e) == 0 && vid_get_info(r)->frames == 587, "%s",
+               e.msg);
+        im = NULL;
+        if (r) CHECK(vid_read(r, &im, NULL, &e) == 1 && im->w == 512);
+        img_free(im);
+        vid_close(r);
+    } else {
+        printf("skipped: no %s (colon names of a JPEG and a video)\n", check_data_dir());
+    }
+    img_free(a);
+    img_free(b);
+    CHECK(here >= 0 && fchdir(here) == 0);
+    if (here >= 0) close(here);
+}
+
+/* ---- EXIF orientation ----------------------------------------------------------------------- */
+
+/* Writes a copy of the JPEG src to dst with an APP1 Exif segment (big-endian TIFF, one IFD entry:
+ * Orientation = tag) right after SOI, as a phone writes it. */
+static int write_exif_jpeg(const char *dst, const char *src, int tag)
+{
+    char *b;
+    size_t len;
+    vs_err e = {{0}};
+    if (fs_read_all(&b, &len, src, &e)) return -1;
+    static const uint8_t app1[] = {
+        0xff, 0xe1, 0, 34,                   /* APP1, length 34 (with itself) */
+        'E', 'x', 'i', 'f', 0, 0,            /* */
+        'M', 'M', 0, 42, 0, 0, 0, 8,         /* TIFF header: IFD0 at 8 */
+        0, 1,                                /* one entry */
+        0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0, /* 0x0112 Orientation, SHORT, 1, value */
+        0, 0, 0, 0,                          /* no next IFD */
+    };
+    uint8_t *out = malloc(len + sizeof app1);
+    memcpy(out, b, 2);
+    memcpy(out + 2, app1, sizeof app1);
+    out[2 + 4 + 6 + 8 + 2 + 9] = (uint8_t)tag; /* the SHORT's low byte, big-endian */
+    memcpy(out + 2 + sizeof app1, b + 2, len - 2);
+    int rc = len > 2 && (uint8_t)b[0] == 0xff && (uint8_t)b[1] == 0xd8
+                 ? write_file(dst, out, len + sizeof app1)
+                 : -1;
+    free(out);
+    free(b);
+    return rc;
+}
+
+/* A phone photo stores the sensor's picture and an EXIF orientation (FFmpeg exports it as the
+ * frame's display matrix); it must load upright, the way every viewer shows it: each of the
+ * orientations 2-8 on a 4:4:4 and a 4:2:0 JPEG (500x375: odd height) gives the untagged picture
+ * turned as EXIF says, equal byte for byte to the CLI's with the matching filter, and vid_info
+ * gives the displayed size. */
+static void test_exif_orientation(void)
+{
+    if (!check_have_data()) {
+        printf("skipped: no %s (EXIF orientation checks)\n", check_data_dir());
+        return;
+    }
+    static const struct {
+        int tag;
+        const char *filter; /* the CLI's filter that shows the picture upright */
+        int transpose, flip_x, flip_y;
+    } exif[] = {
+        {1, "null", 0, 0, 0},
+        {2, "hflip", 0, 1, 0},                 /* mirrored */
+        {3, "hflip,vflip", 0, 1, 1},           /* upside down */
+        {4, "vflip", 0, 0, 1},                 /* mirrored upside down */
+        {5, "transpose=cclock_flip", 1, 0, 0}, /* mirrored along the main diagonal */
+        {6, "transpose=clock", 1, 0, 1},       /* held turned left: turn right to view */
+        {7, "transpose=clock_flip", 1, 1, 1},  /* mirrored along the other diagonal */
+        {8, "transpose=cclock", 1, 1, 0},      /* held turned right: turn left to view */
+    };
+    static const char *const src[] = {"faces_gt/dlib/2008_001009.jpg",
+                                      "faces_gt/dlib/2007_007763.jpg"};
+    vs_err e = {{0}};
+    char p[512], q[512], what[256], args[128];
+    for (size_t s = 0; s < sizeof src / sizeof src[0]; s++) {
+        data_path(p, sizeof p, src[s]);
+        img *plain = NULL, *im = NULL;
+        CHECKF(img_load(&plain, p, &e) == 0, "%s", e.msg);
+        if (!plain) continue;
+        for (size_t i = 0; i < sizeof exif / sizeof exif[0]; i++) {
+            snprintf(q, sizeof q, "%s/phone%d.jpg", tmpdir, exif[i].tag);
+            CHECK(write_exif_jpeg(q, p, exif[i].tag) == 0);
+            snprintf(what, sizeof what, "%s with EXIF orientation %d", src[s], exif[i].tag);
+            vid_reader *r = NULL;
+            CHECKF(vid_open(&r, q, &e) == 0, "%s: %s", what, e.msg);
+            if (!r) continue;
+            const vid_info *in = vid_get_info(r);
+            int tr = exif[i].transpose;
+            CHECKF(in->is_image && in->w == (tr ? plain->h : plain->w) &&
+                       in->h == (tr ? plain->w : plain->h),
+                   "%s: vid_info %dx%d", what, in->w, in->h);
+            CHECKF(vid_read(r, &im, NULL, &e) == 1 && vid_read(r, &im, NULL, &e) == 0, "%s: %s",
+                   what, e.msg);
+            vid_close(r);
+            img_free(im);
+            im = NULL;
+            CHECKF(img_load(&im, q, &e) == 0, "%s: %s", what, e.msg);
+            CHECKF(is_turned(im, plain, tr, exif[i].flip_x, exif[i].flip_y),
+                   "%s: not the picture turned as EXIF says", what);
+            snprintf(args, sizeof args, "-frames:v 1 -vf %s", exif[i].filter);
+            if (im) cli_compare_args(p, args, im, what);
+            img_free(im);
+            im = NULL;
+            /* skipping the one picture ends the file, as for any image */
+            if (vid_open(&r, q, &e) == 0) {
+                CHECK(vid_skip(r, 1, &e) == 1 && vid_read(r, &im, NULL, &e) == 0);
+                vid_close(r);
+            }
+            unlink(q);
+        }
+        img_free(plain);
+    }
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/visage-test-media-XXXXXX");
@@ -1082,6 +1341,8 @@ int main(void)
     }
     test_fsutil();
     test_png_roundtrip();
+    test_png_bogus();
+    test_colon_names();
     test_full_disk();
     test_unwritable();
     test_warp();
@@ -1091,6 +1352,7 @@ int main(void)
     test_video_bad_input();
     test_video();
     test_video_rotation();
+    test_exif_orientation();
     rm_rf(tmpdir);
     return check_report("test_media");
 }

@@ -3,6 +3,7 @@
  * into core/; long work runs as a job whose status this front end prints. */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -53,14 +54,14 @@ static int fail(const char *cmd, const vs_err *e)
 }
 
 /* Applies a flag to the configuration through the option table (range and type checked). */
-static int set_opt(cli *c, const char *cmd, const char *key, const char *value)
+static int set_opt(cli *c, const char *cmd, const char *section, const char *key, const char *value)
 {
     char where[64];
     snprintf(where, sizeof where, "--%s", key);
     for (char *p = where; *p; p++)
         if (*p == '_') *p = '-';
     vs_err e;
-    if (cfg_set(&c->cfg, "extract", key, value, where, &e)) {
+    if (cfg_set(&c->cfg, section, key, value, where, &e)) {
         fprintf(stderr, "visage %s: %s\n", cmd, e.msg);
         return -1;
     }
@@ -133,12 +134,25 @@ static void help_extract(void)
            "                          (lower is stricter; 0.6 is the usual threshold)\n"
            "      --no-landmark-filter  keep detections whose landmarks are not a plausible face\n"
            "      --min-blur B        drop faces blurrier than B (variance of the Laplacian)\n"
-           "      --skip-existing     skip inputs whose alignments file is complete\n"
+           "      --skip-existing     skip inputs already extracted into DIR completely\n"
+           "      --overwrite         extract them again (faces deleted since come back)\n"
            "      --threads N         CPU threads (0 = all)\n"
            "      --models DIR        face-network weights (default: found by 'make models')\n"
            "  -q, --quiet             no progress, only the summary\n"
            "REF is a face PNG made by visage or any picture with that person alone.\n"
            "Defaults come from visage.ini: see 'visage config --dump'.\n");
+}
+
+/* Prints the warnings after the first `seen`; returns the new count seen. */
+static int print_warnings(const ex_status *st, int seen)
+{
+    if (st->warnings - seen > EX_WARNINGS) {
+        fprintf(stderr, "visage extract: warning: %d more warnings\n", st->warnings - seen - EX_WARNINGS);
+        seen = st->warnings - EX_WARNINGS;
+    }
+    for (; seen < st->warnings; seen++)
+        fprintf(stderr, "visage extract: warning: %s\n", st->warning[seen % EX_WARNINGS]);
+    return seen;
 }
 
 static void print_summary(const ex_status *st, const ex_request *rq, int stopped)
@@ -153,14 +167,15 @@ static void print_summary(const ex_status *st, const ex_request *rq, int stopped
            (long long)st->faces_found, (long long)st->kept, (long long)st->filtered_identity,
            (long long)st->filtered_landmarks, (long long)st->filtered_size,
            (long long)st->filtered_blur, (long long)st->filtered_max);
-    if (st->warnings) printf("  %d warning%s; the last: %s\n", st->warnings, st->warnings == 1 ? "" : "s", st->warning);
+    if (st->warnings) printf("  %d warning%s (above)\n", st->warnings, st->warnings == 1 ? "" : "s");
     printf("  faces in %s, alignments in %s\n", rq->out_dir, rq->align_dir);
 }
 
 static int cmd_extract(cli *c, int argc, char **argv)
 {
     enum { O_ALIGN = 256, O_EVERY, O_MIN_SIZE, O_MAX_FACES, O_THRESHOLD, O_SIZE, O_CENTERING,
-           O_FILTER, O_NFILTER, O_SIMILARITY, O_SKIP, O_NO_LMF, O_MIN_BLUR, O_THREADS, O_MODELS };
+           O_FILTER, O_NFILTER, O_SIMILARITY, O_SKIP, O_NO_LMF, O_MIN_BLUR, O_THREADS, O_MODELS,
+           O_OVERWRITE };
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},      {"alignments", required_argument, 0, O_ALIGN},
         {"every", required_argument, 0, O_EVERY},   {"min-size", required_argument, 0, O_MIN_SIZE},
@@ -169,7 +184,7 @@ static int cmd_extract(cli *c, int argc, char **argv)
         {"size", required_argument, 0, O_SIZE},     {"centering", required_argument, 0, O_CENTERING},
         {"filter", required_argument, 0, O_FILTER}, {"nfilter", required_argument, 0, O_NFILTER},
         {"similarity", required_argument, 0, O_SIMILARITY},
-        {"skip-existing", no_argument, 0, O_SKIP},  {"no-landmark-filter", no_argument, 0, O_NO_LMF},
+        {"skip-existing", no_argument, 0, O_SKIP},  {"overwrite", no_argument, 0, O_OVERWRITE},  {"no-landmark-filter", no_argument, 0, O_NO_LMF},
         {"min-blur", required_argument, 0, O_MIN_BLUR},
         {"threads", required_argument, 0, O_THREADS}, {"models", required_argument, 0, O_MODELS},
         {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
@@ -182,7 +197,7 @@ static int cmd_extract(cli *c, int argc, char **argv)
     int quiet = 0, o, rc = EXIT_USAGE;
     optind = 1;
     while ((o = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
-        const char *key = NULL;
+        const char *key = NULL, *section = "extract";
         switch (o) {
         case 'o': out = optarg; break;
         case 'q': quiet = 1; break;
@@ -200,18 +215,15 @@ static int cmd_extract(cli *c, int argc, char **argv)
         case O_NFILTER: nfilters[rq.n_nfilter++] = optarg; break;
         case O_SKIP: rq.skip_existing = 1; break;
         case O_NO_LMF: c->cfg.landmark_filter = 0; break;
-        case O_THREADS: {
-            vs_err e;
-            if (cfg_set(&c->cfg, "general", "threads", optarg, "--threads", &e)) {
-                fprintf(stderr, "visage extract: %s\n", e.msg);
-                goto done;
-            }
-            break;
-        }
-        case O_MODELS: snprintf(c->cfg.models, sizeof c->cfg.models, "%s", optarg); break;
+        case O_OVERWRITE: rq.overwrite = 1; break;
+        case O_THREADS: section = "general", key = "threads"; break;
+        case O_MODELS: section = "general", key = "models"; break;
         default: fprintf(stderr, "Try 'visage extract --help'.\n"); goto done;
         }
-        if (key && set_opt(c, "extract", key, optarg)) goto done;
+        if (key && set_opt(c, "extract", section, key, optarg)) {
+            rc = EXIT_BAD_INPUT; /* a bad value, like a bad value in visage.ini */
+            goto done;
+        }
     }
     if (optind >= argc) {
         rc = usage_error("extract", "%s", "no INPUT given (a video, an image or a folder of images)");
@@ -240,6 +252,16 @@ static int cmd_extract(cli *c, int argc, char **argv)
     rq.filter_refs = filters;
     rq.nfilter_refs = nfilters;
 
+    /* Ctrl-C and SIGTERM stop the job cleanly (faces and alignments kept); a second Ctrl-C
+     * kills at once. A dropped SSH link (SIGHUP) does not stop the extraction. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
     ex_status st;
     memset(&st, 0, sizeof st);
     job j;
@@ -258,9 +280,8 @@ static int cmd_extract(cli *c, int argc, char **argv)
             fprintf(stderr, "visage extract: stopping; the faces so far and the alignments are kept\n");
         }
         if (snap.warnings > warnings_seen) {
-            warnings_seen = snap.warnings;
             if (tty) fputs("\r\033[K", stderr);
-            fprintf(stderr, "visage extract: warning: %s\n", snap.warning);
+            warnings_seen = print_warnings(&snap, warnings_seen);
         }
         if (!quiet && snap.load_seconds > 0) print_progress(&snap, tty, &last_line);
         struct timespec ts = {0, 100 * 1000 * 1000};
@@ -268,7 +289,7 @@ static int cmd_extract(cli *c, int argc, char **argv)
     }
     int jrc = job_wait(&j, &e);
     if (tty) fputs("\r\033[K", stderr);
-    if (st.warnings > warnings_seen) fprintf(stderr, "visage extract: warning: %s\n", st.warning);
+    print_warnings(&st, warnings_seen);
     if (jrc) {
         if (st.frames_read) print_summary(&st, &rq, 0);
         rc = fail("extract", &e);
@@ -325,7 +346,7 @@ static int cmd_faces(cli *c, int argc, char **argv)
     cu_face *v;
     int n, other;
     vs_err e;
-    if (cu_load(&v, &n, &other, dir, &e)) return fail("faces", &e);
+    if (cu_load(&v, &n, NULL, &other, dir, &e)) return fail("faces", &e);
     float refv[128];
     if (ref) {
         if (reference_embedding(refv, c, ref, &e)) {
@@ -341,12 +362,19 @@ static int cmd_faces(cli *c, int argc, char **argv)
         const vs_face *f = &v[i].f;
         float size = fmaxf(f->box[2], f->box[3]);
         if (json) {
-            printf("{\"file\":\"%s\",\"source\":\"%s\",\"frame\":%lld,\"index\":%d,\"size\":%.1f,"
-                   "\"blur\":%.2f,\"yaw\":%.1f,\"pitch\":%.1f,\"roll\":%.1f",
-                   v[i].name, f->source, (long long)f->frame, f->index, size, f->blur, f->yaw,
-                   f->pitch, f->roll);
-            if (ref) printf(",\"distance\":%.4f", v[i].key);
-            printf("}\n");
+            json_t *rec = json_pack("{s:s,s:s,s:I,s:i,s:f,s:f,s:f,s:f,s:f}", "file", v[i].name,
+                                  "source", f->source, "frame", (json_int_t)f->frame, "index",
+                                  f->index, "size", (double)size, "blur", (double)f->blur, "yaw",
+                                  (double)f->yaw, "pitch", (double)f->pitch, "roll", (double)f->roll);
+            VS_CHECK(rec != NULL);
+            if (ref) /* null for a face without an embedding */
+                json_object_set_new(rec, "distance",
+                                    isfinite(v[i].key) ? json_real(v[i].key) : json_null());
+            char *line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+            VS_CHECK(line != NULL);
+            puts(line);
+            free(line);
+            json_decref(rec);
         } else {
             printf("%-36s %-24.24s %7lld %5.0f %9.1f %6.1f %6.1f %6.1f", v[i].name,
                    fs_basename(f->source), (long long)f->frame, size, f->blur, f->yaw, f->pitch,
@@ -401,7 +429,7 @@ static int cmd_sort(cli *c, int argc, char **argv)
     const char *dir = argv[optind];
     cu_face *v;
     int n, other;
-    if (cu_load(&v, &n, &other, dir, &e)) return fail("sort", &e);
+    if (cu_load(&v, &n, NULL, &other, dir, &e)) return fail("sort", &e);
     cu_sort(v, n, order, refv);
     int rc = 0;
     if (dry) {
@@ -418,19 +446,23 @@ static int cmd_sort(cli *c, int argc, char **argv)
 static int cmd_prune(cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {{"alignments", required_argument, 0, 'a'},
+                                         {"force", no_argument, 0, 'f'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *align = NULL;
-    int o;
+    int o, force = 0;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "a:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "a:fh", opts, NULL)) != -1) {
         switch (o) {
         case 'a': align = optarg; break;
+        case 'f': force = 1; break;
         case 'h':
-            printf("Usage: visage prune DIR [--alignments DIR]\n"
+            printf("Usage: visage prune DIR [--alignments DIR] [--force]\n"
                    "After faces were deleted from DIR, removes them from the alignments files too,\n"
                    "so conversion does not swap them. Faces are matched by their own metadata, so\n"
-                   "sorted or renamed files still count.\n");
+                   "sorted or renamed files still count. A PNG without visage metadata (a face\n"
+                   "re-saved by an image editor) cannot be matched: prune refuses to run while\n"
+                   "there is one, unless --force (its face is then dropped from the alignments).\n");
             return 0;
         default: fprintf(stderr, "Try 'visage prune --help'.\n"); return EXIT_USAGE;
         }
@@ -444,8 +476,20 @@ static int cmd_prune(cli *c, int argc, char **argv)
         ex_default_align_dir(align_dir, sizeof align_dir, dir);
     cu_face *v;
     int n, other;
+    char **others;
     vs_err e;
-    if (cu_load(&v, &n, &other, dir, &e)) return fail("prune", &e);
+    if (cu_load(&v, &n, &others, &other, dir, &e)) return fail("prune", &e);
+    if (other && !force) {
+        fprintf(stderr, "visage prune: %s/%s%s has no visage metadata (re-saved by an image editor?), "
+                        "so its face cannot be matched; %d such PNG%s in %s. Restore or remove %s, or "
+                        "run with --force to drop %s from the alignments.\n",
+                dir, others[0], other > 1 ? " and others" : "", other, other == 1 ? "" : "s", dir,
+                other == 1 ? "it" : "them", other == 1 ? "its face" : "their faces");
+        fs_free_list(others, other);
+        free(v);
+        return EXIT_BAD_INPUT;
+    }
+    fs_free_list(others, other);
     vs_face *present = calloc((size_t)n + 1, sizeof *present);
     for (int i = 0; i < n; i++) present[i] = v[i].f;
     free(v);
@@ -596,10 +640,15 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
             printf("visage %s\n", VISAGE_VERSION);
             return 0;
-        } else if (!strcmp(a, "-C") && i + 1 < argc) {
-            c.project = argv[++i];
-        } else if (!strcmp(a, "--config") && i + 1 < argc) {
-            extra_config = argv[++i];
+        } else if (!strcmp(a, "-C") || !strcmp(a, "--config")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "visage: %s needs an argument\nTry 'visage --help'.\n", a);
+                return EXIT_USAGE;
+            }
+            if (a[1] == 'C')
+                c.project = argv[++i];
+            else
+                extra_config = argv[++i];
         } else {
             fprintf(stderr, "visage: unknown option '%s'\nTry 'visage --help'.\n", a);
             return EXIT_USAGE;
@@ -619,14 +668,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "visage: %s\n", e.msg);
         return EXIT_BAD_INPUT;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     signal(SIGXFSZ, SIG_IGN); /* past a file-size limit, writes fail (EFBIG) and are reported */
-    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
-        if (!strcmp(argv[i], commands[k].name)) return commands[k].fn(&c, argc - i, argv + i);
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
+        if (strcmp(argv[i], commands[k].name)) continue;
+        /* getopt's own messages then read "visage extract: unrecognized option ..." */
+        char name[64];
+        snprintf(name, sizeof name, "visage %s", commands[k].name);
+        argv[i] = name;
+        int rc = commands[k].fn(&c, argc - i, argv + i);
+        if (fflush(stdout) || ferror(stdout)) {
+            fprintf(stderr, "visage %s: cannot write the output: %s\n", commands[k].name,
+                    fs_strerror(errno));
+            return EXIT_BAD_INPUT;
+        }
+        return rc;
+    }
     fprintf(stderr, "visage: unknown command '%s'\nTry 'visage --help'.\n", argv[i]);
     return EXIT_USAGE;
 }

@@ -18,8 +18,8 @@ grep -q "kept 22" "$T/out" || fail "samples: summary does not say 'kept 22'"
 grep -q "frames read" "$T/out" || fail "samples: no summary"
 al="$T/faces/alignments/samples.json"
 [ -f "$al" ] || fail "samples: no alignments file $al"
-grep -q '"complete": true' "$al" || fail "samples: alignments not marked complete"
-[ "$(grep -c '"landmarks"' "$al")" -eq 22 ] || fail "samples: alignments do not hold 22 faces"
+grep -Eq '"complete": ?true' "$al" || fail "samples: alignments not marked complete"
+[ "$(al_faces "$al")" -eq 22 ] || fail "samples: alignments do not hold 22 faces"
 no_partial_files "$T/faces"
 
 run_visage faces "$T/faces"
@@ -51,7 +51,7 @@ rm "$T/faces/00001_"*.png "$T/faces/00005_"*.png "$T/faces/00022_"*.png
 run_visage prune "$T/faces"
 [ "$rc" -eq 0 ] || fail "prune: exit $rc"
 grep -q "3 of 22 faces removed" "$T/out" || fail "prune: does not report 3 of 22 removed"
-[ "$(grep -c '"landmarks"' "$al")" -eq 19 ] || fail "prune: alignments do not hold 19 faces"
+[ "$(al_faces "$al")" -eq 19 ] || fail "prune: alignments do not hold 19 faces"
 
 # --- in a project (a folder with visage.ini), faces/a's alignments go to the project's alignments/
 mkdir -p "$T/proj"
@@ -59,18 +59,77 @@ printf '[extract]\nsize = 128\n' >"$T/proj/visage.ini"
 run_visage -C "$T/proj" extract "$(pwd)/$SAMPLES/sample1.jpg" -o faces/a -q
 [ "$rc" -eq 0 ] || fail "extract in a project: exit $rc"
 [ -f "$T/proj/alignments/sample1.jpg.json" ] || fail "project: alignments not in PROJECT/alignments"
-grep -q '"size": 128' "$T/proj/alignments/sample1.jpg.json" || fail "project: its visage.ini was not applied"
+grep -Eq '"size": ?128' "$T/proj/alignments/sample1.jpg.json" || fail "project: its visage.ini was not applied"
 [ "$(count_png "$T/proj/faces/a")" -eq 3 ] || fail "project: expected the 3 faces of sample1.jpg"
 # faces/b shares the project's alignments/; pruning faces/a must leave b's file alone
 run_visage -C "$T/proj" extract "$(pwd)/$SAMPLES/sample2.jpg" -o faces/b -q
 [ "$rc" -eq 0 ] || fail "extract faces/b: exit $rc"
-b_faces=$(grep -c '"landmarks"' "$T/proj/alignments/sample2.jpg.json")
+b_faces=$(al_faces "$T/proj/alignments/sample2.jpg.json")
 rm "$(ls "$T/proj/faces/a"/*.png | head -n 1)"
 run_visage -C "$T/proj" prune faces/a
 [ "$rc" -eq 0 ] || fail "prune faces/a: exit $rc"
 grep -q "sample1.jpg.json: 1 of 3 faces removed" "$T/out" || fail "prune faces/a: sample1 not pruned"
 grep -q "sample2" "$T/out" && fail "prune faces/a touched faces/b's alignments"
-[ "$(grep -c '"landmarks"' "$T/proj/alignments/sample2.jpg.json")" -eq "$b_faces" ] || fail "faces/b's alignments changed"
+[ "$(al_faces "$T/proj/alignments/sample2.jpg.json")" -eq "$b_faces" ] || fail "faces/b's alignments changed"
+
+# --- names never collide: the same file name in two folders, the same stem with two extensions
+mkdir -p "$T/d1" "$T/d2" "$T/mixed"
+cp "$SAMPLES/sample1.jpg" "$T/d1/pic.jpg"
+cp "$SAMPLES/sample2.jpg" "$T/d2/pic.jpg"
+run_visage extract "$T/d1/pic.jpg" "$T/d2/pic.jpg" -o "$T/same" -q
+[ "$rc" -eq 0 ] || fail "same names: exit $rc"
+[ "$(count_png "$T/same")" -eq 6 ] || fail "same names: $(count_png "$T/same") faces on disk, expected 3 + 3"
+[ "$(ls "$T/same/alignments" | wc -l)" -eq 2 ] || fail "same names: one alignments file overwrote the other"
+cp "$SAMPLES/sample1.jpg" "$T/mixed/x.jpg"
+cp "$SAMPLES/sample2.jpg" "$T/mixed/x.png" # a JPEG named .png: FFmpeg reads it by content
+run_visage extract "$T/mixed" -o "$T/mixedfaces" -q
+[ "$(count_png "$T/mixedfaces")" -eq 6 ] || fail "x.jpg and x.png: $(count_png "$T/mixedfaces") faces on disk, expected 6"
+
+# --- extracting the same input into the same folder again is refused (it would bring back faces
+# deleted since); --overwrite does it
+run_visage extract "$T/d1/pic.jpg" -o "$T/same" -q
+[ "$rc" -eq 1 ] || fail "extract again: exit $rc, expected 1"
+grep -q -- "--overwrite" "$T/err" || fail "extract again: the message does not name --overwrite"
+run_visage extract "$T/d1/pic.jpg" -o "$T/same" -q --overwrite
+[ "$rc" -eq 0 ] && [ "$(count_png "$T/same")" -eq 6 ] || fail "--overwrite: exit $rc, $(count_png "$T/same") faces"
+
+# --- a folder given as '.' names its alignments file after the folder, not '..json'
+(cd "$T/d1" && "$VISAGE" extract . -o "$T/dot" -q >/dev/null 2>&1) || fail "extract .: failed"
+[ -f "$T/dot/alignments/d1.json" ] || fail "extract .: alignments file is $(ls -a "$T/dot/alignments")"
+
+# --- every unreadable picture of a folder is named, and the others are extracted
+mkdir -p "$T/someb"
+: >"$T/someb/a.jpg"
+: >"$T/someb/b.jpg"
+cp "$SAMPLES/sample1.jpg" "$T/someb/c.jpg"
+run_visage extract "$T/someb" -o "$T/somebf" -q
+[ "$rc" -eq 0 ] || fail "folder with unreadable pictures: exit $rc"
+grep -q "a.jpg" "$T/err" && grep -q "b.jpg" "$T/err" || fail "unreadable pictures not all named"
+[ "$(count_png "$T/somebf")" -eq 3 ] || fail "folder with unreadable pictures: the good one was not extracted"
+
+# --- a name that is not UTF-8 is refused up front (the metadata is UTF-8 JSON)
+bad=$(printf 'caf\351.jpg')
+cp "$SAMPLES/sample1.jpg" "$T/$bad"
+expect_bad_input "non-UTF-8 name" "UTF-8" extract "$T/$bad" -o "$T/latin1"
+
+# --- faces --json escapes names; prune refuses when a face lost its metadata (re-saved by an
+# editor), unless --force
+mkdir -p "$T/q"
+cp "$SAMPLES/sample1.jpg" "$T/q/it\"s.jpg"
+run_visage extract "$T/q" -o "$T/qf" -q
+run_visage faces "$T/qf" --json
+grep -q 'it\\"s' "$T/out" || fail "faces --json: a quote in a name is not escaped"
+first=$(ls "$T/qf"/*.png | head -n 1)
+if command -v ffmpeg >/dev/null; then
+    ffmpeg -v error -y -i "$first" "$T/resaved.png" && mv "$T/resaved.png" "$first"
+    rm "$(ls "$T/qf"/*.png | tail -n 1)"
+    run_visage prune "$T/qf"
+    [ "$rc" -eq 1 ] || fail "prune with a metadata-less face: exit $rc, expected 1"
+    grep -q "no visage metadata" "$T/err" || fail "prune: the cause is not given"
+    [ "$(al_faces "$T/qf/alignments/q.json")" -eq 3 ] || fail "prune changed the alignments while refusing"
+    run_visage prune "$T/qf" --force
+    [ "$rc" -eq 0 ] && [ "$(al_faces "$T/qf/alignments/q.json")" -eq 1 ] || fail "prune --force: exit $rc"
+fi
 
 if ! have_data; then echo "skipped: no ../shared/data (the sample checks passed)"; exit 0; fi
 
@@ -133,9 +192,24 @@ wait "$pid" || rc=$?
 grep -q "stopped" "$T/out" || fail "Ctrl-C: the summary does not say it stopped"
 n=$(count_png "$T/stopped")
 [ "$n" -ge 3 ] && [ "$n" -lt 1008 ] || fail "Ctrl-C: $n faces kept"
-grep -q '"complete": false' "$T/stopped/alignments/d6.mp4.json" || fail "Ctrl-C: alignments not saved as incomplete"
-[ "$(grep -c '"landmarks"' "$T/stopped/alignments/d6.mp4.json")" -eq "$n" ] || fail "Ctrl-C: alignments and faces disagree"
+grep -Eq '"complete": ?false' "$T/stopped/alignments/d6.mp4.json" || fail "Ctrl-C: alignments not saved as incomplete"
+[ "$(al_faces "$T/stopped/alignments/d6.mp4.json")" -eq "$n" ] || fail "Ctrl-C: alignments and faces disagree"
 no_partial_files "$T/stopped"
+# a dropped SSH link (SIGHUP) does not stop an extraction
+"$VISAGE" extract "$DATA/video/d6.mp4" -o "$T/hup" -q --every 5 >"$T/out" 2>"$T/err" &
+pid=$!
+i=0
+while [ "$(count_png "$T/hup" 2>/dev/null || echo 0)" -lt 2 ] && [ "$i" -lt 600 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+kill -HUP "$pid"
+sleep 1
+kill -0 "$pid" 2>/dev/null || fail "SIGHUP stopped the extraction"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" -eq 130 ] || fail "SIGTERM after SIGHUP: exit status $rc, expected 130"
 # and --skip-existing does not skip an incomplete input
 run_visage extract "$DATA/video/d6.mp4" -o "$T/stopped" -q --skip-existing --every 100
 grep -q "skipped" "$T/out" && fail "--skip-existing skipped an incomplete input"

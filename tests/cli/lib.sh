@@ -2,6 +2,8 @@
 # Each test script takes the visage binary as $1, runs from the repository root, prints "ok" or
 # "skipped: why" as its last line and exits non-zero on the first failure.
 
+LC_ALL=C # byte-wise greps: file names in messages need not be UTF-8
+export LC_ALL
 VISAGE=${1:?usage: $0 path/to/visage}
 case $VISAGE in /*) ;; *) VISAGE=$(pwd)/$VISAGE ;; esac
 DATA=${VISAGE_DATA:-../shared/data}
@@ -45,5 +47,8 @@ no_partial_files() {
         tail -c 12 "$f" | od -An -c | grep -q 'I   E   N   D' || fail "$f: incomplete PNG"
     done
 }
+
+# al_faces FILE: how many faces an alignments file holds
+al_faces() { grep -o '"landmarks"' "$1" | wc -l | tr -d ' '; }
 
 count_png() { find "$1" -maxdepth 1 -name '*.png' | wc -l | tr -d ' '; }
