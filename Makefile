@@ -19,7 +19,10 @@ CFLAGS  := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 LDFLAGS += -fsanitize=address,undefined
 endif
 CPPFLAGS += -D_GNU_SOURCE -DVISAGE_VERSION='"$(VERSION)"'
-ALL_CFLAGS = -std=c11 -pthread -march=x86-64-v2 $(WARN) $(CFLAGS) $(CPPFLAGS)
+# x86-64-v2 (SSE4.2, 2009 on) lets the compiler vectorise the CPU kernels; other machines build
+# for their default target
+ARCH_FLAGS := $(if $(filter x86_64,$(shell uname -m)),-march=x86-64-v2)
+ALL_CFLAGS = -std=c11 -pthread $(ARCH_FLAGS) $(WARN) $(CFLAGS) $(CPPFLAGS)
 
 # ---- dependencies: one ✓/✗ line each (see deps/packages.txt for the Debian packages) ----------
 REQUIRED_PC := libavformat libavcodec libavutil libswscale libpng jansson inih openblas
@@ -125,7 +128,7 @@ install: all
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/visage
 	install -m 644 man/visage.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/visage.ini.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	install -m 644 models/*.json models/*.bin $(DESTDIR)$(PREFIX)/share/visage/models/
+	install -m 644 models/*.json models/*.bin models/LICENSE.face-api $(DESTDIR)$(PREFIX)/share/visage/models/
 	install -D -m 644 contrib/visage.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/visage
 
 help:

@@ -283,6 +283,9 @@ static char *read_ini_line(char *str, int num, void *stream)
 {
     ini_state *st = stream;
     if (!*st->next) return NULL;
+    /* inih (built with INI_ALLOW_MULTILINE) would take an indented line as the continuation of
+     * the previous value; visage.ini has no continuations, so indentation is dropped */
+    while (*st->next == ' ' || *st->next == '\t') st->next++;
     const char *nl = strchr(st->next, '\n');
     size_t len = nl ? (size_t)(nl - st->next) + 1 : strlen(st->next);
     if (len > (size_t)num - 1) len = (size_t)num - 1; /* cannot happen: long lines are refused */

@@ -119,20 +119,55 @@ void cu_sort(cu_face *v, int n, cu_order o, const float *ref)
 
 int cu_rename_ranked(cu_face *v, int n, const char *dir, vs_err *e)
 {
-    for (int i = 0; i < n; i++) {
-        const char *orig = v[i].f.file[0] ? v[i].f.file : v[i].name;
-        char name[256], from[PATH_MAX + 256], to[PATH_MAX + 256];
-        snprintf(name, sizeof name, "%05d_%.240s", i + 1, orig);
-        if (!strcmp(name, v[i].name)) continue;
-        snprintf(from, sizeof from, "%s/%s", dir, v[i].name);
-        snprintf(to, sizeof to, "%s/%s", dir, name);
-        if (fs_exists(to))
-            return vs_fail(e, "%s: already exists; two faces in this folder were saved under the "
-                              "same name",
-                           to);
-        if (rename(from, to))
-            return vs_fail(e, "%s: cannot rename to %s: %s", from, name, fs_strerror(errno));
-        snprintf(v[i].name, sizeof v[i].name, "%s", name);
+    int width = 5;
+    for (int m = n; m >= 100000; m /= 10) width++;
+    char (*names)[256] = vs_calloc((size_t)n + 1, sizeof *names);
+    int rc = 0;
+    /* every new name first: a problem stops the sort before any file is renamed */
+    for (int i = 0; i < n && rc == 0; i++) {
+        const char *orig = v[i].f.file[0] ? v[i].f.file : v[i].name; /* a plain .png name */
+        if (strlen(orig) + (size_t)width + 2 > sizeof names[i])
+            rc = vs_fail(e, "%s/%s: name too long to rank", dir, v[i].name);
+        else
+            snprintf(names[i], sizeof names[i], "%0*d_%s", width, i + 1, orig);
+        for (int k = 0; k < i && rc == 0; k++)
+            if (!strcmp(names[k], names[i]))
+                rc = vs_fail(e, "%s/%s and %s were saved under the same name; rename one", dir,
+                             v[k].name, v[i].name);
     }
-    return 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (!strcmp(names[i], v[i].name)) continue;
+        char from[PATH_MAX + 256], to[PATH_MAX + 256];
+        snprintf(from, sizeof from, "%s/%s", dir, v[i].name);
+        snprintf(to, sizeof to, "%s/%s", dir, names[i]);
+        /* only another face of this folder can hold the new name; it moves on its own turn */
+        if (fs_exists(to)) {
+            int ours = 0;
+            for (int k = i + 1; k < n && !ours; k++) ours = !strcmp(v[k].name, names[i]);
+            if (!ours) {
+                rc = vs_fail(e, "%s: already exists and is not one of the faces being sorted", to);
+                break;
+            }
+            /* park the other face under a temporary name first */
+            for (int k = i + 1; k < n; k++)
+                if (!strcmp(v[k].name, names[i])) {
+                    char park[PATH_MAX + 256], pname[256];
+                    snprintf(pname, sizeof pname, ".sort-%d.png", k);
+                    snprintf(park, sizeof park, "%s/%s", dir, pname);
+                    if (rename(to, park)) {
+                        rc = vs_fail(e, "%s: cannot rename: %s", to, fs_strerror(errno));
+                        break;
+                    }
+                    snprintf(v[k].name, sizeof v[k].name, "%s", pname);
+                }
+            if (rc) break;
+        }
+        if (rename(from, to)) {
+            rc = vs_fail(e, "%s: cannot rename to %s: %s", from, names[i], fs_strerror(errno));
+            break;
+        }
+        snprintf(v[i].name, sizeof v[i].name, "%s", names[i]);
+    }
+    free(names);
+    return rc;
 }

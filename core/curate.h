@@ -33,7 +33,8 @@ void cu_sort(cu_face *v, int n, cu_order o, const float *ref);
 void cu_distances(cu_face *v, int n, const float ref[128]);
 
 /* Renames dir/v[i].name to dir/NNNNN_ORIGINAL.png in the order of v (ORIGINAL = the name the face
- * was saved with); updates v[i].name. */
+ * was saved with; more digits past 99,999 faces); updates v[i].name. Every new name is checked
+ * before the first rename. */
 int cu_rename_ranked(cu_face *v, int n, const char *dir, vs_err *e);
 
 #endif

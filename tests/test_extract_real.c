@@ -193,7 +193,7 @@ static void test_samples(void)
 {
     const char *dir = getenv("VISAGE_SAMPLES") ? getenv("VISAGE_SAMPLES") : ".cache/samples";
     if (!fs_is_dir(dir)) {
-        printf("samples: skipped: no %s (run make models)\n", dir);
+        printf("skipped: the 22-face check of the sample photos: no %s (run make models)\n", dir);
         return;
     }
     int total = 0;

@@ -212,6 +212,8 @@ wait "$pid" || rc=$?
 [ "$rc" -eq 130 ] || fail "SIGTERM after SIGHUP: exit status $rc, expected 130"
 # and --skip-existing does not skip an incomplete input
 run_visage extract "$DATA/video/d6.mp4" -o "$T/stopped" -q --skip-existing --every 100
+[ "$rc" -eq 0 ] || fail "--skip-existing on an incomplete input: exit $rc"
 grep -q "skipped" "$T/out" && fail "--skip-existing skipped an incomplete input"
+grep -Eq '"complete": ?true' "$T/stopped/alignments/d6.mp4.json" || fail "the incomplete input was not extracted again"
 
 echo ok

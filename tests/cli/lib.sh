@@ -10,7 +10,8 @@ DATA=${VISAGE_DATA:-../shared/data}
 case $DATA in /*) ;; *) DATA=$(pwd)/$DATA ;; esac
 SAMPLES=${VISAGE_SAMPLES:-.cache/samples}
 T=$(mktemp -d "${TMPDIR:-/tmp}/visage-cli.XXXXXX")
-trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT INT TERM
+trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
+trap 'exit 130' INT TERM
 
 fail() {
     echo "FAIL: $*" >&2
