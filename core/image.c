@@ -92,6 +92,7 @@ typedef struct png_job {
     char *text;
     png_bytep *rows;
     int want_px, want_text;
+    png_uint_32 too_w, too_h; /* set when the header claims more than IMG_MAX_PIXELS */
 } png_job;
 
 static int png_write_job(png_job *j)
@@ -178,8 +179,16 @@ static int png_read_job(png_job *j)
     png_read_info(png, info);
     if (j->want_text) j->text = find_text(png, info, j->key); /* ours: before the pixels */
 
-    /* Text after the pixels (other writers) can only be reached by decoding them. */
-    if (j->want_px || (j->want_text && !j->text)) {
+    /* Only the pixels are worth decoding: text after them (other writers) is not visage's, and
+     * reading it would mean inflating a picture of any size just to skip it. */
+    if (j->want_px) {
+        png_uint_32 w0 = png_get_image_width(png, info), h0 = png_get_image_height(png, info);
+        if ((int64_t)w0 * (int64_t)h0 > IMG_MAX_PIXELS) { /* both < 2^31: no overflow */
+            j->too_w = w0;
+            j->too_h = h0;
+            png_destroy_read_struct(&png, &info, NULL);
+            return -1;
+        }
         png_set_expand(png); /* palette, low bit depths, tRNS */
         png_set_strip_16(png);
         png_set_strip_alpha(png);
@@ -193,7 +202,7 @@ static int png_read_job(png_job *j)
         for (int y = 0; y < h; y++) j->rows[y] = j->out->px + (size_t)y * (size_t)w * 3;
         png_read_image(png, j->rows);
         png_read_end(png, info);
-        if (j->want_text && !j->text) j->text = find_text(png, info, j->key);
+        if (j->want_text && !j->text) j->text = find_text(png, info, j->key); /* after IDAT */
     }
     png_destroy_read_struct(&png, &info, NULL);
     return 0;
@@ -225,6 +234,10 @@ int img_load_png(img **out, char **meta_json, const char *path, const char *meta
     }
     if (rc) {
         free(j.text);
+        if (j.too_w)
+            return vs_fail(e, "%s: picture too large (%u x %u); visage reads up to %lld megapixels",
+                           path, (unsigned)j.too_w, (unsigned)j.too_h,
+                           (long long)(IMG_MAX_PIXELS / 1000000));
         return vs_fail(e, "%s: damaged PNG (%s)", path, j.err.msg);
     }
     if (out) *out = j.out;

@@ -13,11 +13,18 @@ typedef struct img {
     uint8_t *px; /* [h][w][c] */
 } img;
 
+/* The most pixels a loaded picture may have (268 megapixels: 805 MB as RGB; about FFmpeg's own
+ * limit, and above any camera's). A header claiming more is refused before anything is
+ * allocated: a bogus or hostile file is bad input, not an out-of-memory abort. */
+#define IMG_MAX_PIXELS ((int64_t)1 << 28)
+
 img *img_new(int w, int h, int c);  /* zeroed */
 void img_free(img *im);
 img *img_clone(const img *im);
 
-/* JPEG, PNG, PPM/PGM, BMP, WebP, TIFF ... anything FFmpeg decodes; result is RGB (c = 3). */
+/* JPEG, PNG, PPM/PGM, BMP, WebP, TIFF ... anything FFmpeg decodes; result is RGB (c = 3),
+ * upright: turned as its EXIF orientation says (see vid_open). More than IMG_MAX_PIXELS:
+ * "FILE: picture too large (W x H) ...". */
 int img_load(img **out, const char *path, vs_err *e);
 
 /* Writes a PNG (RGB) with, when meta_json is non-NULL, an iTXt chunk keyed meta_key. Written to
@@ -30,7 +37,10 @@ int img_save_png_level(const char *path, const img *im, const char *meta_key,
                        const char *meta_json, int level, vs_err *e);
 
 /* Reads a PNG and the text of its iTXt/tEXt chunk meta_key (*meta_json = NULL if absent; free()).
- * out or meta_json may be NULL to skip the pixels / the text (pixels skipped = fast). */
+ * out or meta_json may be NULL to skip the pixels / the text. Without out, only the chunks before
+ * the pixels are read (visage writes its text there), so any PNG, however large or bogus, is
+ * quick: text placed after the pixels by another writer then counts as absent. With out, a
+ * header of more than IMG_MAX_PIXELS is refused: "FILE: picture too large (W x H) ...". */
 int img_load_png(img **out, char **meta_json, const char *path, const char *meta_key, vs_err *e);
 
 typedef enum img_border { IMG_BORDER_ZERO, IMG_BORDER_REPLICATE, IMG_BORDER_REFLECT } img_border;

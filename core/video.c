@@ -1,7 +1,9 @@
 /* video.c: frames from any video or still image FFmpeg reads (see video.h), converted to RGB the
  * way the ffmpeg CLI's auto-inserted scale filter converts them and turned upright by the stream's
  * display matrix as its autorotate does, so a frame here equals
- * `ffmpeg -i f -f rawvideo -pix_fmt rgb24 -` byte for byte (tests/test_media.c checks it). */
+ * `ffmpeg -i f -f rawvideo -pix_fmt rgb24 -` byte for byte (tests/test_media.c checks it). A
+ * still image's orientation (a JPEG's EXIF tag) comes as its frame's display matrix and is
+ * applied the same way (the FFmpeg 5.1 CLI leaves those pictures as stored). */
 #include "video.h"
 
 #include <errno.h>
@@ -60,7 +62,13 @@ struct vid_reader {
     int ended;
     int damaged;
     int last_err;      /* AVERROR of the first damage seen, for messages */
-    vid_orient orient; /* from the stream's display matrix; all zero: as coded */
+    vid_orient orient; /* from the display matrix; all zero: as coded */
+
+    /* A still image is decoded by vid_open, since its orientation comes with its frame: held = 1
+     * while r->frame holds that picture, -1 (and held_err) when it could not be decoded; the
+     * first vid_read or vid_skip delivers what vid_open found. */
+    int held;
+    vs_err held_err;
 };
 
 static void quiet_ffmpeg(void)
@@ -104,7 +112,19 @@ static int is_still_image(const AVFormatContext *fmt, const AVStream *st)
     return 0;
 }
 
-/* Opens the container and finds its best video stream. */
+/* A picture too large to hold as RGB is bad input, said before anything is allocated. */
+static int check_size(const char *path, int w, int h, vs_err *e)
+{
+    if ((int64_t)w * (int64_t)h <= IMG_MAX_PIXELS) return 0;
+    return vs_fail(e, "%s: picture too large (%d x %d); visage reads up to %lld megapixels", path,
+                   w, h, (long long)(IMG_MAX_PIXELS / 1000000));
+}
+
+/* Opens the container and finds its best video stream. The path, a local file (check_path),
+ * goes to FFmpeg as "file:PATH": FFmpeg takes a leading "word:" as a protocol, so "clip:1.jpg"
+ * would fail ("Protocol not found"), "http:x.mp4" would be fetched and "file:x.png" would open
+ * x.png. The protocol whitelist keeps what the file refers to (an HLS or concat list, a mov
+ * reference) local too: nothing is downloaded at run time. */
 static int open_input(AVFormatContext **out, int *stream, const AVCodec **codec, const char *path,
                       vs_err *e)
 {
@@ -118,7 +138,12 @@ static int open_input(AVFormatContext **out, int *stream, const AVCodec **codec,
     AVFormatContext *fmt = NULL;
     AVDictionary *opt = NULL;
     av_dict_set(&opt, "pattern_type", "none", 0); /* image2: "100%.jpg" is a name, not a pattern */
-    int ret = avformat_open_input(&fmt, path, NULL, &opt);
+    av_dict_set(&opt, "protocol_whitelist", "file", 0);
+    size_t n = strlen(path) + sizeof "file:";
+    char *url = vs_malloc(n);
+    snprintf(url, n, "file:%s", path);
+    int ret = avformat_open_input(&fmt, url, NULL, &opt);
+    free(url);
     av_dict_free(&opt);
     if (ret < 0) {
         if (ret == AVERROR(EACCES) || ret == AVERROR(EIO) || ret == AVERROR(ENOENT))
@@ -170,6 +195,14 @@ static const int32_t *display_matrix(const AVStream *st)
     if (!sd || size < 9 * sizeof(int32_t)) return NULL;
     return (const int32_t *)sd;
 #endif
+}
+
+/* A decoded frame's display matrix (a JPEG's EXIF orientation), NULL if it has none. */
+static const int32_t *frame_display_matrix(const AVFrame *f)
+{
+    const AVFrameSideData *sd = av_frame_get_side_data(f, AV_FRAME_DATA_DISPLAYMATRIX);
+    if (!sd || sd->size < 9 * sizeof(int32_t)) return NULL;
+    return (const int32_t *)sd->data;
 }
 
 /* What the ffmpeg CLI's autorotate does with a display matrix (fftools: get_rotation() and the
@@ -225,6 +258,8 @@ static void fill_info(vid_info *in, const AVFormatContext *fmt, const AVStream *
         in->frames = (int64_t)(in->duration * in->fps + 0.5);
 }
 
+static int next_frame(vid_reader *r, vs_err *e);
+
 int vid_open(vid_reader **out, const char *path, vs_err *e)
 {
     *out = NULL;
@@ -254,6 +289,11 @@ int vid_open(vid_reader **out, const char *path, vs_err *e)
         return vs_fail(e, "%s: cannot start the %s decoder (%s)", path, codec->name,
                        averr(ret, eb, sizeof eb));
     }
+    if (check_size(path, st->codecpar->width, st->codecpar->height, e)) {
+        avcodec_free_context(&dec);
+        avformat_close_input(&fmt);
+        return -1;
+    }
 
     vid_reader *r = vs_calloc(1, sizeof *r);
     r->path = vs_strdup(path);
@@ -264,9 +304,20 @@ int vid_open(vid_reader **out, const char *path, vs_err *e)
     r->frame = av_frame_alloc();
     VS_CHECK(r->pkt && r->frame);
     r->sws_fmt = -1;
-    r->orient = orientation(display_matrix(st));
-    fill_info(&r->info, fmt, st, r->orient);
     r->expect_end = duration_tag(st);
+    fill_info(&r->info, fmt, st, r->orient); /* as coded, for next_frame */
+
+    /* A still image carries its orientation (EXIF) on its decoded frame, not on the stream:
+     * decode it now, so vid_info gives the displayed size as it does for a rotated clip. A
+     * video's per-frame matrices (an H.264 display-orientation SEI) are not applied: they may
+     * change from frame to frame, and every frame must have vid_info's size. */
+    const int32_t *m = display_matrix(st);
+    if (!m && r->info.is_image) {
+        r->held = next_frame(r, &r->held_err);
+        if (r->held == 1) m = frame_display_matrix(r->frame);
+    }
+    r->orient = orientation(m);
+    fill_info(&r->info, fmt, st, r->orient);
     *out = r;
     return 0;
 }
@@ -453,6 +504,7 @@ static int to_rgb(vid_reader *r, img **out, const AVFrame *f, vs_err *e)
 {
     if (f->width <= 0 || f->height <= 0)
         return vs_fail(e, "%s: decoder gave an empty picture", r->path);
+    if (check_size(r->path, f->width, f->height, e)) return -1;
     if (!r->sws || f->width != r->sws_w || f->height != r->sws_h || f->format != r->sws_fmt ||
         (int)f->colorspace != r->sws_space || (int)f->color_range != r->sws_range)
         if (make_sws(r, f, e)) return -1;
@@ -472,9 +524,21 @@ static int to_rgb(vid_reader *r, img **out, const AVFrame *f, vs_err *e)
     return 0;
 }
 
+/* next_frame, after the picture or the failure vid_open found first */
+static int pull_frame(vid_reader *r, vs_err *e)
+{
+    if (r->held) {
+        int rc = r->held;
+        r->held = 0;
+        if (rc < 0 && e) *e = r->held_err;
+        return rc;
+    }
+    return next_frame(r, e);
+}
+
 int vid_read(vid_reader *r, img **frame, int64_t *frame_index, vs_err *e)
 {
-    int rc = next_frame(r, e);
+    int rc = pull_frame(r, e);
     if (rc <= 0) return rc;
     rc = to_rgb(r, frame, r->frame, e);
     av_frame_unref(r->frame);
@@ -487,7 +551,7 @@ int vid_read(vid_reader *r, img **frame, int64_t *frame_index, vs_err *e)
 int vid_skip(vid_reader *r, int64_t n, vs_err *e)
 {
     for (int64_t i = 0; i < n; i++) {
-        int rc = next_frame(r, e);
+        int rc = pull_frame(r, e);
         if (rc <= 0) return rc;
         av_frame_unref(r->frame);
         r->next_index++;

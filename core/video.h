@@ -1,7 +1,9 @@
 /* video.h: reading frames from a video or still image through FFmpeg (libavformat, libavcodec,
  * libswscale): any container and codec FFmpeg reads. Frames come out as RGB img, upright: turned
  * or flipped as the stream's display matrix says (a phone's portrait clip), as the ffmpeg CLI's
- * autorotate does (right angles only; other angles are left as coded). */
+ * autorotate does (right angles only; other angles are left as coded), and a still image as its
+ * frame's matrix says (a phone photo's EXIF orientation). A video's per-frame matrices are not
+ * applied: they could change the size from frame to frame. Paths are always local files. */
 #ifndef VS_VIDEO_H
 #define VS_VIDEO_H
 
@@ -20,7 +22,9 @@ typedef struct vid_info {
     int is_image;    /* a single still image (image2 demuxer or one-frame stream) */
 } vid_info;
 
-/* Opens path; a file FFmpeg cannot read as video or image gives a message naming it. */
+/* Opens path; a file FFmpeg cannot read as video or image gives a message naming it, and so does
+ * a picture of more than IMG_MAX_PIXELS. A still image is decoded here (its orientation comes
+ * with its picture), so vid_info's size is the displayed one for it too. */
 int vid_open(vid_reader **out, const char *path, vs_err *e);
 const vid_info *vid_get_info(const vid_reader *r);
 

@@ -597,6 +597,52 @@ static void test_weights_synthetic(void)
                "\"float32\"}, {\"name\": \"y\", \"shape\": [1], \"dtype\": \"float32\"}]}]");
     expect_load_error("dup-weights_manifest.json", "tensor listed twice",
                       "dup-weights_manifest.json", "'z'", (char *)NULL);
+
+    /* edited shapes: a message naming the manifest, never an allocation of what it claims (the
+     * shards' sizes are checked first). 2^40 - 512 floats (4 TB) against the 10-byte a.bin; the
+     * same as uint8; three such tensors (12 TB); one past 2^40 elements, one whose product
+     * overflows 64 bits, a fraction, a negative one in the second group */
+    write_text("huge-weights_manifest.json",
+               "[{\"paths\": [\"a.bin\"], \"weights\": [{\"name\": \"z\", \"shape\": "
+               "[2147483647, 512], \"dtype\": \"float32\"}]}]");
+    expect_load_error("huge-weights_manifest.json", "huge shape", "huge-weights_manifest.json",
+                      "a.bin", "4398046509056", (char *)NULL);
+    write_text("hugeq-weights_manifest.json",
+               "[{\"paths\": [\"a.bin\"], \"weights\": [{\"name\": \"z\", \"shape\": "
+               "[2147483647, 512], \"dtype\": \"float32\", \"quantization\": {\"dtype\": "
+               "\"uint8\", \"min\": 0, \"scale\": 1}}]}]");
+    expect_load_error("hugeq-weights_manifest.json", "huge quantised shape",
+                      "hugeq-weights_manifest.json", "a.bin", (char *)NULL);
+    write_text("huge3-weights_manifest.json",
+               "[{\"paths\": [\"c.bin\"], \"weights\": [{\"name\": \"h\", \"shape\": [1, 2], "
+               "\"dtype\": \"float32\", \"quantization\": {\"dtype\": \"float16\"}}]},\n"
+               " {\"paths\": [\"a.bin\"], \"weights\": [\n"
+               "  {\"name\": \"x\", \"shape\": [1073741824, 1024], \"dtype\": \"float32\"},\n"
+               "  {\"name\": \"y\", \"shape\": [1073741824, 1024], \"dtype\": \"float32\"},\n"
+               "  {\"name\": \"z\", \"shape\": [1073741824, 1024], \"dtype\": \"float32\"}]}]");
+    write_file("c.bin", (uint16_t[]){0x3c00, 0xc100}, 4);
+    expect_load_error("huge3-weights_manifest.json", "three huge tensors",
+                      "huge3-weights_manifest.json", "a.bin", (char *)NULL);
+    static const char *const bad_shape[] = {"[1073741824, 1025]", "[65536, 65536, 65536, 65536]",
+                                            "[2.5]", "[3, \"4\"]"};
+    for (size_t i = 0; i < sizeof bad_shape / sizeof bad_shape[0]; i++) {
+        char m[512];
+        snprintf(m, sizeof m,
+                 "[{\"paths\": [\"a.bin\"], \"weights\": [{\"name\": \"z\", \"shape\": %s, "
+                 "\"dtype\": \"float32\"}]}]",
+                 bad_shape[i]);
+        write_text("bad-weights_manifest.json", m);
+        expect_load_error("bad-weights_manifest.json", bad_shape[i], "bad-weights_manifest.json",
+                          "'z'", "shape", (char *)NULL);
+    }
+    write_text("neg-weights_manifest.json",
+               "[{\"paths\": [\"c.bin\"], \"weights\": [{\"name\": \"h\", \"shape\": [2], "
+               "\"dtype\": \"float32\", \"quantization\": {\"dtype\": \"float16\"}}]},\n"
+               " {\"paths\": [\"a.bin\"], \"weights\": [{\"name\": \"z\", \"shape\": [-4, 2], "
+               "\"dtype\": \"float32\", \"quantization\": {\"dtype\": \"uint8\", \"min\": 0, "
+               "\"scale\": 1}}]}]");
+    expect_load_error("neg-weights_manifest.json", "negative dimension, second group",
+                      "neg-weights_manifest.json", "'z'", (char *)NULL);
 }
 
 /* ---- weight loader: the real SSD MobileNet manifest -------------------------------------- */
@@ -690,8 +736,9 @@ static int test_weights_real(void)
     if (man && raw && bin_len > 216) {
         write_file("ssd_mobilenetv1_model-weights_manifest.json", man, man_len);
         write_file("ssd_mobilenetv1_model.bin", raw, bin_len - 216);
-        char want[64];
-        snprintf(want, sizeof want, "%zu bytes, manifest needs %zu", bin_len - 216, bin_len);
+        char want[256];
+        snprintf(want, sizeof want, "%zu bytes, %s needs %zu", bin_len - 216,
+                 tmp_path("ssd_mobilenetv1_model-weights_manifest.json"), bin_len);
         expect_load_error("ssd_mobilenetv1_model-weights_manifest.json", "truncated real .bin",
                           "ssd_mobilenetv1_model.bin: truncated", want, (char *)NULL);
         remove(tmp_path("ssd_mobilenetv1_model-weights_manifest.json"));

@@ -157,49 +157,80 @@ static void dequantise(float *restrict dst, const unsigned char *restrict src, c
     }
 }
 
-/* Reads a group's shards, concatenated, into *out; together they must hold exactly need bytes. */
+/* "DIR/NAME" of shard s of a group into path; -1 with a message if the entry is not a string. */
+static int shard_path(char *path, size_t cap, json_t *jpaths, size_t s, const char *dir,
+                      const char *manifest, int gi, vs_err *e)
+{
+    const char *name = json_string_value(json_array_get(jpaths, s));
+    if (!name) return vs_fail(e, "%s: group %d: shard path %zu is not a string", manifest, gi, s);
+    snprintf(path, cap, "%s%s", dir, name);
+    return 0;
+}
+
+/* Checks, by their sizes alone, that a group's shards together hold exactly need bytes: a manifest
+ * whose shapes were edited (terabytes claimed) is reported, naming it, before anything is
+ * allocated for it. */
+static int check_shards(json_t *jpaths, const char *dir, size_t need, const char *manifest, int gi,
+                        vs_err *e)
+{
+    size_t n_shards = json_array_size(jpaths), total = 0;
+    char path[4096] = "";
+    for (size_t s = 0; s < n_shards; s++) {
+        if (shard_path(path, sizeof path, jpaths, s, dir, manifest, gi, e)) return -1;
+        struct stat st;
+        if (stat(path, &st) != 0)
+            return vs_fail(e, "%s: cannot open weight shard (listed in %s): %s", path, manifest,
+                           strerror(errno));
+        if (!S_ISREG(st.st_mode))
+            return vs_fail(e, "%s: weight shard (listed in %s) is not a file", path, manifest);
+        size_t size = (size_t)st.st_size;
+        total = size > SIZE_MAX - total ? SIZE_MAX : total + size;
+    }
+    if (total == need) return 0;
+    const char *what = total < need ? "truncated: " : "";
+    const char *why = total < need ? "" : " (shard and manifest do not belong together)";
+    if (n_shards == 1)
+        return vs_fail(e, "%s: %s%zu bytes, %s needs %zu%s", path, what, total, manifest, need,
+                       why);
+    return vs_fail(e,
+                   "%s: %sthe %zu shards of group %d (the last: %s) hold %zu bytes, it needs %zu%s",
+                   manifest, what, n_shards, gi, path, total, need, why);
+}
+
+/* Reads a group's shards, concatenated, into *out: need bytes, which check_shards found them to
+ * hold (a shard that changed since is an error). */
 static int read_shards(unsigned char **out, json_t *jpaths, const char *dir, size_t need,
                        const char *manifest, int gi, vs_err *e)
 {
-    size_t n_shards = json_array_size(jpaths), have = 0, total = 0;
-    unsigned char *buf = vs_malloc(need);
+    size_t n_shards = json_array_size(jpaths), have = 0;
+    unsigned char *buf = malloc(need ? need : 1);
+    if (!buf)
+        return vs_fail(e, "%s: not enough memory for group %d of its weights (%zu MB)", manifest,
+                       gi, need >> 20);
     char path[4096];
     for (size_t s = 0; s < n_shards; s++) {
-        const char *name = json_string_value(json_array_get(jpaths, s));
-        if (!name) {
+        if (shard_path(path, sizeof path, jpaths, s, dir, manifest, gi, e)) {
             free(buf);
-            return vs_fail(e, "%s: group %d: shard path %zu is not a string", manifest, gi, s);
+            return -1;
         }
-        snprintf(path, sizeof path, "%s%s", dir, name);
         FILE *f = fopen(path, "rb");
-        struct stat st;
-        if (!f || fstat(fileno(f), &st) != 0) {
+        if (!f) {
             int err = errno;
-            if (f) fclose(f);
             free(buf);
             return vs_fail(e, "%s: cannot open weight shard (listed in %s): %s", path, manifest,
                            strerror(err));
         }
-        size_t size = (size_t)st.st_size, want = need - have < size ? need - have : size;
-        total += size;
-        size_t got = want ? fread(buf + have, 1, want, f) : 0;
+        /* what is left, then one byte more: a shard that grew since check_shards shows too */
+        size_t got = fread(buf + have, 1, need - have, f);
+        int extra = got == need - have && fgetc(f) != EOF;
         int err = ferror(f) ? errno : 0;
         fclose(f);
-        if (got != want) {
+        if (err || extra || (s == n_shards - 1 && have + got != need)) {
             free(buf);
-            return vs_fail(e, "%s: read error: %s", path, err ? strerror(err) : "file shrank");
+            return vs_fail(e, "%s: %s (listed in %s)", path,
+                           err ? strerror(err) : "changed while it was read", manifest);
         }
         have += got;
-    }
-    if (total != need) {
-        free(buf);
-        const char *what = total < need ? "truncated: " : "";
-        const char *why = total < need ? "" : " (shard and manifest do not belong together)";
-        if (n_shards == 1)
-            return vs_fail(e, "%s: %s%zu bytes, manifest needs %zu%s", path, what, total, need,
-                           why);
-        return vs_fail(e, "%s: %sthe %zu shards of group %d hold %zu bytes, manifest needs %zu%s",
-                       path, what, n_shards, gi, total, need, why);
     }
     *out = buf;
     return 0;
@@ -241,9 +272,12 @@ int nn_weights_load(nn_weights **out, const char *manifest, vs_err *e)
     nn_weights *w = vs_calloc(1, sizeof *w);
     w->path = vs_strdup(manifest);
     size_t n_groups = json_array_size(root), cap = 0, total = 0;
+    size_t *need = vs_calloc(n_groups ? n_groups : 1, sizeof *need); /* bytes of each group */
     int rc = 0;
 
-    /* pass 1: every entry, its offset within its group, and the arena size */
+    /* pass 1: every entry, its offset within its group, the groups' sizes and the arena's (in
+     * floats). A tensor holds at most 2^40 elements (parse_tensor), so only a manifest of
+     * millions of them could overflow the sums; it is refused all the same. */
     for (size_t gi = 0; gi < n_groups && !rc; gi++) {
         json_t *g = json_array_get(root, gi);
         json_t *jpaths = json_object_get(g, "paths"), *jws = json_object_get(g, "weights");
@@ -267,28 +301,40 @@ int nn_weights_load(nn_weights **out, const char *manifest, vs_err *e)
                 if (!strcmp(w->t[k].name, t->name))
                     rc = vs_fail(e, "%s: tensor '%s' listed twice", manifest, t->name);
             if (rc) break;
+            size_t bytes = t->count * stored_bytes[t->kind];
+            size_t floats = (t->count + 15) & ~(size_t)15; /* each tensor 64-byte aligned */
+            if (bytes > SIZE_MAX - offset || floats > SIZE_MAX / sizeof(float) - total) {
+                rc = vs_fail(e, "%s: tensor '%s': the sizes of the tensors overflow", manifest,
+                             t->name);
+                break;
+            }
             t->offset = offset;
-            offset += t->count * stored_bytes[t->kind];
-            total += (t->count + 15) & ~(size_t)15; /* each tensor 64-byte aligned */
+            offset += bytes;
+            total += floats;
         }
+        need[gi] = offset;
     }
+
+    /* the shards' sizes against the manifest's, before the arena is allocated from it */
+    for (size_t gi = 0; gi < n_groups && !rc; gi++)
+        rc = check_shards(json_object_get(json_array_get(root, gi), "paths"), dir, need[gi],
+                          manifest, (int)gi, e);
 
     /* pass 2: read each group's shards and dequantise its tensors into the arena */
     if (!rc) {
         w->arena = aligned_alloc(64, total ? total * sizeof(float) : 64);
-        VS_CHECK(w->arena != NULL);
+        if (!w->arena)
+            rc = vs_fail(e, "%s: not enough memory for its weights (%zu MB)", manifest,
+                         total * sizeof(float) >> 20);
     }
     float *at = w->arena;
     int ti = 0;
     for (size_t gi = 0; gi < n_groups && !rc; gi++) {
         json_t *g = json_array_get(root, gi);
-        size_t n_w = json_array_size(json_object_get(g, "weights")), need = 0;
-        if (n_w)
-            need = w->t[ti + (int)n_w - 1].offset +
-                   w->t[ti + (int)n_w - 1].count * stored_bytes[w->t[ti + (int)n_w - 1].kind];
+        size_t n_w = json_array_size(json_object_get(g, "weights"));
         unsigned char *bytes;
-        if ((rc =
-                 read_shards(&bytes, json_object_get(g, "paths"), dir, need, manifest, (int)gi, e)))
+        if ((rc = read_shards(&bytes, json_object_get(g, "paths"), dir, need[gi], manifest, (int)gi,
+                              e)))
             break;
         for (size_t k = 0; k < n_w; k++, ti++) {
             wtensor *t = &w->t[ti];
@@ -299,6 +345,7 @@ int nn_weights_load(nn_weights **out, const char *manifest, vs_err *e)
         free(bytes);
     }
 
+    free(need);
     free(dir);
     json_decref(root);
     if (rc) {
