@@ -180,11 +180,7 @@ fi
 # as incomplete, nothing is half-written, and the exit status says it was interrupted
 "$VISAGE" extract "$DATA/video/d6.mp4" -o "$T/stopped" -q >"$T/out" 2>"$T/err" &
 pid=$!
-i=0
-while [ "$(count_png "$T/stopped" 2>/dev/null || echo 0)" -lt 3 ] && [ "$i" -lt 600 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
+wait_for_faces "$T/stopped" 3
 kill -INT "$pid"
 rc=0
 wait "$pid" || rc=$?
@@ -198,11 +194,7 @@ no_partial_files "$T/stopped"
 # a dropped SSH link (SIGHUP) does not stop an extraction
 "$VISAGE" extract "$DATA/video/d6.mp4" -o "$T/hup" -q --every 5 >"$T/out" 2>"$T/err" &
 pid=$!
-i=0
-while [ "$(count_png "$T/hup" 2>/dev/null || echo 0)" -lt 2 ] && [ "$i" -lt 600 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
+wait_for_faces "$T/hup" 2
 kill -HUP "$pid"
 sleep 1
 kill -0 "$pid" 2>/dev/null || fail "SIGHUP stopped the extraction"

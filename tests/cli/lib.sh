@@ -52,4 +52,13 @@ no_partial_files() {
 # al_faces FILE: how many faces an alignments file holds
 al_faces() { grep -o '"landmarks"' "$1" | wc -l | tr -d ' '; }
 
+# wait_for_faces DIR N: until DIR holds N face PNGs (a running extraction), at most a minute
+wait_for_faces() {
+    i=0
+    while [ "$(count_png "$1" 2>/dev/null)" -lt "$2" ] && [ "$i" -lt 600 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
 count_png() { find "$1" -maxdepth 1 -name '*.png' | wc -l | tr -d ' '; }
