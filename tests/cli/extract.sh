@@ -131,7 +131,11 @@ if command -v ffmpeg >/dev/null; then
     [ "$rc" -eq 0 ] && [ "$(al_faces "$T/qf/alignments/q.json")" -eq 1 ] || fail "prune --force: exit $rc"
 fi
 
-if ! have_data; then echo "skipped: no ../shared/data (the sample checks passed)"; exit 0; fi
+if ! have_data; then
+    echo "skipped: no ../shared/data (the real-data checks)"
+    echo "extract.sh: the sample checks passed"
+    exit 0
+fi
 
 # --- --filter: one W009 face as the reference keeps W009 and drops W011
 mead=$DATA/mead
