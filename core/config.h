@@ -28,16 +28,16 @@ typedef struct vs_config {
     char models[1024]; /* folder of the face-network weights; "" = search the usual places */
     int threads;       /* CPU threads, 0 = all */
     /* [extract] */
-    int every;               /* every Nth frame of a video */
-    int min_size;            /* smallest face kept, pixels (box side) */
-    int max_faces;           /* most faces kept per frame, 0 = all */
-    float threshold;         /* detector score */
-    int size;                /* aligned face size, pixels */
-    char centering[16];      /* face | head | legacy */
-    float similarity;        /* identity distance counted as the same person */
-    int landmark_filter;     /* reject detections whose landmarks are not a plausible face */
-    float min_blur;          /* faces blurrier than this are dropped, 0 = keep all */
-    int png_compression;     /* 0-9 */
+    int every;           /* every Nth frame of a video */
+    int min_size;        /* smallest face kept, pixels (box side) */
+    int max_faces;       /* most faces kept per frame, 0 = all */
+    float threshold;     /* detector score */
+    int size;            /* aligned face size, pixels */
+    char centering[16];  /* face | head | legacy */
+    float similarity;    /* identity distance counted as the same person */
+    int landmark_filter; /* reject detections whose landmarks are not a plausible face */
+    float min_blur;      /* faces blurrier than this are dropped, 0 = keep all */
+    int png_compression; /* 0-9 */
 } vs_config;
 
 extern const cfg_option cfg_options[];

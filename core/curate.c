@@ -50,8 +50,13 @@ int cu_load(cu_face **out, int *n, char ***others, int *n_other, const char *dir
 
 int cu_parse_order(cu_order *o, char *ref_path, size_t n, const char *s, vs_err *e)
 {
-    static const struct { const char *name; cu_order o; } names[] = {
-        {"identity", CU_BY_IDENTITY}, {"blur", CU_BY_BLUR}, {"size", CU_BY_SIZE}, {"yaw", CU_BY_YAW}};
+    static const struct {
+        const char *name;
+        cu_order o;
+    } names[] = {{"identity", CU_BY_IDENTITY},
+                 {"blur", CU_BY_BLUR},
+                 {"size", CU_BY_SIZE},
+                 {"yaw", CU_BY_YAW}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(s, names[i].name)) {
             *o = names[i].o;
@@ -121,7 +126,7 @@ int cu_rename_ranked(cu_face *v, int n, const char *dir, vs_err *e)
 {
     int width = 5;
     for (int m = n; m >= 100000; m /= 10) width++;
-    char (*names)[256] = vs_calloc((size_t)n + 1, sizeof *names);
+    char(*names)[256] = vs_calloc((size_t)n + 1, sizeof *names);
     int rc = 0;
     /* every new name first: a problem stops the sort before any file is renamed */
     for (int i = 0; i < n && rc == 0; i++) {

@@ -10,7 +10,7 @@
 typedef struct cu_face {
     char name[256]; /* file name in the folder */
     vs_face f;
-    float key;      /* the sort key, or the distance to the reference */
+    float key; /* the sort key, or the distance to the reference */
 } cu_face;
 
 /* Reads the metadata of every PNG in dir (sorted by name). PNGs without (readable) visage

@@ -22,7 +22,7 @@ typedef struct layer {
     layer_kind kind;
     const float *w, *b; /* backend memory */
     nn_conv_desc d;
-    nn_tensor y;        /* output (a view into the activation buffers) */
+    nn_tensor y; /* output (a view into the activation buffers) */
 } layer;
 
 struct fn_detector {
@@ -40,8 +40,8 @@ struct fn_detector {
     struct cand {
         float score;
         int idx;
-    } *cand;
-    float (*dec)[4];      /* decoded boxes of the candidates, [5118][4] */
+    } * cand;
+    float (*dec)[4]; /* decoded boxes of the candidates, [5118][4] */
     int *selected;
 };
 
@@ -103,7 +103,8 @@ static int load_net(fn_detector *d, nn_weights *wt, vs_err *e)
 {
     char wn[128], bn[128];
     /* MobileNet v1: conv_0 (3x3, stride 2), then 13 depthwise/pointwise pairs */
-    static const int ch[14] = {32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024};
+    static const int ch[14] = {32,  64,  128, 128, 256, 256,  512,
+                               512, 512, 512, 512, 512, 1024, 1024};
     int h = SSD_SIZE, w = SSD_SIZE;
     layer *l = d->mobilenet;
     if (load_layer(l, d, wt, LAYER_CONV, "MobilenetV1/Conv2d_0_pointwise/weights",
@@ -136,19 +137,19 @@ static int load_net(fn_detector *d, nn_weights *wt, vs_err *e)
 
     /* box predictors on conv_11, the MobileNet output and prediction conv_1/3/5/7 */
     const nn_tensor *src[6] = {&d->mobilenet[22].y, &d->mobilenet[26].y, &d->pred[1].y,
-                               &d->pred[3].y, &d->pred[5].y, &d->pred[7].y};
+                               &d->pred[3].y,       &d->pred[5].y,       &d->pred[7].y};
     size_t at = 0;
     for (int i = 0; i < 6; i++) {
         int a = i == 0 ? 3 : 6, cin = src[i]->c, sh = src[i]->h, sw = src[i]->w;
         snprintf(wn, sizeof wn, "Prediction/BoxPredictor_%d/BoxEncodingPredictor/weights", i);
         snprintf(bn, sizeof bn, "Prediction/BoxPredictor_%d/BoxEncodingPredictor/biases", i);
-        if (load_layer(&d->box[i], d, wt, LAYER_CONV, wn, bn, 1, cin, a * 4, 1, sh, sw,
-                       NN_ACT_NONE, e))
+        if (load_layer(&d->box[i], d, wt, LAYER_CONV, wn, bn, 1, cin, a * 4, 1, sh, sw, NN_ACT_NONE,
+                       e))
             return -1;
         snprintf(wn, sizeof wn, "Prediction/BoxPredictor_%d/ClassPredictor/weights", i);
         snprintf(bn, sizeof bn, "Prediction/BoxPredictor_%d/ClassPredictor/biases", i);
-        if (load_layer(&d->cls[i], d, wt, LAYER_CONV, wn, bn, 1, cin, a * 3, 1, sh, sw,
-                       NN_ACT_NONE, e))
+        if (load_layer(&d->cls[i], d, wt, LAYER_CONV, wn, bn, 1, cin, a * 3, 1, sh, sw, NN_ACT_NONE,
+                       e))
             return -1;
         d->box[i].y.d = d->box_out + at * 4;
         d->cls[i].y.d = d->cls_out + at * 3;
@@ -250,7 +251,7 @@ static void forward(fn_detector *d)
         x = &d->pred[i].y;
     }
     const nn_tensor *src[6] = {&d->mobilenet[22].y, &d->mobilenet[26].y, &d->pred[1].y,
-                               &d->pred[3].y, &d->pred[5].y, &d->pred[7].y};
+                               &d->pred[3].y,       &d->pred[5].y,       &d->pred[7].y};
     for (int i = 0; i < 6; i++) {
         run_layer(be, &d->box[i], src[i]);
         run_layer(be, &d->cls[i], src[i]);

@@ -42,8 +42,9 @@ void vs_on_bug(void (*hook)(void))
 _Noreturn void vs_bug(const char *stmt, const char *func, const char *file, int line)
 {
     for (int i = n_hooks - 1; i >= 0; i--) hooks[i]();
-    fprintf(stderr, "visage: internal error: %s failed in %s() at %s:%d\n"
-                    "This is a bug in visage; please report it with the command that caused it.\n",
+    fprintf(stderr,
+            "visage: internal error: %s failed in %s() at %s:%d\n"
+            "This is a bug in visage; please report it with the command that caused it.\n",
             stmt, func, file, line);
     abort();
 }

@@ -11,7 +11,8 @@ typedef struct vs_err {
     char msg[1024];
 } vs_err;
 
-/* Sets e->msg from the format (e may be NULL) and returns -1, so callers can `return vs_fail(...)`. */
+/* Sets e->msg from the format (e may be NULL) and returns -1, so callers can `return vs_fail(...)`.
+ */
 int vs_fail(vs_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prefixes the message already in e with "prefix: " (used to add context on the way up). */
@@ -22,9 +23,9 @@ _Noreturn void vs_bug(const char *stmt, const char *func, const char *file, int 
 /* Hooks run before a bug aborts (restore the terminal, remove temporary files). */
 void vs_on_bug(void (*hook)(void));
 
-#define VS_CHECK(cond)                                                                  \
-    do {                                                                                \
-        if (!(cond)) vs_bug(#cond, __func__, __FILE__, __LINE__);                       \
+#define VS_CHECK(cond)                                                                             \
+    do {                                                                                           \
+        if (!(cond)) vs_bug(#cond, __func__, __FILE__, __LINE__);                                  \
     } while (0)
 
 /* Allocation failure is treated as a bug: visage has no sensible way to go on without memory. */

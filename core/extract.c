@@ -49,8 +49,9 @@ int ex_find_models(char *out, size_t n, const char *configured, const char *exe_
     if (configured && configured[0]) {
         snprintf(p, sizeof p, "%s/%s", configured, probe);
         if (!fs_exists(p))
-            return vs_fail(e, "%s: no face models here (configured models folder); run 'make models' "
-                              "in the visage source folder, or fix [general] models",
+            return vs_fail(e,
+                           "%s: no face models here (configured models folder); run 'make models' "
+                           "in the visage source folder, or fix [general] models",
                            configured);
         snprintf(out, n, "%s", configured);
         return 0;
@@ -62,7 +63,8 @@ int ex_find_models(char *out, size_t n, const char *configured, const char *exe_
     snprintf(cands[nc++], PATH_MAX, "models");
     if (exe_dir) {
         snprintf(cands[nc++], PATH_MAX, "%s/models", exe_dir);
-        snprintf(cands[nc++], PATH_MAX, "%s/../models", exe_dir); /* build/visage in the source tree */
+        snprintf(cands[nc++], PATH_MAX, "%s/../models",
+                 exe_dir); /* build/visage in the source tree */
         snprintf(cands[nc++], PATH_MAX, "%s/../share/visage/models", exe_dir);
     }
     for (int i = 0; i < nc; i++) {
@@ -76,8 +78,9 @@ int ex_find_models(char *out, size_t n, const char *configured, const char *exe_
     for (int i = 0; i < nc; i++)
         snprintf(looked + strlen(looked), sizeof looked - strlen(looked), "%s%s", i ? ", " : "",
                  cands[i]);
-    return vs_fail(e, "face models not found (looked in %s): run 'make models' in the visage "
-                      "source folder, or set VISAGE_MODELS",
+    return vs_fail(e,
+                   "face models not found (looked in %s): run 'make models' in the visage "
+                   "source folder, or set VISAGE_MODELS",
                    looked);
 }
 
@@ -118,7 +121,8 @@ int ex_nets_load(ex_nets *n, const char *models_dir, int threads, vs_err *e)
     const nn_backend *be = nn_cpu_backend();
     memset(n, 0, sizeof *n);
     nn_cpu_set_threads(threads);
-    if (fn_detector_load(&n->det, models_dir, be, e) || fn_landmarker_load(&n->lmk, models_dir, be, e) ||
+    if (fn_detector_load(&n->det, models_dir, be, e) ||
+        fn_landmarker_load(&n->lmk, models_dir, be, e) ||
         fn_embedder_load(&n->emb, models_dir, be, e)) {
         ex_nets_free(n);
         return -1;
@@ -157,7 +161,7 @@ static float nearest(const float emb[128], float (*refs)[128], int n)
 }
 
 int ex_reference_embedding(float out[128], ex_nets *n, const char *path, const vs_config *cfg,
-                          vs_err *e)
+                           vs_err *e)
 {
     vs_face f;
     vs_err ignore;
@@ -174,9 +178,11 @@ int ex_reference_embedding(float out[128], ex_nets *n, const char *path, const v
         if (found[i].verdict == EX_KEEP) faces++, which = which < 0 ? i : which;
     int rc = 0;
     if (faces != 1)
-        rc = vs_fail(e, "%s: %s; give a picture of the reference person alone (or a face PNG made "
-                        "by visage extract)",
-                     path, faces ? "more than one face in this picture" : "no face found in this picture");
+        rc = vs_fail(
+            e,
+            "%s: %s; give a picture of the reference person alone (or a face PNG made "
+            "by visage extract)",
+            path, faces ? "more than one face in this picture" : "no face found in this picture");
     else {
         fn_box b = ex_found_box(&found[which]);
         fn_embed(out, n->emb, im, &b, found[which].lm);
@@ -207,8 +213,8 @@ static uint32_t path_hash(const char *a, const char *b)
 /* The file name of a face: STEM_FRAME_INDEX.png, or STEM-TAG_FRAME_INDEX.png when the plain name
  * is already the face of another source in this folder (clip.mp4 and clip.mkv, two folders'
  * x.jpg): a face is never overwritten by another source's. */
-static int face_file_name(char *out, size_t n, const char *dir, const char *source,
-                          int64_t frame, int index, vs_err *e)
+static int face_file_name(char *out, size_t n, const char *dir, const char *source, int64_t frame,
+                          int index, vs_err *e)
 {
     char stem[256];
     stem_of(stem, sizeof stem, source);
@@ -332,7 +338,11 @@ static int utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
+        int n = *p < 0x80             ? 0
+                : (*p & 0xe0) == 0xc0 ? 1
+                : (*p & 0xf0) == 0xe0 ? 2
+                : (*p & 0xf8) == 0xf0 ? 3
+                                      : -1;
         if (n < 0 || (n == 1 && *p < 0xc2)) return 0;
         p++;
         for (int i = 0; i < n; i++, p++)
@@ -396,8 +406,9 @@ static int extract_media(ex_ctx *c, al_file *al, const char *path, const char *a
     if (rc == 0 && (got < 0 || vid_damaged(r))) {
         *bad = 1;
         if (got == 0)
-            vs_fail(bad_msg, "%s: the file is damaged or cut short after frame %lld; the faces of "
-                             "the frames before were kept",
+            vs_fail(bad_msg,
+                    "%s: the file is damaged or cut short after frame %lld; the faces of "
+                    "the frames before were kept",
                     path, (long long)c->st.frame);
         c->st.frames_total = c->st.frame;
     }
@@ -419,8 +430,9 @@ static int extract_folder(ex_ctx *c, al_file *al, const char *dir, int *bad, vs_
     if (n == 0) {
         fs_free_list(names, n);
         *bad = 1;
-        vs_fail(bad_msg, "%s: no images in this folder (looked for .jpg, .jpeg, .png, .bmp, .ppm, "
-                         ".webp, .tif)",
+        vs_fail(bad_msg,
+                "%s: no images in this folder (looked for .jpg, .jpeg, .png, .bmp, .ppm, "
+                ".webp, .tif)",
                 dir);
         return 0;
     }
@@ -463,9 +475,13 @@ static int load_all(ex_ctx *c, vs_err *e)
     c->filter = vs_calloc((size_t)rq->n_filter + 1, sizeof *c->filter);
     c->nfilter = vs_calloc((size_t)rq->n_nfilter + 1, sizeof *c->nfilter);
     for (int i = 0; i < rq->n_filter; i++)
-        if (ex_reference_embedding(c->filter[c->n_filter++], &c->nets, rq->filter_refs[i], &rq->cfg, e)) return -1;
+        if (ex_reference_embedding(c->filter[c->n_filter++], &c->nets, rq->filter_refs[i], &rq->cfg,
+                                   e))
+            return -1;
     for (int i = 0; i < rq->n_nfilter; i++)
-        if (ex_reference_embedding(c->nfilter[c->n_nfilter++], &c->nets, rq->nfilter_refs[i], &rq->cfg, e)) return -1;
+        if (ex_reference_embedding(c->nfilter[c->n_nfilter++], &c->nets, rq->nfilter_refs[i],
+                                   &rq->cfg, e))
+            return -1;
     return 0;
 }
 
@@ -488,10 +504,11 @@ static int resolve_input(ex_input *in, const ex_input *earlier, int n_earlier, c
 {
     if (!realpath(given, in->real)) return vs_fail(e, "%s: %s", given, fs_strerror(errno));
     if (!utf8_valid(in->real))
-        return vs_fail(e, "%s: the name is not valid UTF-8; rename it (face metadata is UTF-8 "
-                          "JSON)",
+        return vs_fail(e,
+                       "%s: the name is not valid UTF-8; rename it (face metadata is UTF-8 "
+                       "JSON)",
                        given);
-    if (strlen(in->real) >= sizeof ((vs_face *)0)->source)
+    if (strlen(in->real) >= sizeof((vs_face *)0)->source)
         return vs_fail(e, "%s: path too long", given);
     char name[256];
     const char *base = fs_basename(in->real);
@@ -499,7 +516,8 @@ static int resolve_input(ex_input *in, const ex_input *earlier, int n_earlier, c
     snprintf(name, sizeof name, "%s", base[0] ? base : "input");
     /* the temporary file of an atomic write adds some 20 bytes to the name */
     if (strlen(name) > 200)
-        return vs_fail(e, "%s: file name too long for its alignments file (at most 200 bytes)", given);
+        return vs_fail(e, "%s: file name too long for its alignments file (at most 200 bytes)",
+                       given);
     for (int attempt = 0; attempt < 2; attempt++) {
         char tagged[300];
         if (attempt)
@@ -509,7 +527,8 @@ static int resolve_input(ex_input *in, const ex_input *earlier, int n_earlier, c
             snprintf(tagged, sizeof tagged, "%s", name);
         al_path(in->al_path, sizeof in->al_path, rq->align_dir, tagged);
         int taken = 0;
-        for (int k = 0; k < n_earlier && !taken; k++) taken = !strcmp(earlier[k].al_path, in->al_path);
+        for (int k = 0; k < n_earlier && !taken; k++)
+            taken = !strcmp(earlier[k].al_path, in->al_path);
         if (taken) continue;
         if (!fs_exists(in->al_path)) return 0;
         al_file old;
@@ -519,10 +538,12 @@ static int resolve_input(ex_input *in, const ex_input *earlier, int n_earlier, c
         int complete = old.complete;
         al_free(&old);
         if (!same) continue;
-        if (complete && rq->skip_existing) in->skip = 1;
+        if (complete && rq->skip_existing)
+            in->skip = 1;
         else if (complete && !rq->overwrite)
-            return vs_fail(e, "%s was extracted into %s already (%s); --skip-existing skips it, "
-                              "--overwrite extracts it again (faces deleted since come back)",
+            return vs_fail(e,
+                           "%s was extracted into %s already (%s); --skip-existing skips it, "
+                           "--overwrite extracts it again (faces deleted since come back)",
                            given, rq->out_dir, in->al_path);
         return 0;
     }
@@ -549,9 +570,9 @@ int ex_run(job *j, void *arg, vs_err *e)
     inputs = vs_calloc((size_t)c.rq->n_inputs, sizeof *inputs);
     for (int i = 0; i < c.rq->n_inputs; i++) {
         const char *given = c.rq->inputs[i];
-        if (strlen(given) >= sizeof ((vs_face *)0)->source) {
+        if (strlen(given) >= sizeof((vs_face *)0)->source) {
             vs_fail(e, "%.80s...: path too long (at most %zu bytes)", given,
-                    sizeof ((vs_face *)0)->source - 1);
+                    sizeof((vs_face *)0)->source - 1);
             goto out;
         }
         if (vid_probe(&inputs[i].kind, given, e) || inputs[i].kind == VS_MEDIA_NONE) goto out;

@@ -17,33 +17,33 @@ typedef struct ex_request {
     const char *const *inputs;
     int n_inputs;
     const char *out_dir;
-    const char *align_dir;              /* where alignments files go */
-    const char *const *filter_refs;     /* keep only faces like these */
+    const char *align_dir;          /* where alignments files go */
+    const char *const *filter_refs; /* keep only faces like these */
     int n_filter;
-    const char *const *nfilter_refs;    /* drop faces like these */
+    const char *const *nfilter_refs; /* drop faces like these */
     int n_nfilter;
-    int skip_existing;                  /* skip inputs whose alignments file is complete */
-    int overwrite;                      /* extract them again (else refuse: faces deleted since
-                                           would come back) */
+    int skip_existing; /* skip inputs whose alignments file is complete */
+    int overwrite;     /* extract them again (else refuse: faces deleted since
+                          would come back) */
 } ex_request;
 
 #define EX_WARNINGS 16
 
 typedef struct ex_status {
-    char input[256];        /* the input being read */
+    char input[256]; /* the input being read */
     int input_index, n_inputs;
-    int64_t frame;          /* position in the current input */
-    int64_t frames_total;   /* of the current input, estimated; 0 if unknown */
-    int64_t frames_read;    /* all inputs so far */
-    int64_t faces_found;    /* detections above the threshold */
-    int64_t kept;           /* saved */
+    int64_t frame;        /* position in the current input */
+    int64_t frames_total; /* of the current input, estimated; 0 if unknown */
+    int64_t frames_read;  /* all inputs so far */
+    int64_t faces_found;  /* detections above the threshold */
+    int64_t kept;         /* saved */
     int64_t filtered_identity, filtered_landmarks, filtered_size, filtered_blur, filtered_max;
     int inputs_skipped;
-    int warnings;           /* how many so far; the latest EX_WARNINGS are kept: */
+    int warnings;                    /* how many so far; the latest EX_WARNINGS are kept: */
     char warning[EX_WARNINGS][1100]; /* [i % EX_WARNINGS]: a damaged file, an unreadable image */
-    double elapsed;         /* seconds since the job started */
-    double load_seconds;    /* of that, loading the networks and references */
-    double input_started;   /* elapsed when the current input was opened */
+    double elapsed;                  /* seconds since the job started */
+    double load_seconds;             /* of that, loading the networks and references */
+    double input_started;            /* elapsed when the current input was opened */
 } ex_status;
 
 /* The three face networks, loaded together. */
@@ -59,9 +59,9 @@ void ex_nets_free(ex_nets *n);
 typedef enum ex_verdict { EX_KEEP, EX_TOO_SMALL, EX_NOT_A_FACE } ex_verdict;
 
 typedef struct ex_found {
-    float box[4];   /* x, y, w, h, frame pixels */
+    float box[4]; /* x, y, w, h, frame pixels */
     float score;
-    float lm[136];  /* only when verdict != EX_TOO_SMALL */
+    float lm[136]; /* only when verdict != EX_TOO_SMALL */
     ex_verdict verdict;
 } ex_found;
 
@@ -81,7 +81,8 @@ int ex_reference_embedding(float out[128], ex_nets *n, const char *path, const v
 int ex_run(job *j, void *arg, vs_err *e);
 
 /* Finds the face models: configured (if non-empty) else $VISAGE_MODELS, ./models,
- * EXE_DIR/models, EXE_DIR/../models, EXE_DIR/../share/visage/models. Message names `make models` when absent. */
+ * EXE_DIR/models, EXE_DIR/../models, EXE_DIR/../share/visage/models. Message names `make models`
+ * when absent. */
 int ex_find_models(char *out, size_t n, const char *configured, const char *exe_dir, vs_err *e);
 
 /* The default folder for alignments files of faces written to out_dir: PROJECT/alignments when

@@ -39,8 +39,9 @@ json_t *face_to_json_obj(const vs_face *f)
     json_object_set_new(o, "matrix", m);
     json_object_set_new(o, "size", json_integer(f->size));
     json_object_set_new(o, "centering", str(f->centering));
-    json_object_set_new(o, "pose", json_pack("{s:f,s:f,s:f}", "yaw", (double)f->yaw, "pitch",
-                                             (double)f->pitch, "roll", (double)f->roll));
+    json_object_set_new(o, "pose",
+                        json_pack("{s:f,s:f,s:f}", "yaw", (double)f->yaw, "pitch", (double)f->pitch,
+                                  "roll", (double)f->roll));
     json_object_set_new(o, "blur", json_real(f->blur));
     if (f->has_embedding) json_object_set_new(o, "embedding", float_array(f->embedding, 128));
     return o;
@@ -99,17 +100,20 @@ int face_from_json_obj(vs_face *f, json_t *o, const char *where, vs_err *e)
     const char *cen = json_string_value(json_object_get(o, "centering"));
     json_t *frame = json_object_get(o, "frame"), *idx = json_object_get(o, "index");
     json_t *size = json_object_get(o, "size");
-    if (!src || !cen || !json_is_integer(frame) || !json_is_integer(idx) || !json_is_integer(size)) {
+    if (!src || !cen || !json_is_integer(frame) || !json_is_integer(idx) ||
+        !json_is_integer(size)) {
         vs_fail(e, "%s: face metadata lacks source, frame, index, size or centering", where);
         goto out;
     }
     size_t flen = file ? strlen(file) : 0;
-    if (strlen(src) >= sizeof f->source || flen >= sizeof f->file || strlen(cen) >= sizeof f->centering) {
+    if (strlen(src) >= sizeof f->source || flen >= sizeof f->file ||
+        strlen(cen) >= sizeof f->centering) {
         vs_fail(e, "%s: face metadata: source, file or centering too long", where);
         goto out;
     }
     /* the file a face was saved as: a plain .png name in the faces folder */
-    if (file && (strchr(file, '/') || flen < 5 || strcasecmp(file + flen - 4, ".png") || file[0] == '.')) {
+    if (file &&
+        (strchr(file, '/') || flen < 5 || strcasecmp(file + flen - 4, ".png") || file[0] == '.')) {
         vs_fail(e, "%s: face metadata: file '%s' is not a PNG name", where, file);
         goto out;
     }
@@ -122,7 +126,8 @@ int face_from_json_obj(vs_face *f, json_t *o, const char *where, vs_err *e)
     f->score = (float)json_number_value(json_object_get(o, "score"));
     f->blur = (float)json_number_value(json_object_get(o, "blur"));
     float mat[6];
-    if (get_floats(f->box, 4, o, "box", where, e) || get_floats(f->lm, 136, o, "landmarks", where, e) ||
+    if (get_floats(f->box, 4, o, "box", where, e) ||
+        get_floats(f->lm, 136, o, "landmarks", where, e) ||
         get_floats(mat, 6, o, "matrix", where, e))
         goto out;
     for (int i = 0; i < 6; i++) f->matrix[i] = mat[i];

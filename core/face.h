@@ -14,18 +14,18 @@
 #define FACE_META_KEY "visage"
 
 typedef struct vs_face {
-    char source[1024];  /* the input file as given to extract */
-    char file[256];     /* the face PNG's name (no folder); "" when not saved */
-    int64_t frame;      /* frame index in the source (0 for an image) */
-    int index;          /* face index within the frame, best detection first */
-    float box[4];       /* x, y, w, h in frame pixels */
-    float score;        /* detector score */
-    float lm[136];      /* 68 landmarks (x, y), iBUG order, frame pixels */
-    double matrix[6];   /* frame pixels -> aligned face pixels: [a b tx; c d ty] */
-    int size;           /* aligned face size, pixels */
-    char centering[16]; /* face | head | legacy */
+    char source[1024];      /* the input file as given to extract */
+    char file[256];         /* the face PNG's name (no folder); "" when not saved */
+    int64_t frame;          /* frame index in the source (0 for an image) */
+    int index;              /* face index within the frame, best detection first */
+    float box[4];           /* x, y, w, h in frame pixels */
+    float score;            /* detector score */
+    float lm[136];          /* 68 landmarks (x, y), iBUG order, frame pixels */
+    double matrix[6];       /* frame pixels -> aligned face pixels: [a b tx; c d ty] */
+    int size;               /* aligned face size, pixels */
+    char centering[16];     /* face | head | legacy */
     float yaw, pitch, roll; /* degrees */
-    float blur;         /* variance of the Laplacian of the aligned face */
+    float blur;             /* variance of the Laplacian of the aligned face */
     int has_embedding;
     float embedding[128];
 } vs_face;

@@ -130,7 +130,6 @@ const float *fni_get(nn_weights *w, const char *name, vs_err *e, int ndim, const
     return nn_weights_get(w, name, ndim, shape, e);
 }
 
-
 int fni_box_rect(fni_rect *r, const fn_box *box, const img *im)
 {
     double rw = 1.0 / im->w, rh = 1.0 / im->h;

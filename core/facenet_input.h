@@ -40,7 +40,8 @@ void fni_square(int *side, int *off_x, int *off_y, int w, int h, fni_pad pad);
 void fni_crop_resize(float *dst, const img *im, const fni_rect *r, fni_pad pad, int size,
                      const fni_norm *norm);
 
-/* Backend memory owned by one network: every buffer it allocates is listed here and freed at once. */
+/* Backend memory owned by one network: every buffer it allocates is listed here and freed at once.
+ */
 typedef struct fni_mem {
     const nn_backend *be;
     float **bufs;

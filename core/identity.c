@@ -36,11 +36,11 @@ struct fn_embedder {
     nn_tensor c0_out; /* [1, 72, 72, 32] */
     nn_tensor pool0;  /* [1, 35, 35, 32] after the 3x3/2 max pool */
     res_layer res[ID_LAYERS];
-    nn_tensor avg;    /* [1, 1, 1, 256] */
-    const float *fc;  /* [256, 128] */
-    float *zeros;     /* backend [128] (fc has no bias) */
-    float *desc;      /* backend [128] */
-    float *in_host;   /* host [150, 150, 3] */
+    nn_tensor avg;          /* [1, 1, 1, 256] */
+    const float *fc;        /* [256, 128] */
+    float *zeros;           /* backend [128] (fc has no bias) */
+    float *desc;            /* backend [128] */
+    float *in_host;         /* host [150, 150, 3] */
     float *h_u, *h_p, *h_y; /* host buffers for the residualDown join */
 };
 
@@ -84,11 +84,11 @@ static int load_net(fn_embedder *m, nn_weights *wt, vs_err *e)
         const char *name;
         int cout, down;
     } spec[ID_LAYERS] = {
-        {"conv32_1", 32, 0},      {"conv32_2", 32, 0},   {"conv32_3", 32, 0},
-        {"conv64_down", 64, 1},   {"conv64_1", 64, 0},   {"conv64_2", 64, 0},
-        {"conv64_3", 64, 0},      {"conv128_down", 128, 1}, {"conv128_1", 128, 0},
-        {"conv128_2", 128, 0},    {"conv256_down", 256, 1}, {"conv256_1", 256, 0},
-        {"conv256_2", 256, 0},    {"conv256_down_out", 256, 1},
+        {"conv32_1", 32, 0},    {"conv32_2", 32, 0},          {"conv32_3", 32, 0},
+        {"conv64_down", 64, 1}, {"conv64_1", 64, 0},          {"conv64_2", 64, 0},
+        {"conv64_3", 64, 0},    {"conv128_down", 128, 1},     {"conv128_1", 128, 0},
+        {"conv128_2", 128, 0},  {"conv256_down", 256, 1},     {"conv256_1", 256, 0},
+        {"conv256_2", 256, 0},  {"conv256_down_out", 256, 1},
     };
     if (load_rconv(&m->c0, m, wt, "conv32_down", 7, 3, 32, 2, NN_PAD_VALID, ID_SIZE, ID_SIZE,
                    NN_ACT_RELU, e))
@@ -263,8 +263,7 @@ static void embed_rect(float out[128], fn_embedder *m, const img *im, const fni_
     m->be->sync();
 }
 
-void fn_embed(float out[128], fn_embedder *m, const img *im, const fn_box *det,
-              const float lm[136])
+void fn_embed(float out[128], fn_embedder *m, const img *im, const fn_box *det, const float lm[136])
 {
     fni_rect lr;
     int cw = im->w, ch = im->h;

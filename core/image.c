@@ -135,8 +135,8 @@ int img_save_png(const char *path, const img *im, const char *meta_key, const ch
     return img_save_png_level(path, im, meta_key, meta_json, 3, e);
 }
 
-int img_save_png_level(const char *path, const img *im, const char *meta_key,
-                       const char *meta_json, int level, vs_err *e)
+int img_save_png_level(const char *path, const img *im, const char *meta_key, const char *meta_json,
+                       int level, vs_err *e)
 {
     VS_CHECK(level >= 0 && level <= 9);
     VS_CHECK(im && im->px && im->c >= 1 && im->c <= 4);
@@ -147,7 +147,8 @@ int img_save_png_level(const char *path, const img *im, const char *meta_key,
 
     fs_atomic a;
     if (fs_atomic_open(&a, path, e)) return -1;
-    png_job j = {.path = path, .im = im, .key = meta_key, .json = meta_json, .level = level, .f = a.f};
+    png_job j = {
+        .path = path, .im = im, .key = meta_key, .json = meta_json, .level = level, .f = a.f};
     if (png_write_job(&j) == 0 || fs_atomic_failed(&a))
         return fs_atomic_commit(&a, e); /* reports a full disk with the cause, removes the temp */
     fs_atomic_abort(&a);

@@ -18,7 +18,7 @@ typedef struct img {
  * allocated: a bogus or hostile file is bad input, not an out-of-memory abort. */
 #define IMG_MAX_PIXELS ((int64_t)1 << 28)
 
-img *img_new(int w, int h, int c);  /* zeroed */
+img *img_new(int w, int h, int c); /* zeroed */
 void img_free(img *im);
 img *img_clone(const img *im);
 
@@ -33,8 +33,8 @@ int img_load(img **out, const char *path, vs_err *e);
 int img_save_png(const char *path, const img *im, const char *meta_key, const char *meta_json,
                  vs_err *e);
 /* The same with a zlib compression level (0-9; img_save_png uses 3). */
-int img_save_png_level(const char *path, const img *im, const char *meta_key,
-                       const char *meta_json, int level, vs_err *e);
+int img_save_png_level(const char *path, const img *im, const char *meta_key, const char *meta_json,
+                       int level, vs_err *e);
 
 /* Reads a PNG and the text of its iTXt/tEXt chunk meta_key (*meta_json = NULL if absent; free()).
  * out or meta_json may be NULL to skip the pixels / the text. Without out, only the chunks before

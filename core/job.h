@@ -23,7 +23,7 @@ struct job {
     pthread_cond_t cv;
     job_fn fn;
     void *arg;
-    void *status;       /* status_size bytes, written by job_publish under mu */
+    void *status; /* status_size bytes, written by job_publish under mu */
     size_t status_size;
     job_state state;
     int stop_requested, pause_requested;

@@ -28,7 +28,7 @@ typedef struct dense_block {
     sep_conv conv[4];
     nn_tensor out[4]; /* out1..out4 of denseBlock.ts */
     nn_tensor sum, tmp;
-    nn_tensor y;      /* block output */
+    nn_tensor y; /* block output */
 } dense_block;
 
 struct fn_landmarker {
@@ -38,9 +38,9 @@ struct fn_landmarker {
     dense_block block[LM_BLOCKS];
     nn_tensor pooled; /* [1, 1, 1, 256] */
     const float *fc_w, *fc_b;
-    float *fc_out;    /* backend [136] */
-    float *zeros;     /* backend [256] zero bias for the depthwise halves */
-    float *in_host;   /* host [112, 112, 3] */
+    float *fc_out;  /* backend [136] */
+    float *zeros;   /* backend [256] zero bias for the depthwise halves */
+    float *in_host; /* host [112, 112, 3] */
 };
 
 static nn_tensor view(float *d, int h, int w, int c)
@@ -63,7 +63,8 @@ static int load_sep(sep_conv *s, fn_landmarker *l, nn_weights *wt, int blk, int 
     s->pw = fni_upload(&l->mem, pw, (size_t)cin * cout);
     s->b = fni_upload(&l->mem, b, (size_t)cout);
     nn_conv_geometry(&s->d_dw, x_h, x_w, 3, 3, stride, stride, NN_PAD_SAME);
-    int oh = nn_out_size(x_h, 3, stride, NN_PAD_SAME), ow = nn_out_size(x_w, 3, stride, NN_PAD_SAME);
+    int oh = nn_out_size(x_h, 3, stride, NN_PAD_SAME),
+        ow = nn_out_size(x_w, 3, stride, NN_PAD_SAME);
     nn_conv_geometry(&s->d_pw, oh, ow, 1, 1, 1, 1, NN_PAD_SAME);
     s->mid = view(scratch, oh, ow, cin);
     return 0;
@@ -80,7 +81,8 @@ static int load_net(fn_landmarker *l, nn_weights *wt, vs_err *e)
     int h = LM_SIZE, w = LM_SIZE, cin = 3;
     for (int b = 0; b < LM_BLOCKS; b++) {
         dense_block *blk = &l->block[b];
-        int cout = 32 << b, oh = nn_out_size(h, 3, 2, NN_PAD_SAME), ow = nn_out_size(w, 3, 2, NN_PAD_SAME);
+        int cout = 32 << b, oh = nn_out_size(h, 3, 2, NN_PAD_SAME),
+            ow = nn_out_size(w, 3, 2, NN_PAD_SAME);
         if (b == 0) {
             const float *w0 = fni_get(wt, "dense0/conv0/filters", e, 4, (int[]){3, 3, 3, 32});
             const float *b0 = fni_get(wt, "dense0/conv0/bias", e, 1, (int[]){32});
@@ -114,8 +116,7 @@ static int load_net(fn_landmarker *l, nn_weights *wt, vs_err *e)
     return 0;
 }
 
-int fn_landmarker_load(fn_landmarker **out, const char *models_dir, const nn_backend *be,
-                       vs_err *e)
+int fn_landmarker_load(fn_landmarker **out, const char *models_dir, const nn_backend *be, vs_err *e)
 {
     *out = NULL;
     char path[4096];

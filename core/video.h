@@ -47,7 +47,8 @@ void vid_close(vid_reader *r);
 typedef enum vs_media { VS_MEDIA_NONE, VS_MEDIA_DIR, VS_MEDIA_IMAGE, VS_MEDIA_VIDEO } vs_media;
 int vid_probe(vs_media *kind, const char *path, vs_err *e);
 
-/* True if the file name has an image extension (.jpg .jpeg .png .ppm .pgm .bmp .webp .tif .tiff). */
+/* True if the file name has an image extension (.jpg .jpeg .png .ppm .pgm .bmp .webp .tif .tiff).
+ */
 int vid_is_image_name(const char *name);
 
 #endif

@@ -11,31 +11,31 @@
 
 static int check_failures, check_count;
 
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        check_count++;                                                                  \
-        if (!(cond)) {                                                                  \
-            check_failures++;                                                           \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);    \
-        }                                                                               \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        check_count++;                                                                             \
+        if (!(cond)) {                                                                             \
+            check_failures++;                                                                      \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                                          \
     } while (0)
 
-#define CHECKF(cond, ...)                                                               \
-    do {                                                                                \
-        check_count++;                                                                  \
-        if (!(cond)) {                                                                  \
-            check_failures++;                                                           \
-            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);    \
-            fprintf(stderr, __VA_ARGS__);                                               \
-            fputc('\n', stderr);                                                        \
-        }                                                                               \
+#define CHECKF(cond, ...)                                                                          \
+    do {                                                                                           \
+        check_count++;                                                                             \
+        if (!(cond)) {                                                                             \
+            check_failures++;                                                                      \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_NEAR(a, b, tol)                                                           \
-    do {                                                                                \
-        double check_a_ = (a), check_b_ = (b);                                          \
-        CHECKF(fabs(check_a_ - check_b_) <= (tol), "%s = %g, %s = %g (tol %g)", #a,     \
-               check_a_, #b, check_b_, (double)(tol));                                  \
+#define CHECK_NEAR(a, b, tol)                                                                      \
+    do {                                                                                           \
+        double check_a_ = (a), check_b_ = (b);                                                     \
+        CHECKF(fabs(check_a_ - check_b_) <= (tol), "%s = %g, %s = %g (tol %g)", #a, check_a_, #b,  \
+               check_b_, (double)(tol));                                                           \
     } while (0)
 
 /* Real-data tests: ../shared/data beside the checkout, or $VISAGE_DATA. */
@@ -65,11 +65,11 @@ static inline int check_have_models(void)
     return stat(p, &st) == 0;
 }
 
-#define SKIP(...)                                                                       \
-    do {                                                                                \
-        printf("skipped: " __VA_ARGS__);                                                \
-        printf("\n");                                                                   \
-        return 0;                                                                       \
+#define SKIP(...)                                                                                  \
+    do {                                                                                           \
+        printf("skipped: " __VA_ARGS__);                                                           \
+        printf("\n");                                                                              \
+        return 0;                                                                                  \
     } while (0)
 
 static inline int check_report(const char *name)

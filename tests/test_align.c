@@ -59,7 +59,8 @@ static void test_matrix_and_crop(void)
         CHECK_NEAR(q[2 * 36 + 1], q[2 * 45 + 1], 0.01);
         CHECK(q[2 * 36] < q[2 * 45]);
         CHECK(q[2 * 27 + 1] < q[2 * 57 + 1]);
-        for (int i = 17; i < 68; i++) CHECK(q[2 * i] > 0 && q[2 * i] < 256 && q[2 * i + 1] > 0 && q[2 * i + 1] < 256);
+        for (int i = 17; i < 68; i++)
+            CHECK(q[2 * i] > 0 && q[2 * i] < 256 && q[2 * i + 1] > 0 && q[2 * i + 1] < 256);
         /* the nose is horizontally centred */
         CHECK_NEAR(q[2 * 30], 128, 1.0);
     }
@@ -218,7 +219,8 @@ static void test_alignments(const char *tmp)
     /* prune keeps exactly the faces still present */
     vs_face present[2] = {a.faces[1], a.faces[4]};
     CHECK(al_prune(&b, present, 2) == 3);
-    CHECK(b.n_faces == 2 && al_same_face(&b.faces[0], &a.faces[1]) && al_same_face(&b.faces[1], &a.faces[4]));
+    CHECK(b.n_faces == 2 && al_same_face(&b.faces[0], &a.faces[1]) &&
+          al_same_face(&b.faces[1], &a.faces[4]));
     al_free(&b);
 
     /* which face folder an alignments file belongs to: the one it names, else by source */
@@ -251,7 +253,8 @@ static void test_default_align_dir(const char *tmp)
     vs_err e;
     CHECK(fs_mkdirs(faces, &e) == 0);
     ex_default_align_dir(out, sizeof out, faces);
-    CHECK(!strcmp(out, strcat(strcpy((char[1200]){0}, faces), "/alignments"))); /* no visage.ini yet */
+    CHECK(!strcmp(out,
+                  strcat(strcpy((char[1200]){0}, faces), "/alignments"))); /* no visage.ini yet */
     snprintf(ini, sizeof ini, "%s/visage.ini", proj);
     FILE *fp = fopen(ini, "w");
     fclose(fp);
@@ -302,7 +305,8 @@ static void test_sort(void)
     cu_order o;
     char refp[64];
     vs_err e;
-    CHECK(cu_parse_order(&o, refp, sizeof refp, "face:me.png", &e) == 0 && o == CU_BY_FACE && !strcmp(refp, "me.png"));
+    CHECK(cu_parse_order(&o, refp, sizeof refp, "face:me.png", &e) == 0 && o == CU_BY_FACE &&
+          !strcmp(refp, "me.png"));
     CHECK(cu_parse_order(&o, refp, sizeof refp, "colour", &e) == -1);
 }
 

@@ -120,7 +120,8 @@ static void test_load_ok(void)
     CHECK(c.every == 1);
 
     /* indented lines are ordinary lines, not continuations of the previous value */
-    CHECK(load_text(&c, "[extract]\nevery = 3\n  size = 128\n\t[general]\n  threads = 2\n", &e) == 0);
+    CHECK(load_text(&c, "[extract]\nevery = 3\n  size = 128\n\t[general]\n  threads = 2\n", &e) ==
+          0);
     CHECK(c.every == 3 && c.size == 128 && c.threads == 2);
 
     /* every option set to something other than its default */

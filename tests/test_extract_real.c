@@ -35,7 +35,8 @@ static float lm_error(const float *lm, const float *gt)
 {
     float iod = hypotf(gt[2 * 36] - gt[2 * 45], gt[2 * 36 + 1] - gt[2 * 45 + 1]);
     float sum = 0;
-    for (int i = 0; i < 68; i++) sum += hypotf(lm[2 * i] - gt[2 * i], lm[2 * i + 1] - gt[2 * i + 1]);
+    for (int i = 0; i < 68; i++)
+        sum += hypotf(lm[2 * i] - gt[2 * i], lm[2 * i + 1] - gt[2 * i + 1]);
     return sum / 68 / iod;
 }
 
@@ -110,7 +111,8 @@ static void test_dlib(void)
             int best = -1;
             float bi = 0.4f;
             for (int d = 0; d < nd; d++)
-                if (!used[d] && iou(gt[g].box, det[d].box) >= bi) best = d, bi = iou(gt[g].box, det[d].box);
+                if (!used[d] && iou(gt[g].box, det[d].box) >= bi)
+                    best = d, bi = iou(gt[g].box, det[d].box);
             if (best < 0) continue;
             used[best] = 1;
             matched++;
@@ -125,9 +127,10 @@ static void test_dlib(void)
     fs_free_list(names, n_names);
     free(xml[0]);
     free(xml[1]);
-    printf("dlib: %d of %d faces found (IoU >= 0.4), %d false positives, landmark error %.4f of the "
-           "inter-ocular distance\n",
-           matched, n_gt, false_pos, n_lm ? lm_sum / n_lm : 0);
+    printf(
+        "dlib: %d of %d faces found (IoU >= 0.4), %d false positives, landmark error %.4f of the "
+        "inter-ocular distance\n",
+        matched, n_gt, false_pos, n_lm ? lm_sum / n_lm : 0);
     CHECK(n_gt == 43);
     CHECKF(matched >= 0.95 * n_gt, "recall %d/%d", matched, n_gt);
     CHECKF(false_pos <= 2, "%d false positives", false_pos);
@@ -219,7 +222,7 @@ static void test_johns(void)
     int np;
     vs_err e;
     CHECK(fs_list_dir(&people, &np, dir, NULL, &e) == 0);
-    float (*emb)[128] = calloc(64 * (size_t)np, sizeof *emb);
+    float(*emb)[128] = calloc(64 * (size_t)np, sizeof *emb);
     int *who = calloc(64 * (size_t)np, sizeof *who), n = 0;
     for (int p = 0; p < np; p++) {
         char sub[1024];
@@ -247,9 +250,10 @@ static void test_johns(void)
             else
                 diff++, diff_bad += match;
         }
-    printf("johns: %d people, %d crops: %d of %d same-person pairs match, %d of %d different-person "
-           "pairs match (distance < 0.6)\n",
-           np, n, same_ok, same, diff_bad, diff);
+    printf(
+        "johns: %d people, %d crops: %d of %d same-person pairs match, %d of %d different-person "
+        "pairs match (distance < 0.6)\n",
+        np, n, same_ok, same, diff_bad, diff);
     CHECK(n >= 50);
     CHECKF(same_ok >= 0.95 * same, "same-person matches %d/%d", same_ok, same);
     CHECKF(diff_bad <= 0.05 * diff, "different-person matches %d/%d", diff_bad, diff);

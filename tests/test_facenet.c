@@ -75,8 +75,9 @@ static void check_image(const char *set, const char *path, json_t *ref)
         if (best < 0) continue;
         n_faces++;
         const fn_box *b = &boxes[best];
-        double be = fmax(fmax(fabs(b->x - rb[0]), fabs(b->y - rb[1])),
-                         fmax(fabs(b->x + b->w - rb[0] - rb[2]), fabs(b->y + b->h - rb[1] - rb[3])));
+        double be =
+            fmax(fmax(fabs(b->x - rb[0]), fabs(b->y - rb[1])),
+                 fmax(fabs(b->x + b->w - rb[0] - rb[2]), fabs(b->y + b->h - rb[1] - rb[3])));
         CHECKF(be <= 1.0, "%s/%s face %d: box corner off by %.3f px", set, file, k, be);
         worst_box = fmax(worst_box, be);
 
@@ -121,7 +122,8 @@ static void check_image(const char *set, const char *path, json_t *ref)
 }
 
 /* Where the image of a reference line lives; "" when it is not on this machine. */
-static void image_path(char *out, size_t cap, const char *set, const char *file, const char *samples)
+static void image_path(char *out, size_t cap, const char *set, const char *file,
+                       const char *samples)
 {
     int n = 0;
     out[0] = '\0';
@@ -358,7 +360,8 @@ int main(void)
     snprintf(probe, sizeof probe, "%s/sample1.jpg", samples);
     if (access(probe, R_OK) != 0) {
         printf("skipped the face-api sample photos: none in %s (run make models, or set "
-               "VISAGE_SAMPLES)\n", samples);
+               "VISAGE_SAMPLES)\n",
+               samples);
         samples = NULL;
     }
 
@@ -366,8 +369,8 @@ int main(void)
     for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
         if (data || !strcmp(sets[i], "samples")) check_reference(sets[i], samples);
     printf("compared %d faces in %d images: max box corner error %.4f px, max landmark error "
-           "%.4f px, min descriptor cosine %.7f (%d boxes floored to another crop)\n", n_faces,
-           n_images, worst_box, worst_lm, worst_cos, n_boundary);
+           "%.4f px, min descriptor cosine %.7f (%d boxes floored to another crop)\n",
+           n_faces, n_images, worst_box, worst_lm, worst_cos, n_boundary);
 
     test_bad_models(models);
     if (data)

@@ -101,9 +101,10 @@ static void print_progress(const ex_status *st, int tty, double *last_line)
         int fill = (int)(frac * 30);
         for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '-';
         bar[30] = 0;
-        fprintf(stderr, "\r\033[K%d/%d %.30s [%s] %3.0f%% %lld/%lld  %.1f frames/s  faces %lld  ETA %s",
-                st->input_index + 1, st->n_inputs, st->input, bar, frac * 100,
-                (long long)st->frame, (long long)st->frames_total, fps, (long long)st->kept, eta);
+        fprintf(stderr,
+                "\r\033[K%d/%d %.30s [%s] %3.0f%% %lld/%lld  %.1f frames/s  faces %lld  ETA %s",
+                st->input_index + 1, st->n_inputs, st->input, bar, frac * 100, (long long)st->frame,
+                (long long)st->frames_total, fps, (long long)st->kept, eta);
         fflush(stderr);
     } else if (st->elapsed - *last_line >= 10) {
         *last_line = st->elapsed;
@@ -147,7 +148,8 @@ static void help_extract(void)
 static int print_warnings(const ex_status *st, int seen)
 {
     if (st->warnings - seen > EX_WARNINGS) {
-        fprintf(stderr, "visage extract: warning: %d more warnings\n", st->warnings - seen - EX_WARNINGS);
+        fprintf(stderr, "visage extract: warning: %d more warnings\n",
+                st->warnings - seen - EX_WARNINGS);
         seen = st->warnings - EX_WARNINGS;
     }
     for (; seen < st->warnings; seen++)
@@ -167,28 +169,51 @@ static void print_summary(const ex_status *st, const ex_request *rq, int stopped
            (long long)st->faces_found, (long long)st->kept, (long long)st->filtered_identity,
            (long long)st->filtered_landmarks, (long long)st->filtered_size,
            (long long)st->filtered_blur, (long long)st->filtered_max);
-    if (st->warnings) printf("  %d warning%s (above)\n", st->warnings, st->warnings == 1 ? "" : "s");
+    if (st->warnings)
+        printf("  %d warning%s (above)\n", st->warnings, st->warnings == 1 ? "" : "s");
     printf("  faces in %s, alignments in %s\n", rq->out_dir, rq->align_dir);
 }
 
 static int cmd_extract(cli *c, int argc, char **argv)
 {
-    enum { O_ALIGN = 256, O_EVERY, O_MIN_SIZE, O_MAX_FACES, O_THRESHOLD, O_SIZE, O_CENTERING,
-           O_FILTER, O_NFILTER, O_SIMILARITY, O_SKIP, O_NO_LMF, O_MIN_BLUR, O_THREADS, O_MODELS,
-           O_OVERWRITE };
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'},      {"alignments", required_argument, 0, O_ALIGN},
-        {"every", required_argument, 0, O_EVERY},   {"min-size", required_argument, 0, O_MIN_SIZE},
-        {"max-faces", required_argument, 0, O_MAX_FACES},
-        {"threshold", required_argument, 0, O_THRESHOLD},
-        {"size", required_argument, 0, O_SIZE},     {"centering", required_argument, 0, O_CENTERING},
-        {"filter", required_argument, 0, O_FILTER}, {"nfilter", required_argument, 0, O_NFILTER},
-        {"similarity", required_argument, 0, O_SIMILARITY},
-        {"skip-existing", no_argument, 0, O_SKIP},  {"overwrite", no_argument, 0, O_OVERWRITE},  {"no-landmark-filter", no_argument, 0, O_NO_LMF},
-        {"min-blur", required_argument, 0, O_MIN_BLUR},
-        {"threads", required_argument, 0, O_THREADS}, {"models", required_argument, 0, O_MODELS},
-        {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    enum {
+        O_ALIGN = 256,
+        O_EVERY,
+        O_MIN_SIZE,
+        O_MAX_FACES,
+        O_THRESHOLD,
+        O_SIZE,
+        O_CENTERING,
+        O_FILTER,
+        O_NFILTER,
+        O_SIMILARITY,
+        O_SKIP,
+        O_NO_LMF,
+        O_MIN_BLUR,
+        O_THREADS,
+        O_MODELS,
+        O_OVERWRITE
+    };
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                         {"alignments", required_argument, 0, O_ALIGN},
+                                         {"every", required_argument, 0, O_EVERY},
+                                         {"min-size", required_argument, 0, O_MIN_SIZE},
+                                         {"max-faces", required_argument, 0, O_MAX_FACES},
+                                         {"threshold", required_argument, 0, O_THRESHOLD},
+                                         {"size", required_argument, 0, O_SIZE},
+                                         {"centering", required_argument, 0, O_CENTERING},
+                                         {"filter", required_argument, 0, O_FILTER},
+                                         {"nfilter", required_argument, 0, O_NFILTER},
+                                         {"similarity", required_argument, 0, O_SIMILARITY},
+                                         {"skip-existing", no_argument, 0, O_SKIP},
+                                         {"overwrite", no_argument, 0, O_OVERWRITE},
+                                         {"no-landmark-filter", no_argument, 0, O_NO_LMF},
+                                         {"min-blur", required_argument, 0, O_MIN_BLUR},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"models", required_argument, 0, O_MODELS},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     ex_request rq;
     memset(&rq, 0, sizeof rq);
     const char **filters = calloc((size_t)argc, sizeof *filters);
@@ -201,7 +226,10 @@ static int cmd_extract(cli *c, int argc, char **argv)
         switch (o) {
         case 'o': out = optarg; break;
         case 'q': quiet = 1; break;
-        case 'h': help_extract(); rc = 0; goto done;
+        case 'h':
+            help_extract();
+            rc = 0;
+            goto done;
         case O_ALIGN: align = optarg; break;
         case O_EVERY: key = "every"; break;
         case O_MIN_SIZE: key = "min_size"; break;
@@ -226,7 +254,8 @@ static int cmd_extract(cli *c, int argc, char **argv)
         }
     }
     if (optind >= argc) {
-        rc = usage_error("extract", "%s", "no INPUT given (a video, an image or a folder of images)");
+        rc = usage_error("extract", "%s",
+                         "no INPUT given (a video, an image or a folder of images)");
         goto done;
     }
     if (!out) {
@@ -277,7 +306,8 @@ static int cmd_extract(cli *c, int argc, char **argv)
             stopping = 1;
             job_command(&j, JOB_CMD_STOP);
             if (tty) fputc('\n', stderr);
-            fprintf(stderr, "visage extract: stopping; the faces so far and the alignments are kept\n");
+            fprintf(stderr,
+                    "visage extract: stopping; the faces so far and the alignments are kept\n");
         }
         if (snap.warnings > warnings_seen) {
             if (tty) fputs("\r\033[K", stderr);
@@ -312,8 +342,9 @@ static int reference_embedding(float out[128], cli *c, const char *path, vs_err 
     vs_err ignore;
     ex_nets nets = {0};
     char models[PATH_MAX];
-    if (face_load(&f, NULL, path, &ignore) && (ex_find_models(models, sizeof models, c->cfg.models, c->exe_dir, e) ||
-                                               ex_nets_load(&nets, models, c->cfg.threads, e)))
+    if (face_load(&f, NULL, path, &ignore) &&
+        (ex_find_models(models, sizeof models, c->cfg.models, c->exe_dir, e) ||
+         ex_nets_load(&nets, models, c->cfg.threads, e)))
         return -1;
     int rc = ex_reference_embedding(out, &nets, path, &c->cfg, e);
     ex_nets_free(&nets);
@@ -362,15 +393,17 @@ static int cmd_faces(cli *c, int argc, char **argv)
         const vs_face *f = &v[i].f;
         float size = fmaxf(f->box[2], f->box[3]);
         if (json) {
-            json_t *rec = json_pack("{s:s,s:s,s:I,s:i,s:f,s:f,s:f,s:f,s:f}", "file", v[i].name,
-                                  "source", f->source, "frame", (json_int_t)f->frame, "index",
-                                  f->index, "size", (double)size, "blur", (double)f->blur, "yaw",
-                                  (double)f->yaw, "pitch", (double)f->pitch, "roll", (double)f->roll);
+            json_t *rec =
+                json_pack("{s:s,s:s,s:I,s:i,s:f,s:f,s:f,s:f,s:f}", "file", v[i].name, "source",
+                          f->source, "frame", (json_int_t)f->frame, "index", f->index, "size",
+                          (double)size, "blur", (double)f->blur, "yaw", (double)f->yaw, "pitch",
+                          (double)f->pitch, "roll", (double)f->roll);
             VS_CHECK(rec != NULL);
             if (ref) /* null for a face without an embedding */
                 json_object_set_new(rec, "distance",
                                     isfinite(v[i].key) ? json_real(v[i].key) : json_null());
-            char *line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+            char *line =
+                json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
             VS_CHECK(line != NULL);
             puts(line);
             free(line);
@@ -385,7 +418,8 @@ static int cmd_faces(cli *c, int argc, char **argv)
     }
     if (!json) {
         printf("%d face%s", n, n == 1 ? "" : "s");
-        if (other) printf(" (%d other PNG%s without visage metadata)", other, other == 1 ? "" : "s");
+        if (other)
+            printf(" (%d other PNG%s without visage metadata)", other, other == 1 ? "" : "s");
         printf("\n");
     }
     free(v);
@@ -457,12 +491,13 @@ static int cmd_prune(cli *c, int argc, char **argv)
         case 'a': align = optarg; break;
         case 'f': force = 1; break;
         case 'h':
-            printf("Usage: visage prune DIR [--alignments DIR] [--force]\n"
-                   "After faces were deleted from DIR, removes them from the alignments files too,\n"
-                   "so conversion does not swap them. Faces are matched by their own metadata, so\n"
-                   "sorted or renamed files still count. A PNG without visage metadata (a face\n"
-                   "re-saved by an image editor) cannot be matched: prune refuses to run while\n"
-                   "there is one, unless --force (its face is then dropped from the alignments).\n");
+            printf(
+                "Usage: visage prune DIR [--alignments DIR] [--force]\n"
+                "After faces were deleted from DIR, removes them from the alignments files too,\n"
+                "so conversion does not swap them. Faces are matched by their own metadata, so\n"
+                "sorted or renamed files still count. A PNG without visage metadata (a face\n"
+                "re-saved by an image editor) cannot be matched: prune refuses to run while\n"
+                "there is one, unless --force (its face is then dropped from the alignments).\n");
             return 0;
         default: fprintf(stderr, "Try 'visage prune --help'.\n"); return EXIT_USAGE;
         }
@@ -480,9 +515,10 @@ static int cmd_prune(cli *c, int argc, char **argv)
     vs_err e;
     if (cu_load(&v, &n, &others, &other, dir, &e)) return fail("prune", &e);
     if (other && !force) {
-        fprintf(stderr, "visage prune: %s/%s%s has no visage metadata (re-saved by an image editor?), "
-                        "so its face cannot be matched; %d such PNG%s in %s. Restore or remove %s, or "
-                        "run with --force to drop %s from the alignments.\n",
+        fprintf(stderr,
+                "visage prune: %s/%s%s has no visage metadata (re-saved by an image editor?), "
+                "so its face cannot be matched; %d such PNG%s in %s. Restore or remove %s, or "
+                "run with --force to drop %s from the alignments.\n",
                 dir, others[0], other > 1 ? " and others" : "", other, other == 1 ? "" : "s", dir,
                 other == 1 ? "it" : "them", other == 1 ? "its face" : "their faces");
         fs_free_list(others, other);
@@ -522,8 +558,9 @@ static int cmd_prune(cli *c, int argc, char **argv)
         files++;
     }
     if (rc == 0 && files == 0) {
-        vs_fail(&e, "%s: no alignments file of the faces in %s here (give the folder with "
-                    "--alignments)",
+        vs_fail(&e,
+                "%s: no alignments file of the faces in %s here (give the folder with "
+                "--alignments)",
                 align_dir, dir);
         rc = fail("prune", &e);
     }
@@ -574,7 +611,8 @@ static int cmd_config(cli *c, int argc, char **argv)
     memcpy(sec, argv[1], (size_t)(dot - argv[1]));
     sec[dot - argv[1]] = 0;
     const cfg_option *opt = cfg_find(sec, dot + 1);
-    if (!opt) return usage_error("config", "%s: no such setting (see 'visage config --dump')", argv[1]);
+    if (!opt)
+        return usage_error("config", "%s: no such setting (see 'visage config --dump')", argv[1]);
     char buf[1100];
     cfg_format(buf, sizeof buf, &c->cfg, opt);
     printf("%s\n", buf);
@@ -608,7 +646,8 @@ static void help(void)
            "      --config F  read settings from F as well (after the project's)\n"
            "  -h, --help      this help ('visage COMMAND --help' for a command)\n"
            "  -V, --version   the version\n\n"
-           "Settings: defaults < ~/.config/visage/visage.ini < PROJECT/visage.ini < --config < flags.\n"
+           "Settings: defaults < ~/.config/visage/visage.ini < PROJECT/visage.ini < --config < "
+           "flags.\n"
            "See visage(1) and visage.ini(5).\n");
 }
 
@@ -664,7 +703,8 @@ int main(int argc, char **argv)
         return EXIT_BAD_INPUT;
     }
     vs_err e;
-    if (cfg_load_standard(&c.cfg, ".", &e) || (extra_config && cfg_load(&c.cfg, extra_config, &e))) {
+    if (cfg_load_standard(&c.cfg, ".", &e) ||
+        (extra_config && cfg_load(&c.cfg, extra_config, &e))) {
         fprintf(stderr, "visage: %s\n", e.msg);
         return EXIT_BAD_INPUT;
     }

@@ -26,8 +26,8 @@ typedef struct nn_conv_desc {
     int kh, kw;
     int sh, sw;
     int pad_t, pad_l, pad_b, pad_r;
-    nn_act act;   /* fused after the bias */
-    float alpha;  /* slope for NN_ACT_LEAKY */
+    nn_act act;  /* fused after the bias */
+    float alpha; /* slope for NN_ACT_LEAKY */
 } nn_conv_desc;
 
 typedef enum nn_pool_kind { NN_POOL_MAX, NN_POOL_AVG } nn_pool_kind;

@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 typedef struct nn_tensor {
-    float *d;          /* [n, h, w, c] */
+    float *d; /* [n, h, w, c] */
     int n, h, w, c;
 } nn_tensor;
 

@@ -15,8 +15,7 @@ void nn_weights_free(nn_weights *w);
 
 /* Returns the float data of tensor `name` (owned by w) after checking that its shape is exactly
  * shape[0..ndim-1]; on a missing tensor or another shape, NULL and a message naming the file. */
-const float *nn_weights_get(nn_weights *w, const char *name, int ndim, const int *shape,
-                            vs_err *e);
+const float *nn_weights_get(nn_weights *w, const char *name, int ndim, const int *shape, vs_err *e);
 
 /* Marks every tensor nn_weights_get returned; the number of tensors never asked for (a network
  * that ignores part of a file is a mismatch worth reporting). */
