@@ -328,11 +328,6 @@ static int process_frame(ex_ctx *c, al_file *al, const img *frame, const char *s
     return 0;
 }
 
-static int image_name(const char *name)
-{
-    return vid_is_image_name(name);
-}
-
 /* Whether s is valid UTF-8 (the metadata is JSON, which holds only UTF-8 text). */
 static int utf8_valid(const char *s)
 {
@@ -423,7 +418,7 @@ static int extract_folder(ex_ctx *c, al_file *al, const char *dir, int *bad, vs_
 {
     char **names;
     int n;
-    if (fs_list_dir(&names, &n, dir, image_name, bad_msg)) {
+    if (fs_list_dir(&names, &n, dir, vid_is_image_name, bad_msg)) {
         *bad = 1;
         return 0;
     }
