@@ -128,7 +128,7 @@ install: all
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/visage
 	install -m 644 man/visage.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/visage.ini.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	install -m 644 models/*.json models/*.bin models/LICENSE.face-api $(DESTDIR)$(PREFIX)/share/visage/models/
+	install -m 644 models/*.json models/*.bin models/LICENSE.face-api models/SHA256SUMS $(DESTDIR)$(PREFIX)/share/visage/models/
 	install -D -m 644 contrib/visage.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/visage
 
 help:

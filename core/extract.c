@@ -14,6 +14,7 @@
 #include "face.h"
 #include "facenet.h"
 #include "fsutil.h"
+#include "models.h"
 #include "video.h"
 
 #define MAX_DETECTIONS 64
@@ -121,6 +122,7 @@ int ex_nets_load(ex_nets *n, const char *models_dir, int threads, vs_err *e)
     const nn_backend *be = nn_cpu_backend();
     memset(n, 0, sizeof *n);
     nn_cpu_set_threads(threads);
+    if (models_verify(models_dir, e)) return -1;
     if (fn_detector_load(&n->det, models_dir, be, e) ||
         fn_landmarker_load(&n->lmk, models_dir, be, e) ||
         fn_embedder_load(&n->emb, models_dir, be, e)) {

@@ -38,6 +38,13 @@ if [ -n "$img" ]; then
     cp models/face_landmark_68_model.bin "$T/models/"
     printf '[{"paths": ["ssd_mobilenetv1_model.bin"], "weights": [' >"$T/models/ssd_mobilenetv1_model-weights_manifest.json"
     expect_bad_input "corrupt manifest" "ssd_mobilenetv1_model-weights_manifest.json" extract "$img" -o "$T/o6" --models "$T/models"
+    # a shard of the right size with damaged bytes: refused by its checksum, not a silent run
+    # that finds no face
+    mkdir -p "$T/models2"
+    cp models/*.json models/*.bin models/SHA256SUMS "$T/models2/"
+    printf 'garbage!' | dd of="$T/models2/ssd_mobilenetv1_model.bin" bs=1 seek=100000 conv=notrunc 2>/dev/null
+    expect_bad_input "damaged model" "ssd_mobilenetv1_model.bin" extract "$img" -o "$T/o6b" --models "$T/models2"
+    grep -q "make models" "$T/err" || fail "damaged model: the message does not say what to do"
     # missing models name the command to run
     expect_bad_input "no models" "make models" extract "$img" -o "$T/o7" --models "$T/nothing"
 fi
