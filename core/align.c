@@ -178,13 +178,19 @@ void align_estimate_pose(align_pose *p, const float lm[136])
     p->pitch = (float)(asin(pitch) * deg);
 }
 
-float align_landmark_error(const float lm[136])
+/* q = lm similarity-aligned onto the mean face; -1 if degenerate. */
+static int to_mean_face(float q[136], const float lm[136])
 {
     double u[6];
-    if (align_umeyama(u, lm, align_mean_face, 68)) return INFINITY;
-    float q[136];
-    memcpy(q, lm, sizeof q);
+    if (align_umeyama(u, lm, align_mean_face, 68)) return -1;
+    memcpy(q, lm, 136 * sizeof *q);
     align_apply(q, 68, u);
+    return 0;
+}
+
+/* Mean distance of aligned points q from the mean face. */
+static float mean_face_distance(const float q[136])
+{
     double sum = 0;
     for (int i = 0; i < 68; i++) {
         double dx = q[2 * i] - align_mean_face[2 * i],
@@ -194,13 +200,16 @@ float align_landmark_error(const float lm[136])
     return (float)(sum / 68);
 }
 
+float align_landmark_error(const float lm[136])
+{
+    float q[136];
+    return to_mean_face(q, lm) ? INFINITY : mean_face_distance(q);
+}
+
 int align_plausible(const float lm[136], float max_error)
 {
-    double u[6];
-    if (align_umeyama(u, lm, align_mean_face, 68)) return 0;
     float q[136];
-    memcpy(q, lm, sizeof q);
-    align_apply(q, 68, u);
+    if (to_mean_face(q, lm)) return 0;
     float le[2], re[2], mouth[2];
     mean_point(le, q, 36, 42);
     mean_point(re, q, 42, 48);
@@ -208,7 +217,7 @@ int align_plausible(const float lm[136], float max_error)
     float nose_y = q[2 * 33 + 1];
     if (!(le[0] < re[0])) return 0;
     if (!(le[1] < nose_y && re[1] < nose_y && nose_y < mouth[1])) return 0;
-    return align_landmark_error(lm) <= max_error;
+    return mean_face_distance(q) <= max_error;
 }
 
 int align_fills_box(const float lm[136], const float box[4])

@@ -630,7 +630,6 @@ int ex_run(job *j, void *arg, vs_err *e)
                 c.rq->n_inputs, first_bad.msg);
         rc = -1;
     }
-    publish(&c);
 out:
     free(inputs);
     img_free(c.crop);

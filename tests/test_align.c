@@ -252,14 +252,14 @@ static void test_default_align_dir(const char *tmp)
     snprintf(faces, sizeof faces, "%s/faces/a", proj);
     vs_err e;
     CHECK(fs_mkdirs(faces, &e) == 0);
+    char want[1200];
     ex_default_align_dir(out, sizeof out, faces);
-    CHECK(!strcmp(out,
-                  strcat(strcpy((char[1200]){0}, faces), "/alignments"))); /* no visage.ini yet */
+    snprintf(want, sizeof want, "%s/alignments", faces);
+    CHECK(!strcmp(out, want)); /* no visage.ini yet */
     snprintf(ini, sizeof ini, "%s/visage.ini", proj);
     FILE *fp = fopen(ini, "w");
     fclose(fp);
     ex_default_align_dir(out, sizeof out, faces);
-    char want[1200];
     snprintf(want, sizeof want, "%s/alignments", proj);
     CHECK(!strcmp(out, want));
     /* decided from the names alone: faces/b need not exist yet */

@@ -90,7 +90,7 @@ static void print_progress(const ex_status *st, int tty, double *last_line)
     double frac = st->frames_total > 0 ? (double)st->frame / st->frames_total : 0;
     if (frac > 1) frac = 1;
     /* ETA of the current input from how far into it we are (counts skipped frames, --every) */
-    double in_input = st->elapsed - fmax(st->input_started, st->load_seconds);
+    double in_input = st->elapsed - st->input_started; /* set after the networks loaded */
     char eta[32];
     fmt_duration(eta, sizeof eta,
                  (st->frames_total > 0 && st->frame > 0)
@@ -581,10 +581,6 @@ static int cmd_config(cli *c, int argc, char **argv)
         vs_config d;
         cfg_defaults(&d);
         cfg_write_ini(stdout, &d, CFG_DUMP_DEFAULTS);
-        return 0;
-    }
-    if (!strcmp(argv[1], "--man")) {
-        cfg_write_man(stdout);
         return 0;
     }
     if (!strcmp(argv[1], "--check")) {
