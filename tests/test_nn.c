@@ -54,6 +54,7 @@ static double ref_act(double v, nn_act act, float alpha)
     case NN_ACT_RELU: return v > 0 ? v : 0;
     case NN_ACT_RELU6: return v < 0 ? 0 : v > 6 ? 6 : v;
     case NN_ACT_LEAKY: return v > 0 ? v : alpha * v;
+    case NN_ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
     }
     return v;
 }

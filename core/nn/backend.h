@@ -14,8 +14,22 @@ typedef enum nn_act {
     NN_ACT_NONE,
     NN_ACT_RELU,
     NN_ACT_RELU6,
-    NN_ACT_LEAKY, /* x > 0 ? x : alpha * x */
+    NN_ACT_LEAKY,   /* x > 0 ? x : alpha * x */
+    NN_ACT_SIGMOID, /* 1 / (1 + exp(-x)) */
 } nn_act;
+
+/* Whether an operation adds into its output or replaces it. */
+typedef enum nn_accum { NN_OVERWRITE, NN_ACCUMULATE } nn_accum;
+
+typedef enum nn_loss_kind { NN_LOSS_MAE, NN_LOSS_MSE, NN_LOSS_SSIM } nn_loss_kind;
+
+/* Adam as Keras implements it (the "epsilon hat" form Faceswap trains with):
+ * lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t); m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+ * p -= lr_t * m / (sqrt(v) + eps). t counts from 1. */
+typedef struct nn_adam {
+    float lr, beta1, beta2, eps;
+    long t;
+} nn_adam;
 
 typedef enum nn_pad_mode {
     NN_PAD_VALID,
@@ -64,6 +78,49 @@ typedef struct nn_backend {
     void (*add)(float *y, const float *a, const float *b, size_t n);
     /* x[.., ch] = x[.., ch] * scale[ch] + bias[ch], in place; scale may be NULL (bias only) */
     void (*scale_bias)(nn_tensor *x, const float *scale, const float *bias);
+
+    /* ---- training (core/nn/cpu_train.c, cpu_loss.c on the CPU) ----------------------------
+     * Backward passes take the gradient with respect to the layer's pre-activation output
+     * (act_bwd turns the gradient of the activation's output into that). Weight gradients have
+     * the weights' layout; `mode` says whether they are added to or replace what is there. */
+
+    /* dx: [n, h, w, cin] <- dy: [n, oh, ow, cout] through w: [kh, kw, cin, cout] */
+    void (*conv2d_bwd_data)(nn_tensor *dx, const nn_tensor *dy, const float *w,
+                            const nn_conv_desc *d, nn_accum mode);
+    /* dw: [kh, kw, cin, cout], db: [cout] (may be NULL) <- dy, x: the layer's input */
+    void (*conv2d_bwd_filter)(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
+                              const nn_conv_desc *d, nn_accum mode);
+    /* depthwise (channel multiplier 1): dx: [n, h, w, c]; dw: [kh, kw, c], db: [c] */
+    void (*depthwise_bwd_data)(nn_tensor *dx, const nn_tensor *dy, const float *w,
+                               const nn_conv_desc *d, nn_accum mode);
+    void (*depthwise_bwd_filter)(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
+                                 const nn_conv_desc *d, nn_accum mode);
+    /* dense: dx: [n, in] <- dy: [n, out] w: [in, out];  dw: [in, out], db: [out] (may be NULL) */
+    void (*dense_bwd_data)(float *dx, const float *dy, const float *w, int n, int in, int out,
+                           nn_accum mode);
+    void (*dense_bwd_filter)(float *dw, float *db, const float *dy, const float *x, int n, int in,
+                             int out, nn_accum mode);
+    /* dx = dy * act'(.), from the activation's output y (every act here is monotonic, so y is
+     * enough); dx may alias dy. */
+    void (*act_bwd)(float *dx, const float *dy, const float *y, size_t n, nn_act act,
+                    float alpha);
+    /* Pixel shuffle in TensorFlow's depth_to_space order (what Faceswap's PixelShuffler does):
+     * y[n, y*r+i, x*r+j, c] = x[n, y, x, (i*r + j)*C + c],  y: [n, h*r, w*r, C], x: [n, h, w, r*r*C].
+     * space_to_depth is its inverse (and so its backward pass). */
+    void (*depth_to_space)(nn_tensor *y, const nn_tensor *x, int r);
+    void (*space_to_depth)(nn_tensor *y, const nn_tensor *x, int r);
+    /* One loss term. pred, target: [n, h, w, c]; mask: [n, h, w] or NULL. With a mask, pred and
+     * target are both multiplied by it first (Faceswap's penalised mask loss). Adds weight * L to
+     * *loss (a device scalar) and weight * dL/dpred to dpred ([n, h, w, c]), where L is the mean
+     * over the batch of: MAE mean |p - t|; MSE mean (p - t)^2; SSIM 1 - mean SSIM map (11x11
+     * Gaussian window, sigma 1.5, valid positions, per channel, k1 0.01, k2 0.03, range 1). */
+    void (*loss)(float *dpred, float *loss, const nn_tensor *pred, const nn_tensor *target,
+                 const float *mask, nn_loss_kind kind, float weight);
+    /* One Adam step over n parameters (a whole arena at once). */
+    void (*adam)(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h);
+    /* 1 when every x[i] is finite (no NaN, no Inf). */
+    int (*all_finite)(const float *x, size_t n);
+    void (*fill)(float *x, size_t n, float value);
 } nn_backend;
 
 const nn_backend *nn_cpu_backend(void);

@@ -10,6 +10,7 @@
 
 #include "../err.h"
 #include "cpu_conv.h"
+#include "cpu_train.h"
 
 #define EW_CHUNK 32768 /* floats per element-wise task */
 #define POOL_CB 16     /* channels per pooling register block */
@@ -248,6 +249,19 @@ static const nn_backend cpu_backend = {
     .act = cpu_act,
     .add = cpu_add,
     .scale_bias = cpu_scale_bias,
+    .conv2d_bwd_data = cpu_conv2d_bwd_data,
+    .conv2d_bwd_filter = cpu_conv2d_bwd_filter,
+    .depthwise_bwd_data = cpu_depthwise_bwd_data,
+    .depthwise_bwd_filter = cpu_depthwise_bwd_filter,
+    .dense_bwd_data = cpu_dense_bwd_data,
+    .dense_bwd_filter = cpu_dense_bwd_filter,
+    .act_bwd = cpu_act_bwd,
+    .depth_to_space = cpu_depth_to_space,
+    .space_to_depth = cpu_space_to_depth,
+    .loss = cpu_loss,
+    .adam = cpu_adam,
+    .all_finite = cpu_all_finite,
+    .fill = cpu_fill,
 };
 
 const nn_backend *nn_cpu_backend(void)

@@ -6,6 +6,7 @@
 #pragma GCC optimize("O3") /* -O2's cheap vectoriser skips loops with a remainder */
 
 #include <cblas.h>
+#include <math.h>
 #include <string.h>
 
 #include "../err.h"
@@ -79,6 +80,9 @@ void cpu_bias_act(float *restrict y, const float *restrict b, size_t rows, size_
             break;
         case NN_ACT_LEAKY:
             for (size_t i = 0; i < c; i++) v[i] = v[i] > 0.0f ? v[i] : alpha * v[i];
+            break;
+        case NN_ACT_SIGMOID:
+            for (size_t i = 0; i < c; i++) v[i] = 1.0f / (1.0f + expf(-v[i]));
             break;
         }
     }
