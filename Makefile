@@ -59,7 +59,7 @@ DEP_CFLAGS := $(if $(MISSING),,$(shell pkg-config --cflags $(PC_LIBS)))
 DEP_LIBS   := $(if $(MISSING),,$(shell pkg-config --libs $(PC_LIBS))) -lm -lpthread
 
 # ---- sources ----------------------------------------------------------------------------------
-CORE_SRC := $(wildcard core/*.c core/nn/*.c)
+CORE_SRC := $(wildcard core/*.c core/nn/*.c core/arch/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 TUI_SRC  := $(wildcard tui/*.c)
 TUI_OBJ  := $(TUI_SRC:%.c=$(BUILD)/%.o)

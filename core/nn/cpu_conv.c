@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "../err.h"
@@ -43,10 +44,7 @@ static void check_desc(const nn_tensor *y, const nn_tensor *x, const nn_conv_des
     VS_CHECK(y->w == conv_out(x->w, d->kw, d->sw, d->pad_l, d->pad_r));
 }
 
-/* Splits `total` rows into tasks of at most max_rows (multiples of `align` where it can). Unless
- * the work is too small to share, the task count is a multiple of the worker count so that no
- * core idles through the last round. */
-static int split_rows(size_t *rows_out, size_t total, size_t max_rows, size_t align, double macs)
+int cpu_split_rows(size_t *rows_out, size_t total, size_t max_rows, size_t align, double macs)
 {
     size_t th = macs < MIN_PARALLEL_MACS ? 1 : (size_t)cpu_pool_threads();
     if (max_rows < 1) max_rows = 1;
@@ -101,33 +99,38 @@ typedef struct conv_job {
     int direct;     /* 1x1, stride 1, no padding: the input is already the matrix */
 } conv_job;
 
-/* col: [m1 - m0, k], one row per output pixel m in [m0, m1): its kh x kw x cin receptive field,
- * zeros where the window hangs over the padding. Within a kernel row the valid taps are adjacent
- * in NHWC, so each kernel row is one copy. */
-static void im2col(float *restrict col, const conv_job *j, size_t m0, size_t m1)
+void cpu_im2col(float *restrict col, size_t ld, const float *restrict x, int h, int w, int cin,
+                int oh, int ow, const nn_conv_desc *d, size_t m0, size_t m1, size_t k0, size_t k1)
 {
-    const nn_conv_desc *d = j->d;
-    const int cin = j->cin, kw = d->kw, ow = j->ow, oh = j->oh;
+    const int kw = d->kw;
     const size_t krow = (size_t)kw * cin;
+    const int ky0 = (int)(k0 / krow), ky1 = k1 > k0 ? (int)((k1 - 1) / krow) + 1 : ky0;
     int ox = (int)(m0 % (size_t)ow);
     int oy = (int)(m0 / (size_t)ow % (size_t)oh);
     size_t n = m0 / ((size_t)ow * oh);
     for (size_t m = m0; m < m1; m++) {
-        float *row = col + (m - m0) * (size_t)j->k;
+        float *row = col + (m - m0) * ld;
         int iy0 = oy * d->sh - d->pad_t, ix0 = ox * d->sw - d->pad_l;
-        int kx_lo = imax(0, -ix0), kx_hi = imin(kw, j->w_in - ix0);
-        for (int ky = 0; ky < d->kh; ky++) {
-            float *dst = row + (size_t)ky * krow;
+        int kx_lo = imax(0, -ix0), kx_hi = imin(kw, w - ix0);
+        for (int ky = ky0; ky < ky1; ky++) {
+            /* this kernel row's part of [k0, k1): [a, b) within the row; [v0, v1) is valid */
+            size_t base = (size_t)ky * krow;
+            size_t a = k0 > base ? k0 - base : 0, b = k1 - base < krow ? k1 - base : krow;
+            float *dst = row + base + a - k0;
             int iy = iy0 + ky;
-            if (iy < 0 || iy >= j->h || kx_lo >= kx_hi) {
-                memset(dst, 0, krow * sizeof(float));
-                continue;
+            size_t v0 = a, v1 = a;
+            if (iy >= 0 && iy < h && kx_lo < kx_hi) {
+                v0 = (size_t)kx_lo * cin, v1 = (size_t)kx_hi * cin;
+                v0 = v0 < a ? a : v0 > b ? b : v0;
+                v1 = v1 < v0 ? v0 : v1 > b ? b : v1;
             }
-            const float *src = j->x + ((n * j->h + iy) * j->w_in + ix0 + kx_lo) * cin;
-            if (kx_lo > 0) memset(dst, 0, (size_t)kx_lo * cin * sizeof(float));
-            memcpy(dst + (size_t)kx_lo * cin, src, (size_t)(kx_hi - kx_lo) * cin * sizeof(float));
-            if (kx_hi < kw)
-                memset(dst + (size_t)kx_hi * cin, 0, (size_t)(kw - kx_hi) * cin * sizeof(float));
+            if (v0 > a) memset(dst, 0, (v0 - a) * sizeof(float));
+            if (v1 > v0) {
+                /* ix0 may be negative; v0 >= kx_lo * cin keeps the sum in the image */
+                ptrdiff_t at = ((ptrdiff_t)(n * h + iy) * w + ix0) * cin + (ptrdiff_t)v0;
+                memcpy(dst + (v0 - a), x + at, (v1 - v0) * sizeof(float));
+            }
+            if (b > v1) memset(dst + (v1 - a), 0, (b - v1) * sizeof(float));
         }
         if (++ox == ow) {
             ox = 0;
@@ -145,7 +148,8 @@ static void conv_task(void *ctx, int task, int worker)
     const float *a = j->x + m0 * (size_t)j->cin;
     if (!j->direct) {
         float *col = cpu_pool_scratch(worker, (size_t)rows * j->k * sizeof(float));
-        im2col(col, j, m0, m1);
+        cpu_im2col(col, (size_t)j->k, j->x, j->h, j->w_in, j->cin, j->oh, j->ow, j->d, m0, m1, 0,
+                   (size_t)j->k);
         a = col;
     }
     float *y = j->y + m0 * (size_t)j->cout;
@@ -180,7 +184,7 @@ void cpu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b
     double macs = (double)j.m * j.k * j.cout;
     size_t max_rows = j.direct ? DIRECT_ROWS : IM2COL_BYTES / (sizeof(float) * (size_t)j.k);
     if (max_rows < 16) max_rows = 16;
-    int tasks = split_rows(&j.rows, j.m, max_rows, 16, macs);
+    int tasks = cpu_split_rows(&j.rows, j.m, max_rows, 16, macs);
     cpu_pool_run(conv_task, &j, tasks);
 }
 
@@ -278,6 +282,6 @@ void cpu_depthwise(nn_tensor *y, const nn_tensor *x, const float *w, const float
     double macs = (double)nn_numel(y) * d->kh * d->kw;
     /* ~32k outputs a task: enough tasks to balance, few enough that scheduling is free */
     size_t max_rows = 32768 / ((size_t)j.ow * j.c) + 1;
-    int tasks = split_rows(&j.rows, j.total, max_rows, 1, macs);
+    int tasks = cpu_split_rows(&j.rows, j.total, max_rows, 1, macs);
     cpu_pool_run(dw_task, &j, tasks);
 }

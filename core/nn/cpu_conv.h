@@ -26,6 +26,15 @@ void cpu_dense_bwd_data(float *dx, const float *dy, const float *w, int n, int i
                         nn_accum mode);
 void cpu_dense_bwd_filter(float *dw, float *db, const float *dy, const float *x, int n, int in,
                           int out, nn_accum mode);
+/* col: [m1 - m0, ld]: columns [k0, k1) of the im2col matrix of x [n, h, w, cin] for the output
+ * pixels [m0, m1) of an [n, oh, ow, .] output. Column k = (ky * kw + kx) * cin + ci, as the
+ * weights [kh, kw, cin, cout] are stored; zeros where the window hangs over the padding. */
+void cpu_im2col(float *col, size_t ld, const float *x, int h, int w, int cin, int oh, int ow,
+                const nn_conv_desc *d, size_t m0, size_t m1, size_t k0, size_t k1);
+/* Splits `total` rows into tasks of at most max_rows (multiples of `align` where it can); returns
+ * the task count and the rows per task. Unless the work (macs) is too small to share, the task
+ * count is a multiple of the worker count so that no core idles through the last round. */
+int cpu_split_rows(size_t *rows_out, size_t total, size_t max_rows, size_t align, double macs);
 /* y: [rows, c] in place: y = act(y + b) (b: [c], may be NULL). The GEMM epilogue. */
 void cpu_bias_act(float *y, const float *b, size_t rows, size_t c, nn_act act, float alpha);
 
