@@ -47,6 +47,57 @@ const cfg_option cfg_options[] = {
         min_blur),
     OPT("extract", "png_compression", CFG_INT, 0, 9, "3", NULL,
         "zlib level of the face PNGs: 0 = fastest, 9 = smallest", png_compression),
+
+    OPT("train", "model", CFG_CHOICE, 0, 0, "original", "original|lightweight",
+        "architecture of a new model (Faceswap's); an existing model keeps its own", model),
+    OPT("train", "lowmem", CFG_BOOL, 0, 1, "false", NULL,
+        "Original only: encoder width 512 and three convolutions, for small cards (new models)",
+        lowmem),
+    OPT("train", "learn_mask", CFG_BOOL, 0, 1, "false", NULL,
+        "the decoders also learn the face mask, for conversion with --mask learned (new models)",
+        learn_mask),
+    OPT("train", "coverage", CFG_FLOAT, 50, 100, "87.5", NULL,
+        "percent of the aligned face the model sees, centred (new models)", coverage),
+    OPT("train", "centering", CFG_CHOICE, 0, 0, "face", "face|head|legacy",
+        "framing of the faces the model trains on (new models)", train_centering),
+    OPT("train", "batch", CFG_INT, 1, 4096, "16", NULL, "faces per side in one iteration", batch),
+    OPT("train", "iterations", CFG_INT, 0, 2000000000, "0", NULL,
+        "stop after this iteration, 0 = train until stopped", iterations),
+    OPT("train", "save_every", CFG_INT, 1, 1000000, "250", NULL,
+        "iterations between saves of the model", save_every),
+    OPT("train", "snapshot_every", CFG_INT, 0, 100000000, "25000", NULL,
+        "iterations between snapshots kept in model/snapshots, 0 = none", snapshot_every),
+    OPT("train", "keep_backups", CFG_INT, 0, 100, "3", NULL,
+        "earlier saves kept in model/backups", keep_backups),
+    OPT("train", "learning_rate", CFG_FLOAT, 1e-7, 1e-2, "5e-05", NULL,
+        "Adam's learning rate", learning_rate),
+    OPT("train", "epsilon", CFG_FLOAT, 1e-12, 1, "1e-07", NULL, "Adam's epsilon", epsilon),
+    OPT("train", "loss", CFG_CHOICE, 0, 0, "ssim", "mae|mse|ssim",
+        "main loss: mean absolute error, mean squared error or structural dissimilarity", loss),
+    OPT("train", "loss2", CFG_CHOICE, 0, 0, "mse", "none|mae|mse|ssim",
+        "second loss added to the main one", loss2),
+    OPT("train", "loss2_weight", CFG_FLOAT, 0, 1000, "100", NULL,
+        "weight of the second loss, percent", loss2_weight),
+    OPT("train", "penalized_mask_loss", CFG_BOOL, 0, 1, "true", NULL,
+        "count only the face: the loss is taken on faces multiplied by their mask",
+        penalized_mask_loss),
+    OPT("train", "eye_multiplier", CFG_FLOAT, 1, 40, "3", NULL,
+        "extra weight of the eye region (with penalized_mask_loss)", eye_multiplier),
+    OPT("train", "mouth_multiplier", CFG_FLOAT, 1, 40, "2", NULL,
+        "extra weight of the mouth region (with penalized_mask_loss)", mouth_multiplier),
+    OPT("train", "rotation", CFG_FLOAT, 0, 90, "10", NULL,
+        "augmentation: random rotation up to this many degrees", rotation),
+    OPT("train", "zoom", CFG_FLOAT, 0, 50, "5", NULL, "augmentation: random zoom, percent", zoom),
+    OPT("train", "shift", CFG_FLOAT, 0, 50, "5", NULL,
+        "augmentation: random shift, percent of the size", shift),
+    OPT("train", "flip", CFG_FLOAT, 0, 100, "50", NULL,
+        "augmentation: chance of a mirror image, percent", flip),
+    OPT("train", "color_lightness", CFG_FLOAT, 0, 100, "30", NULL,
+        "augmentation: random lightness change in LAB, percent", color_lightness),
+    OPT("train", "color_ab", CFG_FLOAT, 0, 100, "8", NULL,
+        "augmentation: random colour change in LAB (a and b), percent", color_ab),
+    OPT("train", "warp", CFG_BOOL, 0, 1, "true", NULL,
+        "augmentation: random warp of the model's input (the target stays unwarped)", warp),
 };
 
 const int cfg_n_options = (int)(sizeof cfg_options / sizeof cfg_options[0]);
@@ -55,7 +106,7 @@ const int cfg_n_options = (int)(sizeof cfg_options / sizeof cfg_options[0]);
 static size_t field_capacity(const cfg_option *o)
 {
     if (o->offset == offsetof(vs_config, models)) return sizeof((vs_config *)0)->models;
-    if (o->offset == offsetof(vs_config, centering)) return sizeof((vs_config *)0)->centering;
+    if (o->type == CFG_CHOICE) return CFG_CHOICE_LEN;
     VS_CHECK(!"string option without a known field size");
 }
 

@@ -10,6 +10,8 @@
 
 #include "err.h"
 
+#define CFG_CHOICE_LEN 16 /* every CFG_CHOICE field is a char[CFG_CHOICE_LEN] */
+
 typedef enum cfg_type { CFG_INT, CFG_FLOAT, CFG_BOOL, CFG_STRING, CFG_CHOICE } cfg_type;
 
 typedef struct cfg_option {
@@ -33,11 +35,34 @@ typedef struct vs_config {
     int max_faces;       /* most faces kept per frame, 0 = all */
     float threshold;     /* detector score */
     int size;            /* aligned face size, pixels */
-    char centering[16];  /* face | head | legacy */
+    char centering[CFG_CHOICE_LEN]; /* face | head | legacy */
     float similarity;    /* identity distance counted as the same person */
     int landmark_filter; /* reject detections whose landmarks are not a plausible face */
     float min_blur;      /* faces blurrier than this are dropped, 0 = keep all */
     int png_compression; /* 0-9 */
+    /* [train]: the model's shape (fixed when it is created) */
+    char model[CFG_CHOICE_LEN];           /* architecture: original | lightweight */
+    int lowmem;                           /* Original with encoder width 512 */
+    int learn_mask;                       /* decoders also learn the face mask */
+    float coverage;                       /* percent of the aligned face the model sees */
+    char train_centering[CFG_CHOICE_LEN]; /* face | head | legacy */
+    /* [train]: the run */
+    int batch;
+    int iterations;     /* stop at this iteration, 0 = train until stopped */
+    int save_every;     /* iterations between saves */
+    int snapshot_every; /* iterations between kept snapshots, 0 = none */
+    int keep_backups;   /* previous saves kept in model/backups */
+    float learning_rate;
+    float epsilon;            /* Adam's epsilon */
+    char loss[CFG_CHOICE_LEN];  /* mae | mse | ssim */
+    char loss2[CFG_CHOICE_LEN]; /* none | mae | mse | ssim */
+    float loss2_weight;         /* percent */
+    int penalized_mask_loss;    /* weight the loss by the face mask */
+    float eye_multiplier, mouth_multiplier;
+    /* [train]: augmentation */
+    float rotation, zoom, shift, flip; /* degrees, percent, percent, percent chance */
+    float color_lightness, color_ab;   /* percent */
+    int warp;
 } vs_config;
 
 extern const cfg_option cfg_options[];

@@ -59,9 +59,19 @@ void job_command(job *j, job_cmd c)
     case JOB_CMD_PAUSE: j->pause_requested = 1; break;
     case JOB_CMD_RESUME: j->pause_requested = 0; break;
     case JOB_CMD_STOP: j->stop_requested = 1; break;
+    case JOB_CMD_SAVE: j->save_requested = 1; break;
     }
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
+}
+
+int job_take_save(job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    int s = j->save_requested;
+    j->save_requested = 0;
+    pthread_mutex_unlock(&j->mu);
+    return s;
 }
 
 job_state job_snapshot(job *j, void *status_out)

@@ -11,7 +11,8 @@
 #include "err.h"
 
 typedef enum job_state { JOB_RUNNING, JOB_PAUSED, JOB_DONE, JOB_FAILED, JOB_STOPPED } job_state;
-typedef enum job_cmd { JOB_CMD_PAUSE, JOB_CMD_RESUME, JOB_CMD_STOP } job_cmd;
+/* SAVE asks a job that keeps state (the trainer) to save it now; other jobs ignore it. */
+typedef enum job_cmd { JOB_CMD_PAUSE, JOB_CMD_RESUME, JOB_CMD_STOP, JOB_CMD_SAVE } job_cmd;
 
 typedef struct job job;
 /* The work: returns 0 when done (or stopped on request), -1 with e filled on failure. */
@@ -26,7 +27,7 @@ struct job {
     void *status; /* status_size bytes, written by job_publish under mu */
     size_t status_size;
     job_state state;
-    int stop_requested, pause_requested;
+    int stop_requested, pause_requested, save_requested;
     vs_err err;
 };
 
@@ -38,6 +39,8 @@ void job_start(job *j, job_fn fn, void *arg, void *status, size_t status_size);
  * while paused. */
 int job_publish(job *j, const void *status);
 int job_should_stop(job *j);
+/* From the job: non-zero once after each JOB_CMD_SAVE (the request is cleared). */
+int job_take_save(job *j);
 
 /* From outside: */
 void job_command(job *j, job_cmd c);

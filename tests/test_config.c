@@ -88,7 +88,16 @@ static void test_table(void)
     CHECK(c.landmark_filter == 1);
     CHECK_NEAR(c.min_blur, 0, 0);
     CHECK(c.png_compression == 3);
-    CHECK(cfg_n_options == 12);
+    CHECK(!strcmp(c.model, "original"));
+    CHECK(c.batch == 16 && c.save_every == 250 && c.snapshot_every == 25000);
+    CHECK(!strcmp(c.loss, "ssim") && !strcmp(c.loss2, "mse"));
+    CHECK_NEAR(c.loss2_weight, 100, 0);
+    CHECK_NEAR(c.eye_multiplier, 3, 0);
+    CHECK_NEAR(c.mouth_multiplier, 2, 0);
+    CHECK_NEAR(c.learning_rate, 5e-5, 1e-11);
+    CHECK_NEAR(c.epsilon, 1e-7, 1e-13);
+    CHECK_NEAR(c.coverage, 87.5, 0);
+    CHECK(cfg_n_options == 37);
 
     for (int i = 0; i < cfg_n_options; i++) {
         const cfg_option *o = &cfg_options[i];

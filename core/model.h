@@ -1,0 +1,149 @@
+/* model.h: a face-swap model: one shared encoder and two decoders (side A and side B), each a
+ * short list of layers built from Faceswap's blocks. Parameters, their gradients and the two Adam
+ * moments each live in one arena (backend memory) described by one named tensor directory, so
+ * checkpoints, Adam and the finiteness check are one loop or one call each. Architectures are
+ * one file each in core/arch/ and are found by name through model_arch_find. */
+#ifndef VS_MODEL_H
+#define VS_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "align.h"
+#include "err.h"
+#include "nn/backend.h"
+
+#define MDL_MAX_LAYERS 48
+#define MDL_MAX_PARAMS 192
+
+typedef enum mdl_op {
+    MDL_CONV,      /* conv2d + bias + act */
+    MDL_DEPTHWISE, /* depthwise conv (no bias, no act): the first half of a separable conv */
+    MDL_DENSE,     /* flatten the input, dense + bias + act; output reshaped to (h, w, c) */
+    MDL_SHUFFLE,   /* pixel shuffle, depth_to_space order */
+    MDL_ADD,       /* in + in2, then act */
+} mdl_op;
+
+typedef struct mdl_layer {
+    mdl_op op;
+    char name[40];
+    int in, in2; /* producing layer in the same net; -1 is the net's input */
+    int filters, k, stride;
+    nn_act act;
+    float alpha;
+    /* filled in when the layer is added: */
+    int h, w, c;     /* output shape of one sample */
+    int ih, iw, ic;  /* input shape of one sample */
+    nn_conv_desc cd; /* MDL_CONV / MDL_DEPTHWISE geometry, act included */
+    int pw, pb;      /* parameter directory indices of the weights and the bias, -1 if none */
+} mdl_layer;
+
+typedef struct mdl_net {
+    char name[16]; /* encoder | decoder_a | decoder_b */
+    int in_h, in_w, in_c;
+    int n_layers;
+    mdl_layer layers[MDL_MAX_LAYERS];
+    int face_out, mask_out; /* output layers; mask_out -1 without a learned mask */
+    nn_tensor in;           /* the input of the last forward pass (not owned) */
+    /* activations and their gradients, per layer, for the batch of the last forward pass */
+    nn_tensor act[MDL_MAX_LAYERS], grad[MDL_MAX_LAYERS];
+    int batch;
+} mdl_net;
+
+typedef struct mdl_param {
+    char name[64]; /* "encoder.conv_0.kernel" */
+    int ndim;
+    int64_t shape[4];
+    size_t offset, count; /* in floats, into each arena */
+} mdl_param;
+
+/* The options fixed when a model is created (saved in its checkpoint, not changeable later). */
+typedef struct mdl_options {
+    int lowmem;                /* Original: encoder width 512 and no fourth conv */
+    int learn_mask;            /* decoders also learn the face mask */
+    int shrink;                /* every layer's width divided by this (1 = as published) */
+    float coverage;            /* fraction of the aligned face the model sees */
+    align_centering centering; /* the crop the model trains on */
+} mdl_options;
+
+typedef struct model model;
+
+/* An architecture: the name users type, its input/output size, and a function that adds its
+ * layers to m's three nets according to m->opt. */
+typedef struct mdl_arch {
+    const char *name;
+    const char *help;
+    int input_size, output_size;
+    void (*build)(model *m);
+} mdl_arch;
+
+struct model {
+    const mdl_arch *arch;
+    mdl_options opt;
+    const nn_backend *be;
+    mdl_net enc, dec[2]; /* dec[0] = side A, dec[1] = side B */
+    int n_params;
+    mdl_param params[MDL_MAX_PARAMS];
+    size_t n_floats;
+    float *p, *g, *m, *v; /* parameters, gradients, Adam m and v: n_floats each, backend memory */
+    long adam_t;          /* Adam steps taken */
+};
+
+const mdl_arch *model_arch_find(const char *name);
+/* The architectures, NULL-terminated, for help texts. */
+extern const mdl_arch *const model_archs[];
+
+void mdl_options_default(mdl_options *o);
+
+/* Builds the architecture named `arch` with options o on backend be, parameters initialised as
+ * Keras does (he_uniform convolutions, glorot_uniform dense layers, zero biases) from seed. An
+ * unknown name or a bad option is -1 with a message. */
+int model_create(model **out, const char *arch, const mdl_options *o, const nn_backend *be,
+                 uint64_t seed, vs_err *e);
+void model_free(model *m);
+
+/* Parameters of the face outputs only (what Faceswap's summary counts with learn_mask off). */
+size_t model_param_count(const model *m);
+
+/* Training forward pass. x: [2n, S, S, 3], side A's n samples first, then side B's. The encoder
+ * runs on all 2n, decoder A on the first n of its output, decoder B on the rest. Outputs are in
+ * m->dec[s].act[face_out] ([n, S', S', 3]) and act[mask_out] ([n, S', S', 1]). */
+void model_forward(model *m, const nn_tensor *x);
+/* Backward pass after model_forward: the caller has written the loss gradients into
+ * m->dec[s].grad[face_out] (and grad[mask_out] with a learned mask). Overwrites m->g. */
+void model_backward(model *m);
+/* Where the caller writes those gradients: [n, S', S', 3] for the face (which = 0) or
+ * [n, S', S', 1] for the learned mask (which = 1) of decoder `side`, shaped for the last forward
+ * pass. NULL for a mask the model does not learn. */
+nn_tensor *model_output_grad(model *m, int side, int which);
+
+/* Inference: y: [n, S', S', 3] = decoder `side` (0 = A, 1 = B) of encoder(x: [n, S, S, 3]);
+ * mask (may be NULL): [n, S', S', 1] when the model learns masks. Uses the nets' activation
+ * buffers (not re-entrant with a training step). */
+void model_infer(model *m, nn_tensor *y, nn_tensor *mask, const nn_tensor *x, int side);
+
+/* The network-building helpers the architecture files use (Faceswap's nn_blocks). Each returns
+ * the new layer's index. */
+int mdl_conv(mdl_net *n, int in, const char *name, int filters, int k, int stride, nn_act act,
+             float alpha);
+int mdl_dense(mdl_net *n, int in, const char *name, int h, int w, int c);
+int mdl_shuffle(mdl_net *n, int in, const char *name);
+int mdl_add(mdl_net *n, int in, int in2, const char *name, nn_act act, float alpha);
+int mdl_separable(mdl_net *n, int in, const char *name, int filters, int k, int stride, nn_act act,
+                  float alpha);
+/* Conv2DBlock: conv k5 s2 "same" + LeakyReLU 0.1 */
+int mdl_conv_block(mdl_net *n, int in, int filters);
+/* UpscaleBlock: conv k3 to 4 x filters + LeakyReLU 0.1 + pixel shuffle x2 */
+int mdl_upscale_block(mdl_net *n, int in, int filters);
+/* Conv2DOutput: conv k5 "same" + sigmoid */
+int mdl_conv_output(mdl_net *n, int in, const char *name, int filters);
+/* Both decoders as Faceswap's plain models build them: from an hw x hw x in_c input (in_c before
+ * shrinking), upscale blocks of the given widths, then Conv2DOutput to the 3-channel face; with
+ * learn_mask the same chain again to a 1-channel mask. */
+void mdl_plain_decoders(model *m, int hw, int in_c, const int *widths, int n_widths);
+/* Starts a net with the given per-sample input shape. */
+void mdl_net_begin(mdl_net *n, const char *name, int h, int w, int c);
+/* Width after m->opt.shrink. */
+int mdl_width(const model *m, int filters);
+
+#endif

@@ -1,0 +1,226 @@
+/* test_model.c: the model architectures and the training step through them. Parameter counts
+ * must match Faceswap's exactly; the gradients of a full step (encoder, both decoders, learned
+ * masks, the configured loss) must match central finite differences on shrunken models. */
+#include <stdint.h>
+
+#include "check.h"
+#include "loss.h"
+#include "model.h"
+#include "nn/backend.h"
+#include "rng.h"
+
+static model *make(const char *arch, int lowmem, int learn_mask, int shrink)
+{
+    mdl_options o;
+    mdl_options_default(&o);
+    o.lowmem = lowmem, o.learn_mask = learn_mask, o.shrink = shrink;
+    model *m = NULL;
+    vs_err e = {0};
+    if (model_create(&m, arch, &o, nn_cpu_backend(), 1234, &e)) {
+        fprintf(stderr, "model_create %s: %s\n", arch, e.msg);
+        exit(1);
+    }
+    return m;
+}
+
+static void test_param_counts(void)
+{
+    static const struct {
+        const char *arch;
+        int lowmem;
+        size_t want;
+    } cases[] = {
+        {"original", 0, 82062470},
+        {"original", 1, 60565126},
+        {"lightweight", 0, 51066374},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        model *m = make(cases[i].arch, cases[i].lowmem, 0, 1);
+        CHECKF(model_param_count(m) == cases[i].want, "%s lowmem=%d: %zu parameters, want %zu",
+               cases[i].arch, cases[i].lowmem, model_param_count(m), cases[i].want);
+        /* the mask branch adds parameters but not to the face-output count */
+        model *mm = make(cases[i].arch, cases[i].lowmem, 1, 1);
+        CHECK(model_param_count(mm) == cases[i].want);
+        CHECK(mm->n_floats > m->n_floats);
+        CHECK(mm->dec[0].mask_out >= 0 && m->dec[0].mask_out < 0);
+        model_free(mm);
+        model_free(m);
+    }
+    vs_err e = {0};
+    model *m = NULL;
+    mdl_options o;
+    mdl_options_default(&o);
+    CHECK(model_create(&m, "villain2", &o, nn_cpu_backend(), 1, &e) == -1 && !m);
+    CHECK(strstr(e.msg, "villain2") && strstr(e.msg, "original"));
+}
+
+/* Keras initialisers: he_uniform convolutions within sqrt(6 / fan_in) and using most of that
+ * range, glorot dense layers, zero biases. */
+static void test_init(void)
+{
+    model *m = make("lightweight", 0, 0, 8);
+    for (int i = 0; i < m->n_params; i++) {
+        const mdl_param *p = &m->params[i];
+        const float *w = m->p + p->offset;
+        float mx = 0;
+        for (size_t j = 0; j < p->count; j++) mx = fabsf(w[j]) > mx ? fabsf(w[j]) : mx;
+        if (strstr(p->name, ".bias")) {
+            CHECKF(mx == 0.0f, "%s not zero", p->name);
+            continue;
+        }
+        double fan = p->ndim == 2 ? (double)(p->shape[0] + p->shape[1])
+                                  : (double)p->shape[0] * p->shape[1] * p->shape[2];
+        double limit = sqrt(6.0 / fan);
+        CHECKF(mx <= limit && mx > 0.9 * limit, "%s: max |w| %g, limit %g", p->name, mx, limit);
+    }
+    model_free(m);
+}
+
+/* Inputs, targets and masks for a batch of n per side: random, never zeros. */
+typedef struct batch {
+    nn_tensor x, target[2];
+    float *mask[2][3];
+} batch;
+
+static void make_batch(batch *b, int n, int size, uint64_t seed)
+{
+    rng r;
+    rng_seed(&r, seed);
+    b->x = nn_tensor_new(2 * n, size, size, 3);
+    for (size_t i = 0; i < nn_numel(&b->x); i++) b->x.d[i] = 0.05f + 0.9f * rng_uniform(&r);
+    for (int s = 0; s < 2; s++) {
+        b->target[s] = nn_tensor_new(n, size, size, 3);
+        for (size_t i = 0; i < nn_numel(&b->target[s]); i++)
+            b->target[s].d[i] = 0.05f + 0.9f * rng_uniform(&r);
+        for (int k = 0; k < 3; k++) {
+            b->mask[s][k] = malloc(sizeof(float) * n * size * size);
+            for (int i = 0; i < n * size * size; i++)
+                b->mask[s][k][i] = rng_uniform(&r) < 0.3f ? 0.0f : 0.2f + 0.8f * rng_uniform(&r);
+        }
+    }
+}
+
+static void free_batch(batch *b)
+{
+    nn_tensor_free(&b->x);
+    for (int s = 0; s < 2; s++) {
+        nn_tensor_free(&b->target[s]);
+        for (int k = 0; k < 3; k++) free(b->mask[s][k]);
+    }
+}
+
+/* Forward, the objective of both sides and the gradients of the outputs. lc NULL: a random
+ * projection sum(r * output) in double, exact enough to check tiny gradients; otherwise the
+ * configured loss (Faceswap's terms), whose float sum limits the check to larger gradients. */
+static double step_loss(model *m, const batch *b, const loss_cfg *lc, int with_grads)
+{
+    const nn_backend *be = m->be;
+    model_forward(m, &b->x);
+    double total = 0;
+    if (!lc) {
+        for (int s = 0; s < 2; s++)
+            for (int which = 0; which < 2; which++) {
+                nn_tensor *g = model_output_grad(m, s, which);
+                if (!g) continue;
+                const mdl_net *d = &m->dec[s];
+                const nn_tensor *y = &d->act[which ? d->mask_out : d->face_out];
+                rng r;
+                rng_stream(&r, 5, (uint64_t)s, (uint64_t)which, 0);
+                for (size_t i = 0; i < nn_numel(y); i++) {
+                    g->d[i] = rng_uniform(&r) - 0.5f;
+                    total += (double)g->d[i] * y->d[i];
+                }
+            }
+        if (with_grads) model_backward(m);
+        return total;
+    }
+    for (int s = 0; s < 2; s++) {
+        float loss = 0;
+        const mdl_net *d = &m->dec[s];
+        nn_tensor *g = model_output_grad(m, s, 0);
+        loss_face(be, g->d, &loss, &d->act[d->face_out], &b->target[s], b->mask[s][0],
+                  b->mask[s][1], b->mask[s][2], lc);
+        nn_tensor *gm = model_output_grad(m, s, 1);
+        if (gm) loss_mask(be, gm->d, &loss, &d->act[d->mask_out], b->mask[s][0]);
+        total += loss;
+    }
+    if (with_grads) model_backward(m);
+    return total;
+}
+
+/* Every parameter tensor: the entries with the largest analytic gradients (where a float
+ * finite difference is meaningful) against central differences of the whole step. */
+static void gradcheck_model(const char *arch, int learn_mask, int shrink, nn_loss_kind k1,
+                            int with_loss)
+{
+    model *m = make(arch, 0, learn_mask, shrink);
+    batch b;
+    make_batch(&b, 2, 64, 99);
+    loss_cfg lc = {.n_funcs = 2,
+                   .kind = {k1, NN_LOSS_MSE},
+                   .weight = {1, 1},
+                   .penalized_mask = 1,
+                   .eye = 3,
+                   .mouth = 2};
+    const loss_cfg *lcp = with_loss ? &lc : NULL;
+    const double floor = with_loss ? 2e-3 : 1e-6; /* smallest gradient the objective resolves */
+    step_loss(m, &b, lcp, 1);
+    float *g = malloc(sizeof(float) * m->n_floats);
+    memcpy(g, m->g, sizeof(float) * m->n_floats);
+    int checked = 0, bad = 0;
+    double worst = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const mdl_param *p = &m->params[i];
+        /* the 3 largest |g| of this tensor */
+        size_t top[3] = {0, 0, 0};
+        for (size_t j = 0; j < p->count; j++) {
+            float a = fabsf(g[p->offset + j]);
+            if (a > fabsf(g[p->offset + top[2]])) {
+                top[2] = j;
+                for (int t = 2; t > 0 && a > fabsf(g[p->offset + top[t - 1]]); t--) {
+                    size_t sw = top[t];
+                    top[t] = top[t - 1], top[t - 1] = sw;
+                }
+            }
+        }
+        for (int t = 0; t < 3; t++) {
+            size_t at = p->offset + top[t];
+            float keep = m->p[at];
+            float h = (with_loss ? 2e-3f : 2e-4f) * fmaxf(1.0f, fabsf(keep));
+            m->p[at] = keep + h;
+            double lp = step_loss(m, &b, lcp, 0);
+            m->p[at] = keep - h;
+            double lm = step_loss(m, &b, lcp, 0);
+            m->p[at] = keep;
+            double num = (lp - lm) / (2.0 * h), ana = g[at];
+            double err = fabs(num - ana) / fmax(fabs(num), fabs(ana));
+            if (fabs(ana) < floor) continue;
+            checked++;
+            if (err > worst) worst = err;
+            if (err > 0.05) {
+                bad++;
+                fprintf(stderr, "%s %s[%zu]: analytic %g numeric %g\n", arch, p->name, top[t], ana,
+                        num);
+            }
+        }
+    }
+    printf("%s learn_mask=%d shrink=%d %s: %d gradients checked, worst relative error %.3g\n", arch,
+           learn_mask, shrink, with_loss ? loss_kind_name(k1) : "projection", checked, worst);
+    CHECKF(bad == 0, "%d of %d gradients wrong", bad, checked);
+    CHECKF(checked >= (with_loss ? m->n_params : 2 * m->n_params), "only %d checked", checked);
+    free(g);
+    free_batch(&b);
+    model_free(m);
+}
+
+int main(void)
+{
+    nn_cpu_set_threads(0);
+    test_param_counts();
+    test_init();
+    gradcheck_model("original", 1, 16, NN_LOSS_SSIM, 0);
+    gradcheck_model("lightweight", 1, 16, NN_LOSS_SSIM, 0);
+    gradcheck_model("original", 1, 16, NN_LOSS_SSIM, 1);
+    gradcheck_model("lightweight", 0, 16, NN_LOSS_MAE, 1);
+    return check_report("test_model");
+}
