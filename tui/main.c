@@ -21,25 +21,17 @@
 #include "../core/fsutil.h"
 #include "../core/image.h"
 #include "../core/video.h"
+#include "cli.h"
 
-enum { EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
+volatile sig_atomic_t got_stop_signal;
 
-static volatile sig_atomic_t got_stop_signal;
-
-static void on_stop_signal(int sig)
+void on_stop_signal(int sig)
 {
     (void)sig;
     got_stop_signal = 1;
 }
 
-/* State every command sees: the effective configuration and where the program lives. */
-typedef struct cli {
-    vs_config cfg;
-    const char *project;
-    char exe_dir[PATH_MAX];
-} cli;
-
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
+int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
     fprintf(stderr, "visage %s: ", cmd);
     fprintf(stderr, fmt, arg);
@@ -47,14 +39,14 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
-static int fail(const char *cmd, const vs_err *e)
+int fail(const char *cmd, const vs_err *e)
 {
     fprintf(stderr, "visage %s: %s\n", cmd, e->msg);
     return EXIT_BAD_INPUT;
 }
 
 /* Applies a flag to the configuration through the option table (range and type checked). */
-static int set_opt(cli *c, const char *cmd, const char *section, const char *key, const char *value)
+int set_opt(cli *c, const char *cmd, const char *section, const char *key, const char *value)
 {
     char where[64];
     snprintf(where, sizeof where, "--%s", key);
@@ -70,7 +62,7 @@ static int set_opt(cli *c, const char *cmd, const char *section, const char *key
 
 /* ---- progress ------------------------------------------------------------------------------ */
 
-static void fmt_duration(char *buf, size_t n, double s)
+void fmt_duration(char *buf, size_t n, double s)
 {
     if (!(s >= 0) || s > 360000) {
         snprintf(buf, n, "--:--");
@@ -626,6 +618,8 @@ static const struct command {
     {"faces", cmd_faces, "list a folder of faces with their metadata"},
     {"sort", cmd_sort, "order a folder of faces by identity, blur, size, yaw or likeness"},
     {"prune", cmd_prune, "remove deleted faces from the alignments files"},
+    {"train", cmd_train, "train a face-swap model on two folders of faces"},
+    {"model", cmd_model, "describe a model folder or checkpoint and check it is intact"},
     {"config", cmd_config, "show or check the settings"},
 };
 
