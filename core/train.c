@@ -19,8 +19,9 @@
 #include "train.h"
 
 #define CKPT_FORMAT "visage-model-1"
-#define NAN_WINDOW_MIN 100 /* a second non-finite step this soon after a rollback stops training   \
-                            */
+#define NAN_WINDOW_MIN                                                                             \
+    100 /* a second non-finite step this soon after a rollback stops training                      \
+         */
 #define PREVIEW_ROWS 4
 
 typedef struct trainer {
@@ -104,12 +105,17 @@ int train_opts_from_config(train_opts *o, const vs_config *c, vs_err *e)
 
 /* ---- events and status --------------------------------------------------------------------- */
 
-static void event(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void event(trainer *t, const char *fmt, ...)
+typedef enum event_level { EVENT_INFO, EVENT_WARNING } event_level;
+
+static void event(trainer *t, event_level lv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void event(trainer *t, event_level lv, const char *fmt, ...)
 {
+    int slot = (int)(t->st.events % TRAIN_EVENTS);
+    t->st.event_warning[slot] = lv == EVENT_WARNING;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(t->st.event, sizeof t->st.event, fmt, ap);
+    vsnprintf(t->st.event[slot], sizeof t->st.event[slot], fmt, ap);
     va_end(ap);
     t->st.events++;
 }
@@ -236,7 +242,7 @@ static int save(trainer *t, vs_err *e)
     }
     t->st.saved_iteration = t->iteration;
     t->st.saves++;
-    event(t, "saved iteration %ld in %.1f s", t->iteration, now_s() - ts);
+    event(t, EVENT_INFO, "saved iteration %ld in %.1f s", t->iteration, now_s() - ts);
     t->st.phase = TRAIN_RUNNING;
     return 0;
 }
@@ -360,7 +366,7 @@ static int open_model(trainer *t, vs_err *e)
         if (!rc) rc = load_state(t, c, t->ckpt, e);
         ckpt_close(c);
         if (rc) return -1;
-        event(t, "resumed %s at iteration %ld", t->ckpt, t->iteration);
+        event(t, EVENT_INFO, "resumed %s at iteration %ld", t->ckpt, t->iteration);
         return 0;
     }
     char bdir[4200];
@@ -378,7 +384,7 @@ static int open_model(trainer *t, vs_err *e)
     t->seed = o->seed ? o->seed : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
     if (model_create(&t->m, o->arch, &o->mopt, t->be, t->seed, e)) return -1;
     t->iteration = 0;
-    event(t, "created a new %s model in %s", o->arch, o->model_dir);
+    event(t, EVENT_INFO, "created a new %s model in %s", o->arch, o->model_dir);
     return 0;
 }
 
@@ -536,7 +542,7 @@ static int rollback(trainer *t, const double loss[2], vs_err *e)
     if (rc) return -1;
     t->rollback_at = bad;
     t->log_len = 0; /* rows past the checkpoint are replayed */
-    event(t, "non-finite %s at iteration %ld: rolled back to iteration %ld",
+    event(t, EVENT_WARNING, "non-finite %s at iteration %ld: rolled back to iteration %ld",
           isfinite(loss[0]) && isfinite(loss[1]) ? "gradient" : "loss", bad, t->iteration);
     return 0;
 }

@@ -17,6 +17,7 @@
 #define TRAIN_CKPT_NAME "model.vsk"
 #define TRAIN_LOG_NAME "loss.tsv"
 #define TRAIN_PREVIEW_NAME "preview.png"
+#define TRAIN_EVENTS 8
 
 typedef struct train_opts {
     const char *dir_a, *dir_b, *model_dir;
@@ -60,8 +61,11 @@ typedef struct train_status {
     long saved_iteration; /* -1 before the first save of this run */
     long saves;
     long preview_serial; /* changes whenever model/preview.png is rewritten */
-    long events;         /* counts messages; the newest is in event */
-    char event[512];
+    /* messages: the last TRAIN_EVENTS of them, message i (counting from 0) in slot
+     * i % TRAIN_EVENTS; events is how many there have been */
+    long events;
+    char event[TRAIN_EVENTS][384];
+    int event_warning[TRAIN_EVENTS]; /* a warning (shown even when quiet) */
 } train_status;
 
 /* The job function: arg is a train_opts, status a train_status. */

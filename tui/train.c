@@ -66,6 +66,22 @@ static void print_status(const train_status *st, int tty)
     fflush(stderr);
 }
 
+/* Prints the messages after the first `seen` (warnings even when quiet); returns the count. */
+static long print_events(const train_status *st, long seen, int quiet, int tty)
+{
+    if (st->events - seen > TRAIN_EVENTS) {
+        fprintf(stderr, "%svisage train: (%ld messages not shown)\n", tty ? "\r\033[K" : "",
+                st->events - seen - TRAIN_EVENTS);
+        seen = st->events - TRAIN_EVENTS;
+    }
+    for (; seen < st->events; seen++) {
+        int slot = (int)(seen % TRAIN_EVENTS);
+        if (!quiet || st->event_warning[slot])
+            fprintf(stderr, "%svisage train: %s\n", tty ? "\r\033[K" : "", st->event[slot]);
+    }
+    return seen;
+}
+
 int cmd_train(cli *c, int argc, char **argv)
 {
     enum {
@@ -206,10 +222,7 @@ int cmd_train(cli *c, int argc, char **argv)
             got_save_signal = 0;
             job_command(&j, JOB_CMD_SAVE);
         }
-        if (snap.events > events_seen) {
-            events_seen = snap.events;
-            if (!quiet) fprintf(stderr, "%svisage train: %s\n", tty ? "\r\033[K" : "", snap.event);
-        }
+        events_seen = print_events(&snap, events_seen, quiet, tty);
         struct timespec tn;
         clock_gettime(CLOCK_MONOTONIC, &tn);
         double t = (double)(tn.tv_sec - t0.tv_sec) + (tn.tv_nsec - t0.tv_nsec) * 1e-9;
@@ -223,7 +236,7 @@ int cmd_train(cli *c, int argc, char **argv)
     }
     int jrc = job_wait(&j, &e);
     if (tty) fputs("\r\033[K", stderr);
-    if (!quiet && st.events > events_seen) fprintf(stderr, "visage train: %s\n", st.event);
+    print_events(&st, events_seen, quiet, 0);
     if (jrc) return fail("train", &e);
     char ck[4200];
     train_ckpt_path(ck, sizeof ck, model_dir);
