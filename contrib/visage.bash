@@ -13,13 +13,15 @@ _visage() {
         esac
     done
     case $prev in
-    -C | -o | --output | --alignments | --models) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    -C | -o | --output | --alignments | --models | -A | --faces-a | -B | --faces-b | -m | --model-dir)
+        COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    --model) COMPREPLY=($(compgen -W "original lightweight" -- "$cur")); return ;;
     --config | --filter | --nfilter | --ref) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --centering) COMPREPLY=($(compgen -W "face head legacy" -- "$cur")); return ;;
     --by) COMPREPLY=($(compgen -W "identity blur size yaw face:" -- "$cur")); return ;;
     esac
     case $cmd in
-    '') COMPREPLY=($(compgen -W "extract faces sort prune config -C --config --help --version" -- "$cur")) ;;
+    '') COMPREPLY=($(compgen -W "extract faces sort prune train model config -C --config --help --version" -- "$cur")) ;;
     extract)
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "--output --alignments --every --min-size --max-faces --threshold
@@ -31,6 +33,16 @@ _visage() {
     faces) COMPREPLY=($(compgen -W "--ref --json --help" -- "$cur") $(compgen -d -- "$cur")) ;;
     sort) COMPREPLY=($(compgen -W "--by --dry-run --help" -- "$cur") $(compgen -d -- "$cur")) ;;
     prune) COMPREPLY=($(compgen -W "--alignments --force --help" -- "$cur") $(compgen -d -- "$cur")) ;;
+    train)
+        COMPREPLY=($(compgen -W "--faces-a --faces-b --model-dir --model --lowmem --learn-mask --batch
+            --iterations --save-every --snapshot-every --keep-backups --shrink --seed --threads --quiet
+            --help" -- "$cur")) ;;
+    model)
+        if ((COMP_CWORD == i + 1)); then
+            COMPREPLY=($(compgen -W "info --help" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -f -- "$cur"))
+        fi ;;
     config) COMPREPLY=($(compgen -W "--dump --defaults --check --help" -- "$cur")) ;;
     esac
 }
