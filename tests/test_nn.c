@@ -15,27 +15,10 @@ static const nn_backend *be;
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-/* uniform in [-1, 1], never exactly zero */
-static float frand(void)
-{
-    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
-    float u = (float)((rng_state >> 40) + 1) / (float)(1u << 24); /* (0, 1] */
-    return (rng_state & 1) ? u : -u;
-}
-
-static float *rand_buf(size_t n)
-{
-    float *p = vs_malloc(n * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = frand();
-    return p;
-}
-
 static nn_tensor rand_tensor(int n, int h, int w, int c)
 {
     nn_tensor t = nn_tensor_new(n, h, w, c);
-    for (size_t i = 0; i < nn_numel(&t); i++) t.d[i] = frand();
+    for (size_t i = 0; i < nn_numel(&t); i++) t.d[i] = check_frand();
     return t;
 }
 
@@ -153,7 +136,7 @@ static void run_conv_case(const conv_case *c, int depthwise)
     nn_tensor x = rand_tensor(c->n, c->h, c->w, c->cin);
     nn_tensor y = nan_tensor(c->n, oh, ow, cout);
     size_t wn = (size_t)c->kh * c->kw * c->cin * (depthwise ? 1 : cout);
-    float *w = rand_buf(wn), *b = c->no_bias ? NULL : rand_buf((size_t)cout);
+    float *w = check_rand_buf(wn), *b = c->no_bias ? NULL : check_rand_buf((size_t)cout);
     double *ref = vs_malloc(nn_numel(&y) * sizeof *ref),
            *mag = vs_malloc(nn_numel(&y) * sizeof *mag);
 
@@ -195,6 +178,10 @@ static void test_conv(void)
         {1, 31, 29, 3, 8, 7, 7, 2, 2, 1, 0, 0, 0, 0, NN_ACT_RELU, 0},
         {2, 9, 10, 2, 3, 7, 7, 1, 1, 0, 3, 1, 2, 4, NN_ACT_NONE, 0}, /* asymmetric */
         {1, 14, 11, 5, 4, 1, 3, 1, 2, 1, 0, 0, 0, 0, NN_ACT_NONE, 0},
+        /* a deep layer on a small image: few row blocks, so output channels are split too (the
+         * second with a last slice narrower than the others, and a sigmoid) */
+        {2, 4, 4, 64, 256, 3, 3, 1, 1, 1, 0, 0, 0, 0, NN_ACT_LEAKY, 0},
+        {1, 4, 5, 32, 200, 3, 3, 1, 1, 1, 0, 0, 0, 0, NN_ACT_SIGMOID, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_conv_case(&cases[i], 0);
 }
@@ -298,8 +285,8 @@ static void test_dense(void)
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int act = NN_ACT_NONE; act <= NN_ACT_LEAKY; act++) {
             int n = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
-            float *x = rand_buf((size_t)n * in), *w = rand_buf((size_t)in * out);
-            float *b = rand_buf((size_t)out), *y = rand_buf((size_t)n * out);
+            float *x = check_rand_buf((size_t)n * in), *w = check_rand_buf((size_t)in * out);
+            float *b = check_rand_buf((size_t)out), *y = check_rand_buf((size_t)n * out);
             double *ref = vs_malloc((size_t)n * out * sizeof *ref);
             double *mag = vs_malloc((size_t)n * out * sizeof *mag);
             be->dense(y, x, w, b, n, in, out, (nn_act)act, 0.2f);
@@ -323,7 +310,7 @@ static void test_dense(void)
 static void test_elementwise(void)
 {
     const size_t n = 100003; /* several element-wise chunks and an odd tail */
-    float *a = rand_buf(n), *b = rand_buf(n), *y = vs_malloc(n * sizeof *y);
+    float *a = check_rand_buf(n), *b = check_rand_buf(n), *y = vs_malloc(n * sizeof *y);
     double *ref = vs_malloc(n * sizeof *ref);
     char what[128];
 
@@ -344,7 +331,8 @@ static void test_elementwise(void)
 
     nn_tensor x = rand_tensor(2, 29, 31, 19);
     size_t xn = nn_numel(&x);
-    float *orig = vs_malloc(xn * sizeof *orig), *scale = rand_buf(19), *bias = rand_buf(19);
+    float *orig = vs_malloc(xn * sizeof *orig), *scale = check_rand_buf(19),
+          *bias = check_rand_buf(19);
     double *xref = vs_malloc(xn * sizeof *xref);
     memcpy(orig, x.d, xn * sizeof *orig);
     be->scale_bias(&x, scale, bias);
@@ -410,9 +398,9 @@ static void test_fold_batchnorm(void)
         nn_tensor x = rand_tensor(1, 13, 11, cin);
         nn_tensor y1 = nan_tensor(1, 13, 11, cout), y2 = nan_tensor(1, 13, 11, cout);
         size_t wn = (size_t)9 * cin * (depthwise ? 1 : cout);
-        float *w = rand_buf(wn), *b = variant == 1 ? NULL : rand_buf((size_t)cout);
-        float *gamma = rand_buf((size_t)cout), *beta = rand_buf((size_t)cout);
-        float *mean = rand_buf((size_t)cout), *var = rand_buf((size_t)cout);
+        float *w = check_rand_buf(wn), *b = variant == 1 ? NULL : check_rand_buf((size_t)cout);
+        float *gamma = check_rand_buf((size_t)cout), *beta = check_rand_buf((size_t)cout);
+        float *mean = check_rand_buf((size_t)cout), *var = check_rand_buf((size_t)cout);
         for (int c = 0; c < cout; c++) var[c] = fabsf(var[c]) + 0.05f;
         const nn_backend *bk = be;
         void (*op)(nn_tensor *, const nn_tensor *, const float *, const float *,
@@ -788,7 +776,7 @@ int main(void)
     /* backend memory: aligned, round trip */
     float *p = be->alloc(1000), host[1000], back[1000];
     CHECK(((uintptr_t)p & 63) == 0);
-    for (int i = 0; i < 1000; i++) host[i] = frand();
+    for (int i = 0; i < 1000; i++) host[i] = check_frand();
     be->copy_in(p, host, 1000);
     be->sync();
     be->copy_out(back, p, 1000);

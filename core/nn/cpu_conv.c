@@ -19,7 +19,8 @@
 /* Rows of a direct (1x1) GEMM task, and the least work worth a parallel run. */
 #define DIRECT_ROWS 1024
 #define MIN_PARALLEL_MACS 100000
-#define DW_CB 16 /* channels per depthwise register block */
+#define MIN_GEMM_ROWS 256 /* least rows of one sgemm call (see cpu_conv2d) */
+#define DW_CB 16          /* channels per depthwise register block */
 
 static inline int imin(int a, int b)
 {
@@ -95,8 +96,9 @@ typedef struct conv_job {
     const float *b;
     const nn_conv_desc *d;
     int h, w_in, cin, oh, ow, cout, k;
-    size_t m, rows; /* output pixels, pixels per task */
-    int direct;     /* 1x1, stride 1, no padding: the input is already the matrix */
+    size_t m, rows;   /* output pixels, pixels per task */
+    int cols, slices; /* output channels per task, and tasks per row block */
+    int direct;       /* 1x1, stride 1, no padding: the input is already the matrix */
 } conv_job;
 
 void cpu_im2col(float *restrict col, size_t ld, const float *restrict x, int h, int w, int cin,
@@ -142,9 +144,11 @@ void cpu_im2col(float *restrict col, size_t ld, const float *restrict x, int h, 
 static void conv_task(void *ctx, int task, int worker)
 {
     const conv_job *j = ctx;
-    size_t m0 = (size_t)task * j->rows;
+    size_t m0 = (size_t)(task / j->slices) * j->rows;
     size_t m1 = m0 + j->rows < j->m ? m0 + j->rows : j->m;
     int rows = (int)(m1 - m0);
+    int c0 = (task % j->slices) * j->cols;
+    int cols = imin(j->cols, j->cout - c0);
     const float *a = j->x + m0 * (size_t)j->cin;
     if (!j->direct) {
         float *col = cpu_pool_scratch(worker, (size_t)rows * j->k * sizeof(float));
@@ -152,10 +156,16 @@ static void conv_task(void *ctx, int task, int worker)
                    (size_t)j->k);
         a = col;
     }
-    float *y = j->y + m0 * (size_t)j->cout;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, j->cout, j->k, 1.0f, a, j->k, j->w,
-                j->cout, 0.0f, y, j->cout);
-    cpu_bias_act(y, j->b, (size_t)rows, (size_t)j->cout, j->d->act, j->d->alpha);
+    float *y = j->y + m0 * (size_t)j->cout + c0;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, j->k, 1.0f, a, j->k,
+                j->w + c0, j->cout, 0.0f, y, j->cout);
+    if (cols == j->cout) {
+        cpu_bias_act(y, j->b, (size_t)rows, (size_t)j->cout, j->d->act, j->d->alpha);
+    } else {
+        for (int r = 0; r < rows; r++)
+            cpu_bias_act(y + (size_t)r * j->cout, j->b ? j->b + c0 : NULL, 1, (size_t)cols,
+                         j->d->act, j->d->alpha);
+    }
 }
 
 /* y: [n, oh, ow, cout] = act(conv(x, w) + b)   x: [n, h, w, cin]   w: [kh, kw, cin, cout] */
@@ -182,10 +192,23 @@ void cpu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b
     j.direct = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->pad_t == 0 &&
                d->pad_l == 0 && d->pad_b == 0 && d->pad_r == 0;
     double macs = (double)j.m * j.k * j.cout;
+    /* Every sgemm call packs all of its weight panel (k x cols), so a row block must be tall
+     * enough to pay for that: at least MIN_GEMM_ROWS even when its im2col block then outgrows
+     * the cache budget. When that leaves too few blocks for the workers (deep layers on small
+     * images), the output channels are split between tasks as well. */
     size_t max_rows = j.direct ? DIRECT_ROWS : IM2COL_BYTES / (sizeof(float) * (size_t)j.k);
-    if (max_rows < 16) max_rows = 16;
-    int tasks = cpu_split_rows(&j.rows, j.m, max_rows, 16, macs);
-    cpu_pool_run(conv_task, &j, tasks);
+    if (max_rows < MIN_GEMM_ROWS) max_rows = MIN_GEMM_ROWS;
+    int blocks = cpu_split_rows(&j.rows, j.m, max_rows, 16, macs);
+    j.cols = j.cout, j.slices = 1;
+    int want = 2 * cpu_pool_threads();
+    if (macs >= MIN_PARALLEL_MACS && blocks < want && j.cout >= 128) {
+        int slices = (want + blocks - 1) / blocks;
+        j.cols = (j.cout + slices - 1) / slices;
+        j.cols = (j.cols + 15) / 16 * 16;
+        if (j.cols < 64) j.cols = 64;
+        j.slices = (j.cout + j.cols - 1) / j.cols;
+    }
+    cpu_pool_run(conv_task, &j, blocks * j.slices);
 }
 
 /* ---- depthwise --------------------------------------------------------------------------- */
