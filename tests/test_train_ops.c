@@ -15,26 +15,10 @@ static const nn_backend *be;
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-/* uniform in (0, 1] */
-static double urand(void)
-{
-    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
-    return (double)((rng_state >> 40) + 1) / (double)(1u << 24);
-}
-
-/* uniform in [-1, 1], never zero */
-static float frand(void)
-{
-    float u = (float)urand();
-    return (rng_state & 2) ? u : -u;
-}
-
 /* uniform in [lo, hi] with lo > 0: never zero */
 static float frange(float lo, float hi)
 {
-    return lo + (hi - lo) * (float)urand();
+    return lo + (hi - lo) * (float)check_urand();
 }
 
 static double now_s(void)
@@ -122,9 +106,9 @@ static void test_act_bwd(void)
         float alpha = cases[c].alpha;
         const double h = 1e-4; /* |x| and |x - 6| stay above it: no kink inside a difference */
         for (size_t i = 0; i < n; i++) {
-            do x[i] = 8.0f * frand();
+            do x[i] = 8.0f * check_frand();
             while (fabsf(x[i]) < 1e-2f || fabsf(x[i] - 6.0f) < 1e-2f);
-            dy[i] = frand();
+            dy[i] = check_frand();
             double num = (ref_act(x[i] + h, act, alpha) - ref_act(x[i] - h, act, alpha)) / (2 * h);
             want[i] = dy[i] * num;
         }
@@ -159,7 +143,7 @@ static void test_shuffle(int n, int h, int w, int C, int r)
 {
     nn_tensor x = nn_tensor_new(n, h, w, r * r * C), y = nn_tensor_new(n, h * r, w * r, C);
     nn_tensor back = nn_tensor_new(n, h, w, r * r * C);
-    for (size_t i = 0; i < nn_numel(&x); i++) x.d[i] = frand();
+    for (size_t i = 0; i < nn_numel(&x); i++) x.d[i] = check_frand();
     for (size_t i = 0; i < nn_numel(&y); i++) y.d[i] = NAN;
     for (size_t i = 0; i < nn_numel(&back); i++) back.d[i] = NAN;
     be->depth_to_space(&y, &x, r);
@@ -261,11 +245,11 @@ static void loss_data(float *p, float *t, float *m, size_t numel, size_t npix, m
 {
     for (size_t i = 0; i < numel; i++) {
         p[i] = frange(0.02f, 0.98f);
-        t[i] =
-            correlated ? fminf(fmaxf(p[i] + 0.15f * frand(), 0.01f), 0.99f) : frange(0.02f, 0.98f);
+        t[i] = correlated ? fminf(fmaxf(p[i] + 0.15f * check_frand(), 0.01f), 0.99f)
+                          : frange(0.02f, 0.98f);
     }
     for (size_t i = 0; m && i < npix; i++)
-        m[i] = mk == MASK_BINARY ? (urand() < 0.6 ? 1.0f : 0.0f) : frange(0.05f, 1.0f);
+        m[i] = mk == MASK_BINARY ? (check_urand() < 0.6 ? 1.0f : 0.0f) : frange(0.05f, 1.0f);
 }
 
 /* The gradient of one loss term against central differences of the reference, at `count`
@@ -298,7 +282,7 @@ static void check_loss(nn_loss_kind kind, int n, int h, int w, int c, mask_kind 
     double *num = vs_malloc(k * sizeof *num);
     const double eps = kind == NN_LOSS_MAE ? 1e-6 : 1e-5;
     for (size_t s = 0; s < k; s++) {
-        size_t i = count ? (size_t)(urand() * (double)(numel - 1)) : s;
+        size_t i = count ? (size_t)(check_urand() * (double)(numel - 1)) : s;
         int b = (int)(i / ((size_t)h * w * c));
         double keep = pd[i];
         pd[i] = keep + eps;
@@ -409,9 +393,10 @@ static void test_adam(float eps)
     float *v = vs_malloc(n * sizeof *v), *g = vs_malloc(n * sizeof *g);
     double *rp = vs_malloc(n * sizeof *rp), *rm = vs_malloc(n * sizeof *rm);
     double *rv = vs_malloc(n * sizeof *rv);
-    for (size_t i = 0; i < n; i++) p[i] = frand(), rp[i] = p[i], m[i] = v[i] = 0, rm[i] = rv[i] = 0;
+    for (size_t i = 0; i < n; i++)
+        p[i] = check_frand(), rp[i] = p[i], m[i] = v[i] = 0, rm[i] = rv[i] = 0;
     for (long t = 1; t <= 5; t++) {
-        for (size_t i = 0; i < n; i++) g[i] = frand() * (i % 3 == 0 ? 1e-3f : 1.0f);
+        for (size_t i = 0; i < n; i++) g[i] = check_frand() * (i % 3 == 0 ? 1e-3f : 1.0f);
         h.t = t;
         be->adam(p, m, v, g, n, &h);
         double b1 = h.beta1, b2 = h.beta2;
@@ -452,7 +437,7 @@ static void test_all_finite(void)
 {
     const size_t n = 3 * 32768 + 17;
     float *x = vs_malloc(n * sizeof *x);
-    for (size_t i = 0; i < n; i++) x[i] = frand() * (i % 7 == 0 ? 1e30f : 1.0f);
+    for (size_t i = 0; i < n; i++) x[i] = check_frand() * (i % 7 == 0 ? 1e30f : 1.0f);
     x[5] = FLT_MAX, x[6] = -FLT_MAX, x[7] = FLT_MIN / 4, x[8] = -0.0f; /* finite extremes */
     CHECK(be->all_finite(x, n) == 1);
     CHECK(be->all_finite(x, 0) == 1);
