@@ -23,6 +23,9 @@ typedef struct cli {
 /* Set by the SIGINT/SIGTERM handler; the command's main loop acts on it. */
 extern volatile sig_atomic_t got_stop_signal;
 void on_stop_signal(int sig);
+/* For a command that runs a job: the first SIGINT or SIGTERM sets got_stop_signal (a second one
+ * kills); SIGHUP (a dropped SSH link) and SIGPIPE are ignored, so the job goes on. */
+void catch_stop_signals(void);
 
 /* "visage CMD: <fmt with arg>" and the --help hint; returns EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, const char *arg);

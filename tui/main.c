@@ -20,6 +20,7 @@
 #include "../core/facenet.h"
 #include "../core/fsutil.h"
 #include "../core/image.h"
+#include "../core/nn/backend.h"
 #include "../core/video.h"
 #include "cli.h"
 
@@ -29,6 +30,18 @@ void on_stop_signal(int sig)
 {
     (void)sig;
     got_stop_signal = 1;
+}
+
+void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 int usage_error(const char *cmd, const char *fmt, const char *arg)
@@ -275,14 +288,7 @@ static int cmd_extract(cli *c, int argc, char **argv)
 
     /* Ctrl-C and SIGTERM stop the job cleanly (faces and alignments kept); a second Ctrl-C
      * kills at once. A dropped SSH link (SIGHUP) does not stop the extraction. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
+    catch_stop_signals();
     ex_status st;
     memset(&st, 0, sizeof st);
     job j;
@@ -655,6 +661,7 @@ static void find_exe_dir(char *out, size_t n)
 
 int main(int argc, char **argv)
 {
+    nn_cpu_select_blas(argv);
     cli c;
     memset(&c, 0, sizeof c);
     find_exe_dir(c.exe_dir, sizeof c.exe_dir);

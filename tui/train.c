@@ -185,17 +185,12 @@ int cmd_train(cli *c, int argc, char **argv)
     /* Ctrl-C / SIGTERM: save and stop; a second one kills at once (SA_RESETHAND). SIGUSR1:
      * save now. SIGHUP (the SSH link dropped) is ignored, and so are failed writes to a
      * terminal that went away: training goes on. */
+    catch_stop_signals();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     sa.sa_handler = on_save_signal;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGUSR1, &sa, NULL);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
 
     train_status st;
     memset(&st, 0, sizeof st);
