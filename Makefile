@@ -119,8 +119,15 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@sh deps/demo.sh $(BUILD)
 
-bench: all
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+bench: all $(BENCH_BIN)
 	@sh bench/extract.sh
+	@sh bench/train_cpu.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
