@@ -1,7 +1,7 @@
 /* train_ops.c: times the CPU backend's conv2d and dense forward and backward passes at the
- * training shapes of the default model (encoder at batch 32, decoders at 16). Not built by make:
- *   make && cc -O2 -pthread -Icore -o build/train_ops bench/train_ops.c build/libvisage.a \
- *       $(pkg-config --libs openblas) -lm && build/train_ops [threads]
+ * training shapes of the default model (encoder at batch 32, decoders at 16), to see which layer
+ * a training iteration spends its time in. Built by `make bench` (or make build/bench/train_ops):
+ *   build/bench/train_ops [threads]
  * Prints the best of a few runs in ms and GFLOP/s (2 flops per multiply-add). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>

@@ -4,11 +4,13 @@
  * random (as in the PyTorch reference). Loss "mae" is the reference's (MAE, no masks); "default"
  * is visage's default (SSIM + MSE on the masked face, eye x3, mouth x2).
  * Usage: build/bench/train_step MODEL BATCH RUNS [mae|default]
- * Prints "visage MODEL BATCH LOSS MEDIAN_MS" after one warm-up iteration. */
+ * Prints "visage MODEL BATCH LOSS MEDIAN_MS (OpenBLAS CORE)" after one warm-up iteration. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <cblas.h>
 
 #include "loss.h"
 #include "model.h"
@@ -88,6 +90,7 @@ int main(int argc, char **argv)
         if (it >= 0) ms[it] = now_ms() - t0;
     }
     qsort(ms, (size_t)runs, sizeof *ms, cmp_double);
-    printf("visage %s %d %s %.1f\n", arch, n, masked ? "default" : "mae", ms[runs / 2]);
+    printf("visage %s %d %s %.1f (OpenBLAS %s)\n", arch, n, masked ? "default" : "mae",
+           ms[runs / 2], openblas_get_corename());
     return 0;
 }
