@@ -238,6 +238,13 @@ int model_create(model **out, const char *arch, const mdl_options *o, const nn_b
                      model_archs[i]->name);
         return vs_fail(e, "unknown model '%s' (models: %s)", arch, list);
     }
+    return model_create_arch(out, a, o, be, seed, e);
+}
+
+int model_create_arch(model **out, const mdl_arch *a, const mdl_options *o, const nn_backend *be,
+                      uint64_t seed, vs_err *e)
+{
+    *out = NULL;
     if (o->shrink < 1 || o->shrink > 64)
         return vs_fail(e, "model width divisor %d is out of range (1-64)", o->shrink);
     if (!(o->coverage >= 0.5f && o->coverage <= 1.0f))

@@ -100,6 +100,9 @@ void mdl_options_default(mdl_options *o);
  * unknown name or a bad option is -1 with a message. */
 int model_create(model **out, const char *arch, const mdl_options *o, const nn_backend *be,
                  uint64_t seed, vs_err *e);
+/* The same for an architecture given directly (tests build their own). */
+int model_create_arch(model **out, const mdl_arch *a, const mdl_options *o, const nn_backend *be,
+                      uint64_t seed, vs_err *e);
 void model_free(model *m);
 
 /* Parameters of the face outputs only (what Faceswap's summary counts with learn_mask off). */

@@ -9,6 +9,40 @@
 #include "nn/backend.h"
 #include "rng.h"
 
+/* An architecture of the blocks the published two do not use, for the gradient check: a
+ * separable conv, a residual block (conv, LeakyReLU 0.2, conv, add, LeakyReLU 0.2) whose input
+ * feeds two layers, a pixel shuffle whose output feeds two layers, and a learned mask. */
+static void build_blocks(model *m)
+{
+    mdl_net *e = &m->enc;
+    mdl_net_begin(e, "encoder", 64, 64, 3);
+    int x = mdl_conv_block(e, -1, 8);
+    x = mdl_separable(e, x, "sep_0", 12, 3, 2, NN_ACT_LEAKY, 0.1f);
+    int r = mdl_conv(e, x, "res_0a", 12, 3, 1, NN_ACT_LEAKY, 0.2f);
+    r = mdl_conv(e, r, "res_0b", 12, 3, 1, NN_ACT_NONE, 0.0f);
+    x = mdl_add(e, r, x, "res_0", NN_ACT_LEAKY, 0.2f);
+    x = mdl_conv_block(e, x, 16);
+    x = mdl_dense(e, x, "dense_0", 1, 1, 32);
+    x = mdl_dense(e, x, "dense_1", 4, 4, 32);
+    mdl_upscale_block(e, x, 16);
+    for (int s = 0; s < 2; s++) {
+        mdl_net *d = &m->dec[s];
+        mdl_net_begin(d, s ? "decoder_b" : "decoder_a", 8, 8, 16);
+        int u = mdl_upscale_block(d, -1, 16);
+        int a = mdl_conv(d, u, "branch_a", 16, 3, 1, NN_ACT_LEAKY, 0.1f);
+        int b = mdl_conv(d, u, "branch_b", 16, 1, 1, NN_ACT_RELU, 0.0f);
+        int y = mdl_add(d, a, b, "join", NN_ACT_NONE, 0.0f);
+        y = mdl_upscale_block(d, y, 8);
+        y = mdl_upscale_block(d, y, 8);
+        d->face_out = mdl_conv_output(d, y, "face_out", 3);
+        int k = mdl_upscale_block(d, u, 4);
+        k = mdl_upscale_block(d, k, 4);
+        d->mask_out = mdl_conv_output(d, k, "mask_out", 1);
+    }
+}
+
+static const mdl_arch blocks_arch = {"blocks", "test", 64, 64, build_blocks};
+
 static model *make(const char *arch, int lowmem, int learn_mask, int shrink)
 {
     mdl_options o;
@@ -16,7 +50,10 @@ static model *make(const char *arch, int lowmem, int learn_mask, int shrink)
     o.lowmem = lowmem, o.learn_mask = learn_mask, o.shrink = shrink;
     model *m = NULL;
     vs_err e = {0};
-    if (model_create(&m, arch, &o, nn_cpu_backend(), 1234, &e)) {
+    int rc = strcmp(arch, "blocks") == 0
+                 ? model_create_arch(&m, &blocks_arch, &o, nn_cpu_backend(), 1234, &e)
+                 : model_create(&m, arch, &o, nn_cpu_backend(), 1234, &e);
+    if (rc) {
         fprintf(stderr, "model_create %s: %s\n", arch, e.msg);
         exit(1);
     }
@@ -227,6 +264,8 @@ int main(void)
     nn_cpu_set_threads(0);
     test_param_counts();
     test_init();
+    gradcheck_model("blocks", 1, 1, NN_LOSS_SSIM, 0);
+    gradcheck_model("blocks", 1, 1, NN_LOSS_SSIM, 1);
     gradcheck_model("original", 1, 16, NN_LOSS_SSIM, 0);
     gradcheck_model("lightweight", 1, 16, NN_LOSS_SSIM, 0);
     gradcheck_model("original", 1, 16, NN_LOSS_SSIM, 1);
