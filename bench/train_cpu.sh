@@ -21,7 +21,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
 echo "machine: $(grep -m 1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
-echo "OpenBLAS core: ${OPENBLAS_CORETYPE:-auto}; threads: $(nproc)"
+echo "OPENBLAS_CORETYPE: ${OPENBLAS_CORETYPE:-unset (OpenBLAS chooses)}; threads: $(nproc)"
 T=$(mktemp "${TMPDIR:-/tmp}/visage-bench.XXXXXX")
 trap 'rm -f "$T"' EXIT INT TERM
 have_torch=0

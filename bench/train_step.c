@@ -35,7 +35,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s MODEL BATCH RUNS [mae|default]\n", argv[0]);
         return 2;
     }
-    nn_cpu_select_blas(argv);
     const char *arch = argv[1];
     int n = atoi(argv[2]), runs = atoi(argv[3]);
     int masked = argc > 4 && strcmp(argv[4], "default") == 0;

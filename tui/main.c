@@ -20,7 +20,6 @@
 #include "../core/facenet.h"
 #include "../core/fsutil.h"
 #include "../core/image.h"
-#include "../core/nn/backend.h"
 #include "../core/video.h"
 #include "cli.h"
 
@@ -661,7 +660,6 @@ static void find_exe_dir(char *out, size_t n)
 
 int main(int argc, char **argv)
 {
-    nn_cpu_select_blas(argv);
     cli c;
     memset(&c, 0, sizeof c);
     find_exe_dir(c.exe_dir, sizeof c.exe_dir);

@@ -129,13 +129,6 @@ const nn_backend *nn_cpu_backend(void);
 void nn_cpu_set_threads(int n);
 int nn_cpu_threads(void);
 
-/* Debian 12's OpenBLAS (0.3.21) does not know AMD Zen 4 and runs its AVX2 (Haswell) kernels
- * there, at about half the speed of its AVX-512 (SkylakeX) ones, which Zen 4 runs and which later
- * OpenBLAS releases choose for it. OpenBLAS picks its kernels when it loads, from
- * OPENBLAS_CORETYPE; so on a CPU with AVX-512 where it chose AVX2 kernels, this re-executes the
- * program (argv) once with OPENBLAS_CORETYPE=SKYLAKEX. Call it first thing in main; it returns
- * when there is nothing to change (or the re-exec failed). */
-void nn_cpu_select_blas(char **argv);
 
 /* Output size and padding of a convolution or pool along one axis. */
 int nn_out_size(int in, int k, int stride, nn_pad_mode mode);

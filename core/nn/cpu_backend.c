@@ -7,8 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <unistd.h>
 
 #include "../err.h"
 #include "cpu_conv.h"
@@ -278,23 +276,6 @@ void nn_cpu_set_threads(int n)
      * one-threaded sgemm. OpenBLAS's own threads would only compete with the pool's, and they
      * spin in sched_yield between calls (15% of the CPU time of an extraction, measured). */
     openblas_set_num_threads(1);
-}
-
-void nn_cpu_select_blas(char **argv)
-{
-#if defined(__x86_64__)
-    if (getenv("OPENBLAS_CORETYPE")) return; /* chosen by the user, or by our own re-run */
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
-        !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl"))
-        return;
-    const char *core = openblas_get_corename();
-    if (!core || (strcasecmp(core, "haswell") != 0 && strcasecmp(core, "zen") != 0)) return;
-    setenv("OPENBLAS_CORETYPE", "SKYLAKEX", 1);
-    execv("/proc/self/exe", argv); /* returns only on failure: go on with the AVX2 kernels */
-#else
-    (void)argv;
-#endif
 }
 
 int nn_cpu_threads(void)
