@@ -60,7 +60,7 @@ static void compare(const char *what, const float *got, const double *want, cons
            worst, (double)got[worst], want[worst]);
 }
 
-static const char *act_name[] = {"none", "relu", "relu6", "leaky"};
+static const char *act_name[] = {"none", "relu", "relu6", "leaky", "sigmoid"};
 
 /* ---- conv2d and depthwise ---------------------------------------------------------------- */
 
