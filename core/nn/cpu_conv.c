@@ -61,8 +61,8 @@ int cpu_split_rows(size_t *rows_out, size_t total, size_t max_rows, size_t align
 
 /* ---- epilogue ---------------------------------------------------------------------------- */
 
-void cpu_bias_act(float *restrict y, const float *restrict b, size_t rows, size_t c, nn_act act,
-                  float alpha)
+CPU_CLONES void cpu_bias_act(float *restrict y, const float *restrict b, size_t rows, size_t c,
+                             nn_act act, float alpha)
 {
     for (size_t r = 0; r < rows; r++) {
         float *restrict v = y + r * c;

@@ -9,6 +9,16 @@
 
 #define CPU_POOL_MAX_THREADS 64
 
+/* The hot element-wise loops (bias + activation, activation backward) are also compiled for AVX2
+ * and AVX-512, and the loader picks the best the CPU runs (GCC's function multi-versioning; the
+ * baseline build targets x86-64-v2). Every version gives the same bits: ISO C mode contracts
+ * nothing into FMAs, and these loops do not reduce. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CPU_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define CPU_CLONES
+#endif
+
 /* Runs fn(ctx, task, worker) for every task in [0, n_tasks); worker is in [0, cpu_pool_threads()).
  * Runs are serialised across the process; calling it from inside a task is a bug. */
 typedef void (*cpu_pool_fn)(void *ctx, int task, int worker);

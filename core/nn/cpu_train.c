@@ -47,8 +47,8 @@ typedef struct act_job {
 
 /* g = g * act'(x), from y = act(x): every act is monotonic, so y's sign or range gives the slope
  * (at a kink the slope is TF's: 0 for relu/relu6, alpha for leaky). */
-static void act_bwd_span(float *restrict g, const float *restrict y, size_t n, nn_act act,
-                         float alpha)
+CPU_CLONES static void act_bwd_span(float *restrict g, const float *restrict y, size_t n,
+                                    nn_act act, float alpha)
 {
     switch (act) {
     case NN_ACT_NONE: break;
