@@ -1,7 +1,8 @@
-/* cpu_pool.h: internals shared by the CPU backend's files (core/nn/cpu_*.c), not a public API.
- * The pool is the backend's parallel-for: a few persistent pthreads (the calling thread is worker
- * 0) pull task indices from a shared counter; each worker owns a scratch buffer that stays valid
- * for the whole run (im2col blocks live there). */
+/* cpu_pool.h: the CPU backend's parallel-for, shared by its files (core/nn/cpu_*.c) and by the
+ * CPU-side work of core/ that is not tensor arithmetic (loading face sets, augmentation); front
+ * ends do not call it. A few persistent pthreads (the calling thread is worker 0) pull task indices
+ * from a shared counter; each worker owns a scratch buffer that stays valid for the whole run
+ * (im2col blocks live there). */
 #ifndef NN_CPU_POOL_H
 #define NN_CPU_POOL_H
 
