@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "nn/backend.h"
+
 static int check_failures, check_count;
 
 #define CHECK(cond)                                                                                \
@@ -114,6 +116,19 @@ static inline void check_rm_rf(const char *path)
     closedir(d);
     chmod(path, 0700);
     rmdir(path);
+}
+
+/* An activation in double precision, the reference the kernels are checked against. */
+static inline double check_ref_act(double v, nn_act act, double alpha)
+{
+    switch (act) {
+    case NN_ACT_NONE: return v;
+    case NN_ACT_RELU: return v > 0 ? v : 0;
+    case NN_ACT_RELU6: return v < 0 ? 0 : v > 6 ? 6 : v;
+    case NN_ACT_LEAKY: return v > 0 ? v : alpha * v;
+    case NN_ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
+    }
+    return v;
 }
 
 #define SKIP(...)                                                                                  \

@@ -30,18 +30,6 @@ static nn_tensor nan_tensor(int n, int h, int w, int c)
     return t;
 }
 
-static double ref_act(double v, nn_act act, float alpha)
-{
-    switch (act) {
-    case NN_ACT_NONE: return v;
-    case NN_ACT_RELU: return v > 0 ? v : 0;
-    case NN_ACT_RELU6: return v < 0 ? 0 : v > 6 ? 6 : v;
-    case NN_ACT_LEAKY: return v > 0 ? v : alpha * v;
-    case NN_ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
-    }
-    return v;
-}
-
 /* got vs want within fp32 accumulation error: 1e-5 of the sum of |terms| (mag), or relative. */
 static void compare(const char *what, const float *got, const double *want, const double *mag,
                     size_t n)
@@ -117,7 +105,7 @@ static void ref_conv(double *ref, double *mag, const nn_tensor *x, const float *
                             }
                         }
                     size_t i = (((size_t)n * oh + oy) * ow + ox) * cout + co;
-                    ref[i] = ref_act(s, d->act, d->alpha);
+                    ref[i] = check_ref_act(s, d->act, d->alpha);
                     mag[i] = m;
                 }
 }
@@ -297,7 +285,7 @@ static void test_dense(void)
                         double v = (double)x[i * in + k] * w[k * out + o];
                         acc += v, m += fabs(v);
                     }
-                    ref[i * out + o] = ref_act(acc, (nn_act)act, 0.2f);
+                    ref[i * out + o] = check_ref_act(acc, (nn_act)act, 0.2f);
                     mag[i * out + o] = m;
                 }
             char what[128];
@@ -317,7 +305,8 @@ static void test_elementwise(void)
     for (int act = NN_ACT_NONE; act <= NN_ACT_LEAKY; act++) {
         for (size_t i = 0; i < n; i++) y[i] = a[i] * 8; /* reaches past relu6's 6 */
         be->act(y, n, (nn_act)act, 0.3f);
-        for (size_t i = 0; i < n; i++) ref[i] = ref_act((double)(a[i] * 8), (nn_act)act, 0.3f);
+        for (size_t i = 0; i < n; i++)
+            ref[i] = check_ref_act((double)(a[i] * 8), (nn_act)act, 0.3f);
         snprintf(what, sizeof what, "act %s", act_name[act]);
         compare(what, y, ref, NULL, n);
     }
