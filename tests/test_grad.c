@@ -192,6 +192,7 @@ static const conv_case fd_cases[] = {
     {1, 7, 5, 3, 4, 1, 1, 2, 2, 1, 0, 0, 0, 0}, {1, 8, 7, 2, 2, 2, 2, 3, 3, 0, 1, 0, 2, 1},
     {1, 6, 6, 3, 1, 3, 3, 1, 1, 1, 0, 0, 0, 0}, {1, 8, 6, 2, 3, 4, 4, 2, 2, 1, 0, 0, 0, 0},
     {1, 5, 7, 2, 2, 3, 5, 1, 2, 0, 2, 1, 0, 3},
+    {1, 6, 6, 12, 3, 5, 5, 1, 1, 1, 0, 0, 0, 0}, /* a window of 300: the narrow direct path */
 };
 
 static void test_fd(void)
@@ -300,6 +301,11 @@ static void test_conv_ref(void)
         {4, 32, 32, 3, 3, 5, 5, 2, 2, 1, 0, 0, 0, 0},   /* partial sums, narrow dy */
         {2, 9, 8, 16, 256, 5, 5, 2, 2, 1, 0, 0, 0, 0},  /* deep dy: one sgemm per tap */
         {2, 6, 5, 24, 272, 3, 3, 1, 1, 1, 0, 0, 0, 0},
+        /* narrow direct path (cout <= 4, window >= 256): lanes plus a remainder, strides, pads */
+        {2, 13, 11, 40, 3, 5, 5, 1, 1, 1, 0, 0, 0, 0},
+        {1, 9, 12, 17, 1, 5, 5, 2, 2, 1, 0, 0, 0, 0},
+        {1, 8, 8, 64, 4, 3, 3, 1, 1, 0, 2, 0, 1, 2},
+        {3, 6, 7, 32, 2, 3, 3, 1, 2, 1, 0, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         for (int mode = NN_OVERWRITE; mode <= NN_ACCUMULATE; mode++)

@@ -170,6 +170,12 @@ static void test_conv(void)
          * second with a last slice narrower than the others, and a sigmoid) */
         {2, 4, 4, 64, 256, 3, 3, 1, 1, 1, 0, 0, 0, 0, NN_ACT_LEAKY, 0},
         {1, 4, 5, 32, 200, 3, 3, 1, 1, 1, 0, 0, 0, 0, NN_ACT_SIGMOID, 0},
+        /* narrow outputs over large windows (the RGB output layers): summed directly, cin in
+         * 16 lanes plus a remainder; strided, padded by hand, every width from 1 to 4 */
+        {2, 13, 11, 40, 3, 5, 5, 1, 1, 1, 0, 0, 0, 0, NN_ACT_SIGMOID, 0},
+        {1, 9, 12, 17, 1, 5, 5, 2, 2, 1, 0, 0, 0, 0, NN_ACT_LEAKY, 0},
+        {1, 8, 8, 64, 4, 3, 3, 1, 1, 0, 2, 0, 1, 2, NN_ACT_NONE, 0},
+        {3, 6, 7, 32, 2, 3, 3, 1, 2, 1, 0, 0, 0, 0, NN_ACT_RELU, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_conv_case(&cases[i], 0);
 }

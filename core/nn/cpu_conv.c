@@ -187,6 +187,106 @@ static void conv_task(void *ctx, int task, int worker)
     }
 }
 
+/* ---- narrow conv2d: the RGB output layers --------------------------------------------------
+ * With at most NARROW_DIRECT outputs and a large window (k5 over 64-128 channels: 1600-3200
+ * values a pixel), lowering to a matrix writes and reads far more memory than the arithmetic
+ * needs, and leaves a product of 3 columns. Each output pixel sums its taps directly instead,
+ * vectorised over cin in CPU_LANES independent partial sums per output (so every vector width
+ * gives the same bits), added in a fixed order at the end. */
+
+typedef struct narrow_job {
+    float *y;
+    const float *x, *wt, *b; /* wt: [kh * kw, cout, cin], each tap's weights transposed */
+    const nn_conv_desc *d;
+    int h, w_in, cin, oh, ow, cout;
+    size_t rows, total; /* output rows (n * oh) per task, and in all */
+} narrow_job;
+
+static inline __attribute__((always_inline)) void narrow_row(const narrow_job *j, size_t r,
+                                                             const int cout)
+{
+    const nn_conv_desc *d = j->d;
+    const int cin = j->cin, kw = d->kw;
+    const size_t n = r / (size_t)j->oh;
+    const int oy = (int)(r % (size_t)j->oh), iy0 = oy * d->sh - d->pad_t;
+    const int ky_lo = imax(0, -iy0), ky_hi = imin(d->kh, j->h - iy0);
+    float *yrow = j->y + r * (size_t)j->ow * cout;
+    for (int ox = 0; ox < j->ow; ox++) {
+        const int ix0 = ox * d->sw - d->pad_l;
+        const int kx_lo = imax(0, -ix0), kx_hi = imin(kw, j->w_in - ix0);
+        float acc[CPU_NARROW_DIRECT][CPU_LANES];
+        memset(acc, 0, sizeof acc);
+        for (int ky = ky_lo; ky < ky_hi; ky++)
+            for (int kx = kx_lo; kx < kx_hi; kx++) {
+                const float *restrict xp =
+                    j->x + ((n * j->h + (size_t)(iy0 + ky)) * j->w_in + (size_t)(ix0 + kx)) * cin;
+                const float *restrict wp = j->wt + (size_t)(ky * kw + kx) * cout * cin;
+                for (int c = 0; c < cout; c++) {
+                    const float *restrict wc = wp + (size_t)c * cin;
+                    int i = 0;
+                    for (; i + CPU_LANES <= cin; i += CPU_LANES)
+                        for (int l = 0; l < CPU_LANES; l++) acc[c][l] += xp[i + l] * wc[i + l];
+                    for (int l = 0; i < cin; i++, l++) acc[c][l] += xp[i] * wc[i];
+                }
+            }
+        for (int c = 0; c < cout; c++) {
+            float sum = 0.0f;
+            for (int l = 0; l < CPU_LANES; l++) sum += acc[c][l];
+            yrow[(size_t)ox * cout + c] = sum;
+        }
+    }
+    cpu_bias_act(yrow, j->b, (size_t)j->ow, (size_t)cout, d->act, d->alpha);
+}
+
+CPU_CLONES static void narrow_rows(const narrow_job *j, size_t r0, size_t r1)
+{
+    for (size_t r = r0; r < r1; r++) switch (j->cout) { /* constant widths unroll the c loop */
+        case 1: narrow_row(j, r, 1); break;
+        case 2: narrow_row(j, r, 2); break;
+        case 3: narrow_row(j, r, 3); break;
+        default: narrow_row(j, r, 4); break;
+        }
+}
+
+static void narrow_task(void *ctx, int task, int worker)
+{
+    const narrow_job *j = ctx;
+    size_t r0 = (size_t)task * j->rows;
+    narrow_rows(j, r0, r0 + j->rows < j->total ? r0 + j->rows : j->total);
+}
+
+float *cpu_narrow_weights(const float *w, int taps, int cin, int cout)
+{
+    float *wt = vs_malloc((size_t)taps * cin * cout * sizeof(float));
+    for (int t = 0; t < taps; t++)
+        for (int ci = 0; ci < cin; ci++)
+            for (int c = 0; c < cout; c++)
+                wt[((size_t)t * cout + c) * cin + ci] = w[((size_t)t * cin + ci) * cout + c];
+    return wt;
+}
+
+static void conv2d_narrow(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
+                          const nn_conv_desc *d)
+{
+    narrow_job j = {.y = y->d,
+                    .x = x->d,
+                    .b = b,
+                    .d = d,
+                    .h = x->h,
+                    .w_in = x->w,
+                    .cin = x->c,
+                    .oh = y->h,
+                    .ow = y->w,
+                    .cout = y->c,
+                    .total = (size_t)y->n * y->h};
+    float *wt = cpu_narrow_weights(w, d->kh * d->kw, x->c, y->c);
+    j.wt = wt;
+    double macs = (double)nn_numel(y) * d->kh * d->kw * x->c;
+    int tasks = cpu_split_rows(&j.rows, j.total, (j.total + 15) / 16, 1, macs);
+    cpu_pool_run(narrow_task, &j, tasks);
+    free(wt);
+}
+
 /* y: [n, oh, ow, cout] = act(conv(x, w) + b)   x: [n, h, w, cin]   w: [kh, kw, cin, cout] */
 void cpu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
                 const nn_conv_desc *d)
@@ -208,6 +308,10 @@ void cpu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b
         .m = (size_t)y->n * y->h * y->w,
     };
     if (j.m == 0 || j.cout == 0) return;
+    if (cpu_conv_is_narrow(j.cout, j.k)) {
+        conv2d_narrow(y, x, w, b, d);
+        return;
+    }
     j.direct = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->pad_t == 0 &&
                d->pad_l == 0 && d->pad_b == 0 && d->pad_r == 0;
     double macs = (double)j.m * j.k * j.cout;

@@ -35,6 +35,19 @@ void cpu_im2col(float *col, size_t ld, const float *x, int h, int w, int cin, in
  * the task count and the rows per task. Unless the work (macs) is too small to share, the task
  * count is a multiple of the worker count so that no core idles through the last round. */
 int cpu_split_rows(size_t *rows_out, size_t total, size_t max_rows, size_t align, double macs);
+/* The RGB output layers (at most CPU_NARROW_DIRECT outputs over a window of at least
+ * CPU_NARROW_MIN_K values) skip im2col forward and for the weight gradient: they sum each pixel's
+ * window directly, vectorised over cin in CPU_LANES independent partial sums. */
+#define CPU_NARROW_DIRECT 4
+#define CPU_NARROW_MIN_K 256
+#define CPU_LANES 16
+static inline int cpu_conv_is_narrow(int cout, size_t k)
+{
+    return cout <= CPU_NARROW_DIRECT && k >= CPU_NARROW_MIN_K;
+}
+/* wt: [taps, cout, cin] (malloc'd) from w: [taps, cin, cout] */
+float *cpu_narrow_weights(const float *w, int taps, int cin, int cout);
+
 /* y: [rows, c] in place: y = act(y + b) (b: [c], may be NULL). The GEMM epilogue. */
 void cpu_bias_act(float *y, const float *b, size_t rows, size_t c, nn_act act, float alpha);
 

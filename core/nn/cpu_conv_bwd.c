@@ -491,6 +491,99 @@ static void bf_task(void *ctx, int task, int worker)
     }
 }
 
+/* ---- conv2d, weight gradient of the narrow layers ---------------------------------------
+ * The RGB output layers (cpu_conv_is_narrow) skip im2col here too: each task owns a range of
+ * output rows and a partial [taps, cout, cin] (dw's layout transposed, so the inner loop over cin
+ * is contiguous and vectorises), adds x window * dy for each of its pixels, and the partials are
+ * summed in task order. The task count is fixed, so the bits do not depend on the threads. */
+#define NARROW_BF_TASKS 16
+
+typedef struct nbf_job {
+    float *part; /* [tasks, taps, cout, cin] */
+    const float *x, *dy;
+    const nn_conv_desc *d;
+    int h, w_in, cin, oh, ow, cout;
+    size_t rows, total, part_n; /* output rows per task and in all; floats per partial */
+} nbf_job;
+
+static inline __attribute__((always_inline)) void nbf_row(float *restrict part, const nbf_job *j,
+                                                          size_t r, const int cout)
+{
+    const nn_conv_desc *d = j->d;
+    const int cin = j->cin, kw = d->kw;
+    const size_t n = r / (size_t)j->oh;
+    const int oy = (int)(r % (size_t)j->oh), iy0 = oy * d->sh - d->pad_t;
+    const int ky_lo = imax(0, -iy0), ky_hi = imin(d->kh, j->h - iy0);
+    for (int ox = 0; ox < j->ow; ox++) {
+        const int ix0 = ox * d->sw - d->pad_l;
+        const int kx_lo = imax(0, -ix0), kx_hi = imin(kw, j->w_in - ix0);
+        const float *g = j->dy + (r * (size_t)j->ow + (size_t)ox) * cout;
+        for (int ky = ky_lo; ky < ky_hi; ky++)
+            for (int kx = kx_lo; kx < kx_hi; kx++) {
+                const float *restrict xp =
+                    j->x + ((n * j->h + (size_t)(iy0 + ky)) * j->w_in + (size_t)(ix0 + kx)) * cin;
+                float *restrict pp = part + (size_t)(ky * kw + kx) * cout * cin;
+                for (int c = 0; c < cout; c++) {
+                    const float gc = g[c];
+                    float *restrict pc = pp + (size_t)c * cin;
+                    for (int i = 0; i < cin; i++) pc[i] += xp[i] * gc;
+                }
+            }
+    }
+}
+
+CPU_CLONES static void nbf_rows(float *part, const nbf_job *j, size_t r0, size_t r1)
+{
+    for (size_t r = r0; r < r1; r++) switch (j->cout) { /* constant widths unroll the c loop */
+        case 1: nbf_row(part, j, r, 1); break;
+        case 2: nbf_row(part, j, r, 2); break;
+        case 3: nbf_row(part, j, r, 3); break;
+        default: nbf_row(part, j, r, 4); break;
+        }
+}
+
+static void nbf_task(void *ctx, int task, int worker)
+{
+    const nbf_job *j = ctx;
+    float *part = j->part + (size_t)task * j->part_n;
+    memset(part, 0, j->part_n * sizeof(float));
+    size_t r0 = (size_t)task * j->rows;
+    nbf_rows(part, j, r0, zmin(r0 + j->rows, j->total));
+}
+
+static void conv2d_bwd_filter_narrow(float *dw, const nn_tensor *dy, const nn_tensor *x,
+                                     const nn_conv_desc *d, nn_accum mode)
+{
+    const int taps = d->kh * d->kw, cin = x->c, cout = dy->c;
+    nbf_job j = {.x = x->d,
+                 .dy = dy->d,
+                 .d = d,
+                 .h = x->h,
+                 .w_in = x->w,
+                 .cin = cin,
+                 .oh = dy->h,
+                 .ow = dy->w,
+                 .cout = cout,
+                 .total = (size_t)dy->n * dy->h,
+                 .part_n = (size_t)taps * cout * cin};
+    size_t tasks = zmin(NARROW_BF_TASKS, j.total ? j.total : 1);
+    j.rows = ceil_div(j.total, tasks);
+    tasks = j.total ? ceil_div(j.total, j.rows) : 1;
+    j.part = vs_malloc(tasks * j.part_n * sizeof(float));
+    cpu_pool_run(nbf_task, &j, (int)tasks);
+    float *sum = vs_malloc(j.part_n * sizeof(float)); /* [taps, cout, cin] */
+    reduce_parts(sum, j.part, j.part_n, tasks, NN_OVERWRITE);
+    for (int t = 0; t < taps; t++)
+        for (int ci = 0; ci < cin; ci++)
+            for (int c = 0; c < cout; c++) {
+                float v = sum[((size_t)t * cout + c) * cin + ci];
+                float *o = &dw[((size_t)t * cin + ci) * cout + c];
+                *o = mode == NN_ACCUMULATE ? *o + v : v;
+            }
+    free(sum);
+    free(j.part);
+}
+
 /* dw: [kh, kw, cin, cout], db: [cout] or NULL (=, or +=) <- dy: [n, oh, ow, cout], x: [n, h, w,
  * cin] */
 void cpu_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
@@ -514,6 +607,10 @@ void cpu_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_t
     };
     if (db) cpu_colsum(db, dy->d, j.m, (size_t)j.cout, mode);
     if (j.k == 0 || j.cout == 0) return;
+    if (cpu_conv_is_narrow(j.cout, j.k)) {
+        conv2d_bwd_filter_narrow(dw, dy, x, d, mode);
+        return;
+    }
     j.direct = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->pad_t == 0 &&
                d->pad_l == 0 && d->pad_b == 0 && d->pad_r == 0;
     j.narrow = j.cout < NARROW_COUT;
