@@ -31,17 +31,44 @@ have_pc = $(shell pkg-config --exists $(1) 2>/dev/null && echo 1)
 $(foreach p,$(REQUIRED_PC) $(OPTIONAL_PC),$(eval HAVE_$(p) := $(call have_pc,$(p))))
 MISSING := $(strip $(foreach p,$(REQUIRED_PC),$(if $(HAVE_$(p)),,$(p))))
 
+# ---- CUDA: nvcc, cuDNN and cuBLAS; without all three the CUDA backend is cuda/none.c ------------
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 ifeq ($(CUDA),0)
 NVCC :=
 endif
+ifeq ($(SAN),1)
+NVCC := # the CUDA runtime and ASan's shadow memory do not mix; the sanitiser build is CPU-only
+endif
+ifneq ($(NVCC),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+first_with = $(firstword $(foreach d,$(2),$(if $(wildcard $(d)/$(1)),$(d))))
+LIBDIRS     := $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu
+CUDNN_INC   := $(call first_with,cudnn.h,$(CUDA_HOME)/include /usr/include /usr/include/x86_64-linux-gnu)
+CUDNN_LIB   := $(call first_with,libcudnn.so,$(LIBDIRS))
+CUBLAS_LIB  := $(call first_with,libcublasLt.so,$(LIBDIRS))
+CUDART_LIB  := $(call first_with,libcudart_static.a,$(LIBDIRS))
+HAVE_CUDA   := $(if $(and $(CUDNN_INC),$(CUDNN_LIB),$(CUBLAS_LIB),$(CUDART_LIB)),1)
+endif
+# every architecture this nvcc supports, as machine code, plus PTX of the newest for later cards
+GPU_ARCH ?= $(if $(HAVE_CUDA),$(shell $(NVCC) --list-gpu-arch 2>/dev/null | sed 's/compute_//' | sort -n | tr '\n' ' '))
+GPU_PTX  := $(lastword $(GPU_ARCH))
+NVCC_ARCH := $(foreach a,$(GPU_ARCH),-gencode arch=compute_$(a),code=sm_$(a)) \
+             -gencode arch=compute_$(GPU_PTX),code=compute_$(GPU_PTX)
+NVCCFLAGS ?= -O3 -g
+ALL_NVCCFLAGS = -std=c++17 $(NVCC_ARCH) $(NVCCFLAGS) -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-Wno-missing-field-initializers,-Wno-format-truncation \
+                $(if $(filter 1,$(WERROR)),-Werror all-warnings) -I$(CUDNN_INC) $(CPPFLAGS)
+# static cudart; cuBLAS(Lt) and cuDNN from where they were found (rpath), nothing else
+comma := ,
+CUDA_LIBS := $(if $(HAVE_CUDA),$(sort -L$(CUDART_LIB) -L$(CUBLAS_LIB) -L$(CUDNN_LIB)) \
+             $(sort -Wl$(comma)-rpath$(comma)$(CUBLAS_LIB) -Wl$(comma)-rpath$(comma)$(CUDNN_LIB)) \
+             -lcudnn -lcublasLt -lcublas -lcudart_static -ldl -lrt -lstdc++)
 
 ifeq ($(MAKELEVEL),0)
 ifneq ($(filter-out deps help clean distclean models,$(or $(MAKECMDGOALS),all)),)
 $(info visage $(VERSION) dependencies:)
 $(foreach p,$(REQUIRED_PC),$(info $(if $(HAVE_$(p)),  ✓,  ✗) $(p)$(if $(HAVE_$(p)),, (required: make deps))))
 $(foreach p,$(OPTIONAL_PC),$(info $(if $(HAVE_$(p)),  ✓,  ✗) $(p) (optional, for the workbench)))
-$(info $(if $(NVCC),  ✓ CUDA ($(NVCC)),  ✗ CUDA (optional: CPU backend only)))
+$(info $(if $(HAVE_CUDA),  ✓ CUDA ($(NVCC); cuDNN $(CUDNN_LIB); sm $(GPU_ARCH)),  ✗ CUDA$(if $(NVCC), (nvcc found but $(if $(CUDNN_INC),,cudnn.h )$(if $(CUDNN_LIB),,libcudnn )$(if $(CUBLAS_LIB),,libcublasLt )missing),) (optional: CPU backend only)))
 endif
 endif
 
@@ -56,11 +83,17 @@ endif
 
 PC_LIBS  := $(REQUIRED_PC)
 DEP_CFLAGS := $(if $(MISSING),,$(shell pkg-config --cflags $(PC_LIBS)))
-DEP_LIBS   := $(if $(MISSING),,$(shell pkg-config --libs $(PC_LIBS))) -lm -lpthread
+DEP_LIBS   := $(if $(MISSING),,$(shell pkg-config --libs $(PC_LIBS))) $(CUDA_LIBS) -lm -lpthread
 
 # ---- sources ----------------------------------------------------------------------------------
 CORE_SRC := $(wildcard core/*.c core/nn/*.c core/arch/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+ifeq ($(HAVE_CUDA),1)
+CUDA_SRC := $(wildcard cuda/*.cu)
+CORE_OBJ += $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+else
+CORE_OBJ += $(BUILD)/cuda/none.o
+endif
 TUI_SRC  := $(wildcard tui/*.c)
 TUI_OBJ  := $(TUI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -68,7 +101,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libvisage.a
 BIN      := $(BUILD)/visage
 
-.PHONY: all check-deps deps models demo test test-unit test-san help install clean distclean bench
+.PHONY: all check-deps deps models demo test test-gpu test-unit test-san help install clean distclean bench
 all: check-deps $(BIN) $(TEST_BIN)
 
 check-deps:
@@ -81,6 +114,11 @@ $(BUILD)/%.o: %.c
 	$(say) CC $<
 	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -MMD -MP -c -o $@ $<
 
+$(BUILD)/%.o: %.cu $(wildcard cuda/*.cuh) core/nn/backend.h
+	@mkdir -p $(dir $@)
+	$(say) NVCC $<
+	$(Q)$(NVCC) $(ALL_NVCCFLAGS) -Icore -c -o $@ $<
+
 $(LIB): $(CORE_OBJ)
 	@rm -f $@
 	$(say) AR $@
@@ -91,10 +129,27 @@ $(BIN): $(TUI_OBJ) $(LIB)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TUI_OBJ) $(LIB) $(DEP_LIBS)
 	@[ "$(SAN)" = 1 ] || ln -sf $(BUILD)/visage visage
 
-$(BUILD)/tests/%: tests/%.c tests/check.h $(LIB)
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB)
 	@mkdir -p $(dir $@)
 	$(say) LINK $@
 	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+# GPU tests and benchmarks (tests/test_cuda_*.c, bench/*_gpu.c) link libc, libm, pthreads, a static
+# OpenBLAS (for their CPU twins) and the CUDA libraries only, so that they run on a GPU machine
+# that has none of the media libraries; they use no media code.
+OPENBLAS_A := $(firstword $(wildcard /usr/lib/$(shell uname -m)-linux-gnu/openblas-pthread/libopenblas.a))
+GPU_LIBS   := $(if $(OPENBLAS_A),$(OPENBLAS_A),-lopenblas) $(CUDA_LIBS) -lm -lpthread
+GPU_TEST_BIN := $(filter $(BUILD)/tests/test_cuda_%,$(TEST_BIN))
+GPU_BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*_gpu.c))
+$(GPU_BENCH_BIN): $(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LIB) $(GPU_LIBS)
+
+$(GPU_TEST_BIN): $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB)
+	@mkdir -p $(dir $@)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LIB) $(GPU_LIBS)
 
 -include $(CORE_OBJ:.o=.d) $(TUI_OBJ:.o=.d)
 
@@ -113,6 +168,12 @@ test:
 	@$(MAKE) --no-print-directory WERROR=1 SAN=1 all
 	@sh tests/run.sh $(BUILD) build-san
 
+# the GPU tests alone (each CUDA operation against its CPU twin, whole training steps, graphs,
+# resuming across devices); they print what they measured
+test-gpu:
+	@$(MAKE) --no-print-directory WERROR=1 $(GPU_TEST_BIN)
+	@sh tests/run.sh --gpu $(BUILD)
+
 demo:
 	@sh deps/install.sh
 	@sh deps/models.sh
@@ -128,6 +189,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 bench: all $(BENCH_BIN)
 	@sh bench/extract.sh
 	@sh bench/train_cpu.sh
+	@sh bench/train_gpu.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
@@ -144,6 +206,7 @@ help:
 	@echo "make models   fetch the face-network weights (npm pack @vladmandic/face-api, sha256 checked)"
 	@echo "make demo     deps + models + build, then extract the faces of the sample photos"
 	@echo "make test     deps + models + build, then every test (also under ASan/UBSan)"
+	@echo "make test-gpu the GPU tests alone (CUDA against the CPU; skipped without a GPU)"
 	@echo "make bench    extraction speed benchmark (results go to BENCHMARKS.md by hand)"
 	@echo "make install  PREFIX=$(PREFIX)"
 

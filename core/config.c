@@ -23,6 +23,9 @@ const cfg_option cfg_options[] = {
         models),
     OPT("general", "threads", CFG_INT, 0, 256, "0", NULL, "CPU threads to use, 0 = all cores",
         threads),
+    OPT("general", "device", CFG_STRING, 0, 0, "auto", NULL,
+        "where networks run: auto (the first GPU if there is one, else the CPU), cpu, or cuda:N",
+        device),
 
     OPT("extract", "every", CFG_INT, 1, 100000, "1", NULL, "use every Nth frame of a video", every),
     OPT("extract", "min_size", CFG_INT, 0, 10000, "0", NULL,
@@ -60,6 +63,9 @@ const cfg_option cfg_options[] = {
         "percent of the aligned face the model sees, centred (new models)", coverage),
     OPT("train", "centering", CFG_CHOICE, 0, 0, "face", "face|head|legacy",
         "framing of the faces the model trains on (new models)", train_centering),
+    OPT("train", "precision", CFG_CHOICE, 0, 0, "auto", "auto|fp32|tf32",
+        "GPU arithmetic: auto (tf32 on Ampere and newer, else fp32), fp32, or tf32 (tensor cores)",
+        precision),
     OPT("train", "batch", CFG_INT, 1, 4096, "16", NULL, "faces per side in one iteration", batch),
     OPT("train", "iterations", CFG_INT, 0, 2000000000, "0", NULL,
         "stop after this iteration, 0 = train until stopped", iterations),
@@ -106,6 +112,7 @@ const int cfg_n_options = (int)(sizeof cfg_options / sizeof cfg_options[0]);
 static size_t field_capacity(const cfg_option *o)
 {
     if (o->offset == offsetof(vs_config, models)) return sizeof((vs_config *)0)->models;
+    if (o->offset == offsetof(vs_config, device)) return sizeof((vs_config *)0)->device;
     if (o->type == CFG_CHOICE) return CFG_CHOICE_LEN;
     VS_CHECK(!"string option without a known field size");
 }

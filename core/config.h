@@ -29,6 +29,7 @@ typedef struct vs_config {
     /* [general] */
     char models[1024]; /* folder of the face-network weights; "" = search the usual places */
     int threads;       /* CPU threads, 0 = all */
+    char device[64];   /* auto | cpu | cuda:N */
     /* [extract] */
     int every;           /* every Nth frame of a video */
     int min_size;        /* smallest face kept, pixels (box side) */
@@ -47,6 +48,7 @@ typedef struct vs_config {
     float coverage;                       /* percent of the aligned face the model sees */
     char train_centering[CFG_CHOICE_LEN]; /* face | head | legacy */
     /* [train]: the run */
+    char precision[CFG_CHOICE_LEN]; /* auto | fp32 | tf32 */
     int batch;
     int iterations;     /* stop at this iteration, 0 = train until stopped */
     int save_every;     /* iterations between saves */

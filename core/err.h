@@ -18,7 +18,12 @@ int vs_fail(vs_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Prefixes the message already in e with "prefix: " (used to add context on the way up). */
 int vs_failctx(vs_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-_Noreturn void vs_bug(const char *stmt, const char *func, const char *file, int line);
+#ifdef __cplusplus /* the CUDA backend includes this from C++ */
+[[noreturn]]
+#else
+_Noreturn
+#endif
+void vs_bug(const char *stmt, const char *func, const char *file, int line);
 
 /* Hooks run before a bug aborts (restore the terminal, remove temporary files). */
 void vs_on_bug(void (*hook)(void));

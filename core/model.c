@@ -241,14 +241,9 @@ int model_create(model **out, const char *arch, const mdl_options *o, const nn_b
     return model_create_arch(out, a, o, be, seed, e);
 }
 
-int model_create_arch(model **out, const mdl_arch *a, const mdl_options *o, const nn_backend *be,
-                      uint64_t seed, vs_err *e)
+/* The layer lists and the parameter directory of a on be, nothing allocated on the backend. */
+static model *build(const mdl_arch *a, const mdl_options *o, const nn_backend *be)
 {
-    *out = NULL;
-    if (o->shrink < 1 || o->shrink > 64)
-        return vs_fail(e, "model width divisor %d is out of range (1-64)", o->shrink);
-    if (!(o->coverage >= 0.5f && o->coverage <= 1.0f))
-        return vs_fail(e, "coverage %g is out of range (0.5-1)", (double)o->coverage);
     model *m = vs_calloc(1, sizeof *m);
     m->arch = a;
     m->opt = *o;
@@ -258,6 +253,81 @@ int model_create_arch(model **out, const mdl_arch *a, const mdl_options *o, cons
     register_params(m, &m->dec[0]);
     register_params(m, &m->dec[1]);
     VS_CHECK(m->dec[0].face_out >= 0 && m->dec[1].face_out >= 0);
+    return m;
+}
+
+static int check_options(const mdl_options *o, vs_err *e)
+{
+    if (o->shrink < 1 || o->shrink > 64)
+        return vs_fail(e, "model width divisor %d is out of range (1-64)", o->shrink);
+    if (!(o->coverage >= 0.5f && o->coverage <= 1.0f))
+        return vs_fail(e, "coverage %g is out of range (0.5-1)", (double)o->coverage);
+    return 0;
+}
+
+/* floats of the activations and their gradients of net n at batch b, and the largest input of
+ * a convolution whose padding is asymmetric (padded), and the largest convolution kernel */
+static size_t net_floats(const mdl_net *n, size_t b, size_t *pad_max, size_t *kernel_max)
+{
+    size_t f = 0;
+    for (int i = 0; i < n->n_layers; i++) {
+        const mdl_layer *l = &n->layers[i];
+        f += 2 * b * (size_t)l->h * l->w * l->c;
+        if (l->op != MDL_CONV) continue;
+        const nn_conv_desc *d = &l->cd;
+        size_t padded = b * (size_t)(l->ih + d->pad_t + d->pad_b) * (l->iw + d->pad_l + d->pad_r) *
+                        (size_t)l->ic;
+        if (padded > *pad_max) *pad_max = padded;
+        size_t k = (size_t)l->k * l->k * l->ic * l->filters;
+        if (k > *kernel_max) *kernel_max = k;
+    }
+    return f;
+}
+
+int model_plan(mdl_plan *p, const mdl_arch *a, const mdl_options *o, int n, vs_err *e)
+{
+    memset(p, 0, sizeof *p);
+    if (check_options(o, e)) return -1;
+    model *m = build(a, o, nn_cpu_backend());
+    const size_t S = (size_t)a->input_size, b = (size_t)n;
+    size_t pad_max = 0, kernel_max = 0;
+    size_t act = net_floats(&m->enc, 2 * b, &pad_max, &kernel_max) +
+                 net_floats(&m->dec[0], b, &pad_max, &kernel_max) +
+                 net_floats(&m->dec[1], b, &pad_max, &kernel_max);
+    p->params = 4 * m->n_floats * sizeof(float);
+    /* the step's inputs, targets and masks, then the activations and gradients */
+    p->batch = (4 * b * S * S * 3 + 6 * b * S * S + act) * sizeof(float);
+    /* scratch, each grown by a quarter when it grows: two padded inputs, the transposed kernel,
+     * the SSIM maps (7 per pixel and channel at most) */
+    p->scratch = (size_t)(1.25 * (double)((2 * pad_max + kernel_max + 7 * b * S * S * 3) *
+                                          sizeof(float))) +
+                 (size_t)(1.25 * (double)NN_GPU_WORKSPACE_MAX) + /* the convolutions' */
+                 (64u << 20); /* partial sums, cuBLAS's workspace */
+    p->total = p->params + p->batch + p->scratch;
+    model_free(m);
+    return 0;
+}
+
+int model_plan_largest_batch(const mdl_arch *a, const mdl_options *o, size_t bytes, int most)
+{
+    int lo = 0, hi = most; /* plan(lo) fits (0 vacuously), find the largest */
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        mdl_plan p;
+        if (model_plan(&p, a, o, mid, NULL) || p.total > bytes)
+            hi = mid - 1;
+        else
+            lo = mid;
+    }
+    return lo;
+}
+
+int model_create_arch(model **out, const mdl_arch *a, const mdl_options *o, const nn_backend *be,
+                      uint64_t seed, vs_err *e)
+{
+    *out = NULL;
+    if (check_options(o, e)) return -1;
+    model *m = build(a, o, be);
     m->p = be->alloc(m->n_floats);
     m->g = be->alloc(m->n_floats);
     m->m = be->alloc(m->n_floats);

@@ -105,6 +105,19 @@ int model_create_arch(model **out, const mdl_arch *a, const mdl_options *o, cons
                       uint64_t seed, vs_err *e);
 void model_free(model *m);
 
+/* The memory a training step needs, in bytes: parameters with their gradients and both Adam
+ * moments; per batch the inputs, targets, masks, every activation and its gradient; and the
+ * backends' scratch (padded inputs, transposed kernels, loss maps), the GPU's convolution
+ * workspace aside (cuda/ caps that). An upper bound: what the trainer checks against the card's
+ * free memory before it starts. */
+typedef struct mdl_plan {
+    size_t params, batch, scratch, total;
+} mdl_plan;
+
+int model_plan(mdl_plan *p, const mdl_arch *a, const mdl_options *o, int n_per_side, vs_err *e);
+/* The largest batch (faces per side, at most `most`) whose plan fits in `bytes`; 0 if none. */
+int model_plan_largest_batch(const mdl_arch *a, const mdl_options *o, size_t bytes, int most);
+
 /* Parameters of the face outputs only (what Faceswap's summary counts with learn_mask off). */
 size_t model_param_count(const model *m);
 

@@ -16,6 +16,8 @@
 #include "ckpt.h"
 #include "fsutil.h"
 #include "image.h"
+#include "model_state.h"
+#include "step.h"
 #include "train.h"
 
 #define CKPT_FORMAT "visage-model-1"
@@ -38,9 +40,7 @@ typedef struct trainer {
     float *in_host;        /* [2n, S, S, 3] augmented inputs, A then B */
     float *tgt_host[2];    /* [n, S, S, 3] */
     float *mask_host[2][3];
-    nn_tensor x, tgt[2]; /* backend copies */
-    float *mask[2][3];
-    float *loss_dev; /* [2] backend scalars */
+    step step; /* the batch in backend memory and the step's state */
     char *log;       /* loss rows since the last save */
     size_t log_len, log_cap;
     long rollback_at; /* iteration of the last rollback, -1 none */
@@ -142,26 +142,6 @@ static void kv_add(kv_buf *b, const char *key, const char *fmt, ...)
     b->n++;
 }
 
-static const char *adam_names[2] = {"adam_m.", "adam_v."};
-
-/* The tensor list of a checkpoint: every parameter, then its Adam m and v. Names are kept in
- * names (3 x n_params x 64). */
-static int ckpt_tensors(ckpt_tensor *t, char (*names)[72], const model *m, const float *p,
-                        const float *mm, const float *v)
-{
-    int k = 0;
-    for (int a = 0; a < 3; a++)
-        for (int i = 0; i < m->n_params; i++) {
-            const mdl_param *q = &m->params[i];
-            snprintf(names[k], 72, "%s%s", a ? adam_names[a - 1] : "", q->name);
-            const float *base = a == 0 ? p : a == 1 ? mm : v;
-            t[k] = (ckpt_tensor){.name = names[k], .ndim = q->ndim, .data = base + q->offset};
-            memcpy(t[k].shape, q->shape, sizeof q->shape);
-            k++;
-        }
-    return k;
-}
-
 static int host_is_backend(const nn_backend *be)
 {
     return be == nn_cpu_backend();
@@ -205,18 +185,10 @@ static int save(trainer *t, vs_err *e)
     kv_add(&kv, "backend", "%s", t->be->name);
     kv_add(&kv, "visage_version", "%s", VISAGE_VERSION);
 
-    float *host = NULL;
-    const float *p = m->p, *mm = m->m, *v = m->v;
-    if (!host_is_backend(t->be)) {
-        host = vs_malloc(3 * m->n_floats * sizeof(float));
-        t->be->copy_out(host, m->p, m->n_floats);
-        t->be->copy_out(host + m->n_floats, m->m, m->n_floats);
-        t->be->copy_out(host + 2 * m->n_floats, m->v, m->n_floats);
-        p = host, mm = host + m->n_floats, v = host + 2 * m->n_floats;
-    }
-    ckpt_tensor *tens = vs_malloc(sizeof(ckpt_tensor) * 3 * (size_t)m->n_params);
-    char(*names)[72] = vs_malloc(72 * 3 * (size_t)m->n_params);
-    int nt = ckpt_tensors(tens, names, m, p, mm, v);
+    ckpt_tensor *tens;
+    char(*names)[MDL_STATE_NAME];
+    float *host;
+    int nt = model_state_tensors(&tens, &names, &host, m);
     ckpt_snapshot snap =
         t->o->snapshot_every > 0 && t->iteration > 0 && t->iteration % t->o->snapshot_every == 0
             ? CKPT_SNAPSHOT
@@ -283,22 +255,7 @@ static int load_state(trainer *t, const ckpt *c, const char *path, vs_err *e)
     t->seed = strtoull(ckpt_get(c, "seed"), NULL, 10);
     const char *tr = ckpt_get(c, "trained_seconds");
     t->trained_before = tr ? atof(tr) : 0.0;
-    float *host = host_is_backend(t->be) ? NULL : vs_malloc(m->n_floats * sizeof(float));
-    float *arenas[3] = {m->p, m->m, m->v};
-    char name[72];
-    for (int a = 0; a < 3; a++) {
-        float *dst = host ? host : arenas[a];
-        for (int i = 0; i < m->n_params; i++) {
-            const mdl_param *q = &m->params[i];
-            snprintf(name, sizeof name, "%s%s", a ? adam_names[a - 1] : "", q->name);
-            if (ckpt_read(c, name, dst + q->offset, q->ndim, q->shape, e)) {
-                free(host);
-                return -1;
-            }
-        }
-        if (host) t->be->copy_in(arenas[a], host, m->n_floats);
-    }
-    free(host);
+    if (model_state_read(m, c, e)) return -1;
     t->iteration = it;
     m->adam_t = adam_t;
     return 0;
@@ -326,6 +283,44 @@ static int ckpt_options(mdl_options *o, const char **arch, const ckpt *c, const 
     o->lowmem = (int)lowmem, o->learn_mask = (int)mask, o->shrink = (int)shrink;
     o->coverage = (float)atof(cov);
     return 0;
+}
+
+static double gib(size_t bytes)
+{
+    return (double)bytes / (1u << 30);
+}
+
+/* On the GPU: says how much memory the model and batch will take, and refuses, naming the
+ * largest batch that fits, when that is more than the card has free (less a reserve for the
+ * libraries' own allocations), rather than failing mid-run. */
+static int check_memory(trainer *t, const char *arch, const mdl_options *mo, vs_err *e)
+{
+    nn_gpu_info gi;
+    if (host_is_backend(t->be) || nn_cuda_device_info(&gi, nn_cuda_device())) return 0;
+    const mdl_arch *a = model_arch_find(arch);
+    mdl_plan p;
+    if (!a || model_plan(&p, a, mo, t->n, e)) return a ? -1 : 0;
+    const size_t reserve = gi.mem_total / 32 + ((size_t)256 << 20);
+    const size_t usable = gi.mem_free > reserve ? gi.mem_free - reserve : 0;
+    if (p.total <= usable) {
+        event(t, EVENT_INFO,
+              "GPU memory: %.2f GiB planned (weights and optimiser %.2f, batch %.2f, scratch "
+              "%.2f) of %.1f GiB free on %s",
+              gib(p.total), gib(p.params), gib(p.batch), gib(p.scratch), gib(gi.mem_free),
+              gi.name);
+        return 0;
+    }
+    int fits = model_plan_largest_batch(a, mo, usable, t->n - 1);
+    if (fits == 0)
+        return vs_fail(e,
+                       "the %s model needs %.1f GiB of GPU memory at batch 1 and %s has %.1f GiB "
+                       "free (%.1f usable): train it on the CPU (--device cpu) or a larger card",
+                       arch, gib(model_plan(&p, a, mo, 1, NULL) ? 0 : p.total), gi.name,
+                       gib(gi.mem_free), gib(usable));
+    return vs_fail(e,
+                   "the %s model at batch %d needs %.1f GiB of GPU memory and %s has %.1f GiB "
+                   "free (%.1f usable): the largest batch that fits is %d (--batch %d)",
+                   arch, t->n, gib(p.total), gi.name, gib(gi.mem_free), gib(usable), fits, fits);
 }
 
 /* Opens the model folder: resumes its checkpoint, or creates a new model where there is none.
@@ -362,6 +357,7 @@ static int open_model(trainer *t, vs_err *e)
                          "architecture is fixed when it is created: use another folder for a new "
                          "model)",
                          t->ckpt, arch, o->arch);
+        if (!rc) rc = check_memory(t, arch, &mo, e);
         if (!rc) rc = model_create(&t->m, arch, &mo, t->be, 1, e);
         if (!rc) rc = load_state(t, c, t->ckpt, e);
         ckpt_close(c);
@@ -380,7 +376,7 @@ static int open_model(trainer *t, vs_err *e)
         free(bk);
         return -1;
     }
-    if (fs_mkdirs(o->model_dir, e)) return -1;
+    if (check_memory(t, o->arch, &o->mopt, e) || fs_mkdirs(o->model_dir, e)) return -1;
     t->seed = o->seed ? o->seed : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
     if (model_create(&t->m, o->arch, &o->mopt, t->be, t->seed, e)) return -1;
     t->iteration = 0;
@@ -438,38 +434,26 @@ static int write_preview(trainer *t, vs_err *e)
 
 /* ---- one iteration ------------------------------------------------------------------------- */
 
-static void alloc_batch(trainer *t)
+static void alloc_batch(trainer *t, const nn_adam *h)
 {
-    const nn_backend *be = t->be;
-    const int n = t->n, S = t->S;
-    const size_t per = (size_t)S * S * 3, px = (size_t)S * S;
+    const size_t per = (size_t)t->S * t->S * 3, px = (size_t)t->S * t->S;
+    const int n = t->n;
     t->in_host = vs_malloc(2 * n * per * sizeof(float));
-    t->x = (nn_tensor){be->alloc(2 * n * per), 2 * n, S, S, 3};
     for (int s = 0; s < 2; s++) {
         t->tgt_host[s] = vs_malloc(n * per * sizeof(float));
-        t->tgt[s] = (nn_tensor){be->alloc(n * per), n, S, S, 3};
-        for (int k = 0; k < 3; k++) {
-            t->mask_host[s][k] = vs_malloc(n * px * sizeof(float));
-            t->mask[s][k] = be->alloc(n * px);
-        }
+        for (int k = 0; k < 3; k++) t->mask_host[s][k] = vs_malloc(n * px * sizeof(float));
     }
-    t->loss_dev = be->alloc(2);
+    step_init(&t->step, t->m, n, &t->o->loss, h);
 }
 
 static void free_batch(trainer *t)
 {
-    const nn_backend *be = t->be;
     free(t->in_host);
-    if (t->x.d) be->free(t->x.d);
     for (int s = 0; s < 2; s++) {
         free(t->tgt_host[s]);
-        if (t->tgt[s].d) be->free(t->tgt[s].d);
-        for (int k = 0; k < 3; k++) {
-            free(t->mask_host[s][k]);
-            if (t->mask[s][k]) be->free(t->mask[s][k]);
-        }
+        for (int k = 0; k < 3; k++) free(t->mask_host[s][k]);
     }
-    if (t->loss_dev) be->free(t->loss_dev);
+    step_free(&t->step);
 }
 
 /* Augments the next batch of both sides at the current iteration and moves it to the backend. */
@@ -488,39 +472,22 @@ static void next_batch(trainer *t)
             .mask_mouth = t->mask_host[s][2],
         };
         augment_batch(&out, &t->fs[s], idx, n, &t->o->aug, t->seed, t->iteration, s);
-        t->be->copy_in(t->tgt[s].d, t->tgt_host[s], n * per);
-        for (int k = 0; k < 3; k++) t->be->copy_in(t->mask[s][k], t->mask_host[s][k], n * px);
+        t->be->copy_in(t->step.tgt[s].d, t->tgt_host[s], n * per);
+        for (int k = 0; k < 3; k++)
+            t->be->copy_in(t->step.mask[s][k], t->mask_host[s][k], n * px);
     }
-    t->be->copy_in(t->x.d, t->in_host, 2 * n * per);
+    t->be->copy_in(t->step.x.d, t->in_host, 2 * n * per);
     free(idx);
 }
 
-/* Forward, loss, backward. Returns 1 when the loss and every gradient are finite. */
-static int step_gradients(trainer *t, double loss[2])
+/* One step on the batch in place (step.c); the tests' hook poisons a gradient at the listed
+ * iterations. Returns 1 when the step was finite and applied. */
+static int train_step(trainer *t, double loss[2])
 {
-    const nn_backend *be = t->be;
-    model *m = t->m;
-    model_forward(m, &t->x);
-    be->fill(t->loss_dev, 2, 0.0f);
-    for (int s = 0; s < 2; s++) {
-        const mdl_net *d = &m->dec[s];
-        nn_tensor *g = model_output_grad(m, s, 0);
-        loss_face(be, g->d, t->loss_dev + s, &d->act[d->face_out], &t->tgt[s], t->mask[s][0],
-                  t->mask[s][1], t->mask[s][2], &t->o->loss);
-        nn_tensor *gm = model_output_grad(m, s, 1);
-        if (gm) loss_mask(be, gm->d, t->loss_dev + s, &d->act[d->mask_out], t->mask[s][0]);
-    }
-    model_backward(m);
+    int poison = 0;
     for (int i = 0; i < t->o->n_nan_at; i++)
-        if (!t->nan_used[i] && t->o->nan_at[i] == t->iteration + 1) {
-            t->nan_used[i] = 1;
-            float nan = NAN;
-            be->copy_in(m->g + m->params[0].offset, &nan, 1);
-        }
-    float lh[2];
-    be->copy_out(lh, t->loss_dev, 2);
-    loss[0] = lh[0], loss[1] = lh[1];
-    return isfinite(lh[0]) && isfinite(lh[1]) && be->all_finite(m->g, m->n_floats);
+        if (!t->nan_used[i] && t->o->nan_at[i] == t->iteration + 1) t->nan_used[i] = poison = 1;
+    return step_run(&t->step, loss, STEP_AUTO, poison);
 }
 
 /* Back to the last checkpoint after a non-finite step; stops (-1) if that checkpoint is the one
@@ -576,14 +543,14 @@ static int run(trainer *t, vs_err *e)
         if (faceset_load(&t->fs[s], dirs[s], &spec, e)) return -1;
         t->st.faces[s] = t->fs[s].n;
     }
-    alloc_batch(t);
+    nn_adam h = {.lr = o->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = o->eps};
+    alloc_batch(t, &h);
     t->st.start_iteration = t->iteration;
     t->st.iteration = t->iteration;
     t->st.target = o->iterations;
     t->st.saved_iteration = -1;
     if (!fs_exists(t->ckpt) && save(t, e)) return -1; /* iteration 0: the state to roll back to */
     t->st.phase = TRAIN_RUNNING;
-    nn_adam h = {.lr = o->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = o->eps};
     double rate_t = now_s();
     long rate_it = t->iteration;
     for (;;) {
@@ -592,12 +559,10 @@ static int run(trainer *t, vs_err *e)
         if (job_take_save(t->j) && save(t, e)) return -1;
         next_batch(t);
         double loss[2];
-        if (!step_gradients(t, loss)) {
+        if (!train_step(t, loss)) {
             if (rollback(t, loss, e)) return -1;
             continue;
         }
-        h.t = ++m->adam_t;
-        t->be->adam(m->p, m->m, m->v, m->g, m->n_floats, &h);
         t->iteration++;
         log_row(t, loss);
         t->st.iteration = t->iteration;
@@ -611,6 +576,10 @@ static int run(trainer *t, vs_err *e)
                 t->st.egs_s = 2.0 * t->n * t->st.it_s;
             }
             rate_t = tn, rate_it = t->iteration;
+            if (!host_is_backend(t->be)) {
+                t->st.gpu_mem = nn_cuda_mem_used();
+                t->st.gpu_mem_peak = nn_cuda_mem_peak();
+            }
         }
         if (t->iteration % o->save_every == 0) {
             if (save(t, e) || write_preview(t, e)) return -1;

@@ -56,6 +56,8 @@ typedef struct train_status {
     long target;          /* the iteration training stops at, 0 = none */
     double loss[2];       /* of the last iteration, sides A and B */
     double it_s, egs_s;   /* recent rate; EGs/s = 2 x batch x it/s */
+    size_t gpu_mem;       /* bytes of GPU memory in use (0 on the CPU) */
+    size_t gpu_mem_peak;  /* and the most so far */
     double elapsed;       /* seconds in this run */
     double trained;       /* seconds over the model's whole life */
     long saved_iteration; /* -1 before the first save of this run */

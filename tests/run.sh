@@ -1,5 +1,6 @@
 #!/bin/sh
-# run.sh BUILD SANBUILD: `make test`'s driver. Runs every BUILD/tests/test_* binary, then every
+# run.sh BUILD SANBUILD: `make test`'s driver; run.sh --gpu BUILD: `make test-gpu`'s, the GPU
+# tests (BUILD/tests/test_cuda_*, which say "skipped: no GPU" on a machine without one) alone. Runs every BUILD/tests/test_* binary, then every
 # tests/cli/*.sh script against BUILD/visage, then the bad-input script and the unit tests of the
 # parsers, geometry, kernels, checkpoints and augmentation again on the ASan+UBSan build. One
 # line per test (PASS/FAIL/SKIP and its time), the output of each failure, and a closing
@@ -9,6 +10,11 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 root=$(pwd)
 
+gpu_only=0
+if [ "${1:-}" = --gpu ]; then
+    gpu_only=1
+    shift
+fi
 build=${1:-build}
 sanbuild=${2:-build-san}
 # the cli scripts get an absolute path to the binary
@@ -81,6 +87,21 @@ run_test() {
 missing() {
     report "$1" FAIL 0 "$2"
 }
+
+if [ "$gpu_only" = 1 ]; then
+    echo "GPU tests ($build/tests):"
+    found=0
+    for t in "$build"/tests/test_cuda_*; do
+        [ -x "$t" ] || continue
+        found=1
+        run_test "${t##*/}" "$t"
+        if [ "$rc" -eq 0 ] && ! grep -q "^skipped:" "$out"; then grep -v "^ *$" "$out" | grep -v "checks passed$"; fi
+    done
+    [ "$found" = 1 ] || missing "GPU tests" "no $build/tests/test_cuda_* binaries: run 'make' first"
+    echo "tests: $passed passed, $failed failed, $skipped skipped"
+    [ "$failed" -eq 0 ]
+    exit
+fi
 
 echo "unit tests ($build/tests):"
 found=0

@@ -9,39 +9,7 @@
 #include "nn/backend.h"
 #include "rng.h"
 
-/* An architecture of the blocks the published two do not use, for the gradient check: a
- * separable conv, a residual block (conv, LeakyReLU 0.2, conv, add, LeakyReLU 0.2) whose input
- * feeds two layers, a pixel shuffle whose output feeds two layers, and a learned mask. */
-static void build_blocks(model *m)
-{
-    mdl_net *e = &m->enc;
-    mdl_net_begin(e, "encoder", 64, 64, 3);
-    int x = mdl_conv_block(e, -1, 8);
-    x = mdl_separable(e, x, "sep_0", 12, 3, 2, NN_ACT_LEAKY, 0.1f);
-    int r = mdl_conv(e, x, "res_0a", 12, 3, 1, NN_ACT_LEAKY, 0.2f);
-    r = mdl_conv(e, r, "res_0b", 12, 3, 1, NN_ACT_NONE, 0.0f);
-    x = mdl_add(e, r, x, "res_0", NN_ACT_LEAKY, 0.2f);
-    x = mdl_conv_block(e, x, 16);
-    x = mdl_dense(e, x, "dense_0", 1, 1, 32);
-    x = mdl_dense(e, x, "dense_1", 4, 4, 32);
-    mdl_upscale_block(e, x, 16);
-    for (int s = 0; s < 2; s++) {
-        mdl_net *d = &m->dec[s];
-        mdl_net_begin(d, s ? "decoder_b" : "decoder_a", 8, 8, 16);
-        int u = mdl_upscale_block(d, -1, 16);
-        int a = mdl_conv(d, u, "branch_a", 16, 3, 1, NN_ACT_LEAKY, 0.1f);
-        int b = mdl_conv(d, u, "branch_b", 16, 1, 1, NN_ACT_RELU, 0.0f);
-        int y = mdl_add(d, a, b, "join", NN_ACT_NONE, 0.0f);
-        y = mdl_upscale_block(d, y, 8);
-        y = mdl_upscale_block(d, y, 8);
-        d->face_out = mdl_conv_output(d, y, "face_out", 3);
-        int k = mdl_upscale_block(d, u, 4);
-        k = mdl_upscale_block(d, k, 4);
-        d->mask_out = mdl_conv_output(d, k, "mask_out", 1);
-    }
-}
-
-static const mdl_arch blocks_arch = {"blocks", "test", 64, 64, build_blocks};
+#include "blocks_arch.h"
 
 static model *make(const char *arch, int lowmem, int learn_mask, int shrink)
 {
@@ -259,11 +227,56 @@ static void gradcheck_model(const char *arch, int learn_mask, int shrink, nn_los
     model_free(m);
 }
 
+/* The memory plan: its parameter part is the arenas' size; every activation a step allocates
+ * is inside its batch part (the model's act/grad buffers after a step at batch n, counted here on
+ * the CPU); it grows with the batch; and the largest batch that fits a budget is exact. */
+static void test_plan(void)
+{
+    const mdl_arch *a = model_arch_find("original");
+    mdl_options o;
+    mdl_options_default(&o);
+    o.shrink = 8, o.learn_mask = 1;
+    model *m = make("original", 0, 1, 8);
+    const int n = 3;
+    mdl_plan p, p1, p2;
+    CHECK(model_plan(&p, a, &o, n, NULL) == 0);
+    CHECK(p.params == 4 * m->n_floats * sizeof(float));
+    /* a step, then the bytes of every activation and gradient buffer it left */
+    const int S = a->input_size;
+    nn_tensor x = nn_tensor_new(2 * n, S, S, 3);
+    for (size_t i = 0; i < nn_numel(&x); i++) x.d[i] = (float)check_urand();
+    model_forward(m, &x);
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < 2; k++) {
+            nn_tensor *g = model_output_grad(m, s, k);
+            for (size_t i = 0; g && i < nn_numel(g); i++) g->d[i] = check_frand() * 1e-3f;
+        }
+    model_backward(m);
+    size_t used = 0;
+    const mdl_net *nets[3] = {&m->enc, &m->dec[0], &m->dec[1]};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < nets[k]->n_layers; i++)
+            used += (nn_numel(&nets[k]->act[i]) + nn_numel(&nets[k]->grad[i])) * sizeof(float);
+    CHECKF(used <= p.batch, "a step used %zu bytes of activations, the plan says %zu", used,
+           p.batch);
+    CHECKF(used >= p.batch / 2, "the plan (%zu) is far above what a step uses (%zu)", p.batch,
+           used);
+    CHECK(model_plan(&p1, a, &o, 10, NULL) == 0 && model_plan(&p2, a, &o, 11, NULL) == 0);
+    CHECK(p2.total > p1.total && p1.total > p.total);
+    CHECK(model_plan_largest_batch(a, &o, p1.total, 1000) == 10);
+    CHECK(model_plan_largest_batch(a, &o, p1.total - 1, 1000) == 9);
+    CHECK(model_plan_largest_batch(a, &o, p1.total, 7) == 7);
+    CHECK(model_plan_largest_batch(a, &o, p.params, 1000) == 0);
+    nn_tensor_free(&x);
+    model_free(m);
+}
+
 int main(void)
 {
     nn_cpu_set_threads(0);
     test_param_counts();
     test_init();
+    test_plan();
     gradcheck_model("blocks", 1, 1, NN_LOSS_SSIM, 0);
     gradcheck_model("blocks", 1, 1, NN_LOSS_SSIM, 1);
     gradcheck_model("original", 1, 16, NN_LOSS_SSIM, 0);

@@ -612,6 +612,39 @@ static int cmd_config(cli *c, int argc, char **argv)
     return 0;
 }
 
+/* ---- gpus ---------------------------------------------------------------------------------- */
+
+static int cmd_gpus(cli *c, int argc, char **argv)
+{
+    (void)c;
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        printf("Usage: visage gpus\n"
+               "Lists the CUDA devices visage can train on (--device cuda:N): name, compute\n"
+               "capability, memory, and the driver's and this build's CUDA versions.\n");
+        return 0;
+    }
+    if (argc > 1) return usage_error("gpus", "unexpected argument '%s'", argv[1]);
+    const char *why = "";
+    int n = nn_cuda_device_count(&why);
+    if (n == 0) {
+        printf("no GPU: %s; visage runs on the CPU\n", why);
+        return 0;
+    }
+    for (int d = 0; d < n; d++) {
+        nn_gpu_info g;
+        if (nn_cuda_device_info(&g, d)) {
+            printf("cuda:%d  (cannot be queried)\n", d);
+            continue;
+        }
+        printf("cuda:%d  %s  compute %d.%d  %d SMs  %.1f GiB (%.1f free)  driver %d.%d  runtime "
+               "%d.%d\n",
+               d, g.name, g.major, g.minor, g.sms, (double)g.mem_total / (1 << 30),
+               (double)g.mem_free / (1 << 30), g.driver / 1000, g.driver % 1000 / 10,
+               g.runtime / 1000, g.runtime % 1000 / 10);
+    }
+    return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 static const struct command {
@@ -625,6 +658,7 @@ static const struct command {
     {"prune", cmd_prune, "remove deleted faces from the alignments files"},
     {"train", cmd_train, "train a face-swap model on two folders of faces"},
     {"model", cmd_model, "describe a model folder or checkpoint and check it is intact"},
+    {"gpus", cmd_gpus, "list the GPUs visage can train on"},
     {"config", cmd_config, "show or check the settings"},
 };
 

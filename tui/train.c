@@ -45,6 +45,8 @@ static void help_train(void)
            "      --shrink N          divide every layer's width by N: a small, fast model for\n"
            "                          trials and tests (new models; 1 = as published)\n"
            "      --seed N            seed of a new model (default: from the clock)\n"
+           "      --device DEV        auto (the first GPU, else the CPU), cpu, cuda:N\n"
+           "      --precision P       GPU arithmetic: auto, fp32, tf32\n"
            "      --threads N         CPU threads (0: all)\n"
            "  -q, --quiet             no status lines\n\n"
            "Ctrl-C or SIGTERM saves and stops; a second Ctrl-C stops without saving. SIGUSR1\n"
@@ -60,9 +62,11 @@ static void print_status(const train_status *st, int tty)
     if (st->target > 0) snprintf(target, sizeof target, "/%ld", st->target);
     char saved[48] = "";
     if (st->saved_iteration >= 0) snprintf(saved, sizeof saved, "  saved %ld", st->saved_iteration);
-    fprintf(stderr, "%siteration %ld%s  loss A %.5f B %.5f  %.2f it/s  %.0f EGs/s  %s%s%s",
+    char gpu[48] = "";
+    if (st->gpu_mem) snprintf(gpu, sizeof gpu, "  GPU %.1f GiB", (double)st->gpu_mem / (1 << 30));
+    fprintf(stderr, "%siteration %ld%s  loss A %.5f B %.5f  %.2f it/s  %.0f EGs/s%s  %s%s%s",
             tty ? "\r\033[K" : "", st->iteration, target, st->loss[0], st->loss[1], st->it_s,
-            st->egs_s, el, saved, tty ? "" : "\n");
+            st->egs_s, gpu, el, saved, tty ? "" : "\n");
     fflush(stderr);
 }
 
@@ -96,6 +100,8 @@ int cmd_train(cli *c, int argc, char **argv)
         O_SEED,
         O_THREADS,
         O_SHRINK,
+        O_DEVICE,
+        O_PRECISION,
     };
     static const struct option opts[] = {{"faces-a", required_argument, 0, 'A'},
                                          {"faces-b", required_argument, 0, 'B'},
@@ -111,6 +117,8 @@ int cmd_train(cli *c, int argc, char **argv)
                                          {"seed", required_argument, 0, O_SEED},
                                          {"threads", required_argument, 0, O_THREADS},
                                          {"shrink", required_argument, 0, O_SHRINK},
+                                         {"device", required_argument, 0, O_DEVICE},
+                                         {"precision", required_argument, 0, O_PRECISION},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -136,6 +144,8 @@ int cmd_train(cli *c, int argc, char **argv)
         case O_SNAP: key = "snapshot_every"; break;
         case O_KEEP: key = "keep_backups"; break;
         case O_THREADS: section = "general", key = "threads"; break;
+        case O_DEVICE: section = "general", key = "device"; break;
+        case O_PRECISION: key = "precision"; break;
         case O_SHRINK: {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -171,7 +181,17 @@ int cmd_train(cli *c, int argc, char **argv)
     to.arch_given = arch_given;
     to.seed = seed;
     to.mopt.shrink = shrink;
-    to.be = nn_cpu_backend();
+    nn_precision prec = NN_PREC_AUTO;
+    VS_CHECK(nn_parse_precision(&prec, c->cfg.precision) == 0); /* a CFG_CHOICE */
+    if (nn_backend_open(&to.be, c->cfg.device, prec, &e)) return fail("train", &e);
+    if (!quiet) {
+        nn_gpu_info gi;
+        if (to.be != nn_cpu_backend() && nn_cuda_device_info(&gi, nn_cuda_device()) == 0)
+            fprintf(stderr, "visage train: on the GPU: %s, %.0f GiB, %s\n", gi.name,
+                    (double)gi.mem_total / (1 << 30), nn_precision_name(nn_cuda_precision()));
+        else
+            fprintf(stderr, "visage train: on the CPU\n");
+    }
     const char *nan_at = getenv("VISAGE_TEST_NAN_AT"); /* tests: "12,14" */
     for (const char *p = nan_at; p && *p && to.n_nan_at < 4;) {
         to.nan_at[to.n_nan_at++] = strtol(p, (char **)&p, 10);

@@ -31,6 +31,9 @@ typedef struct nn_adam {
     long t;
 } nn_adam;
 
+/* lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), computed in double (t >= 1). */
+float nn_adam_step_size(const nn_adam *h);
+
 typedef enum nn_pad_mode {
     NN_PAD_VALID,
     NN_PAD_SAME, /* TensorFlow "same": extra padding goes bottom/right */
@@ -121,9 +124,74 @@ typedef struct nn_backend {
     /* 1 when every x[i] is finite (no NaN, no Inf). */
     int (*all_finite)(const float *x, size_t n);
     void (*fill)(float *x, size_t n, float value);
+
+    /* ---- one training step as one replayable graph ----------------------------------------
+     * The step's loss, finiteness and optimiser take their per-step values from backend memory
+     * (ctl), so the same recorded step serves every iteration:
+     * ctl[0] = lr_t, Adam's step size lr sqrt(1 - b2^t) / (1 - b1^t), written before each step;
+     * ctl[1] = 0, set to 1 by flag_nonfinite when a loss or gradient is NaN or Inf, in which
+     * case adam_ctl changes nothing. */
+    void (*flag_nonfinite)(float *flag, const float *x, size_t n);
+    void (*adam_ctl)(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
+                     const float *ctl);
+    /* Between capture_begin and capture_end, calls are recorded rather than run (nothing may
+     * allocate, find a new algorithm or copy to the host in between: an uncaptured step first
+     * sizes everything); graph_run replays the recording. NULL on the CPU, which runs each call
+     * at once. */
+    void (*capture_begin)(void);
+    void *(*capture_end)(void);
+    void (*graph_run)(void *graph);
+    void (*graph_free)(void *graph);
 } nn_backend;
 
 const nn_backend *nn_cpu_backend(void);
+
+/* ---- the CUDA backend (cuda/, the .cu files; a build without CUDA has cuda/none.c: no
+ * devices) --------------------------------------------------------------------------------- */
+
+/* Arithmetic of the GPU backend. FP32: IEEE fp32 everywhere (the tests' tight mode); TF32: fp32
+ * tensors, convolutions and GEMMs on tensor cores with 10-bit mantissas (Ampere and newer). */
+typedef enum nn_precision { NN_PREC_AUTO, NN_PREC_FP32, NN_PREC_TF32 } nn_precision;
+
+typedef struct nn_gpu_info {
+    char name[128];
+    int major, minor;           /* compute capability */
+    size_t mem_total, mem_free; /* bytes */
+    int sms;                    /* streaming multiprocessors */
+    int driver, runtime;        /* CUDA versions, 1000 * major + 10 * minor */
+} nn_gpu_info;
+
+/* The most device memory a convolution's workspace may take (faster algorithms that need more
+ * are passed over), so that memory can be planned. */
+#define NN_GPU_WORKSPACE_MAX ((size_t)256 << 20)
+
+/* Usable CUDA devices; 0 without CUDA, a driver or a card, with the reason in *why (may be
+ * NULL). */
+int nn_cuda_device_count(const char **why);
+/* 0, or -1 for a device that cannot be queried. */
+int nn_cuda_device_info(nn_gpu_info *out, int dev);
+/* The CUDA backend on device dev (one device per process) with the given arithmetic (AUTO: TF32
+ * where the card has it). Called again it switches the precision. NULL with a message when
+ * there is no such device or it cannot be initialised. */
+struct vs_err;
+const nn_backend *nn_cuda_backend(int dev, nn_precision prec, struct vs_err *e);
+/* The device the backend is open on, -1 before nn_cuda_backend. */
+int nn_cuda_device(void);
+/* The precision in use (after AUTO is resolved), and its name ("fp32", "tf32"). */
+nn_precision nn_cuda_precision(void);
+const char *nn_precision_name(nn_precision p);
+/* "auto" | "fp32" | "tf32" -> *p; -1 for anything else. */
+int nn_parse_precision(nn_precision *p, const char *s);
+/* The backend for a device name: "auto" (or NULL/""; the first GPU when there is one, else the
+ * CPU), "cpu", "cuda" (device 0) or "cuda:N". -1 with a message for an unknown name or a GPU that
+ * is not there. */
+int nn_backend_open(const nn_backend **out, const char *device, nn_precision prec,
+                    struct vs_err *e);
+/* Device memory: in use now by this process's backend allocations, and the peak since the last
+ * reset. */
+size_t nn_cuda_mem_used(void);
+size_t nn_cuda_mem_peak(void);
+void nn_cuda_mem_reset_peak(void);
 
 /* Worker threads for the CPU backend (0 = one per online CPU). Also sets OpenBLAS's count. */
 void nn_cpu_set_threads(int n);

@@ -262,7 +262,18 @@ static const nn_backend cpu_backend = {
     .adam = cpu_adam,
     .all_finite = cpu_all_finite,
     .fill = cpu_fill,
+    .flag_nonfinite = cpu_flag_nonfinite,
+    .adam_ctl = cpu_adam_ctl,
 };
+
+const char *nn_precision_name(nn_precision p)
+{
+    switch (p) {
+    case NN_PREC_FP32: return "fp32";
+    case NN_PREC_TF32: return "tf32";
+    default: return "auto";
+    }
+}
 
 const nn_backend *nn_cpu_backend(void)
 {

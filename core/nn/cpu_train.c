@@ -481,20 +481,45 @@ static void adam_task(void *ctx, int task, int worker)
     }
 }
 
-/* p, m, v, g: [n]. lr_t = lr sqrt(1 - b2^t) / (1 - b1^t) in double; t >= 1. */
-void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h)
+float nn_adam_step_size(const nn_adam *h)
 {
     VS_CHECK(h->t >= 1);
-    if (n == 0) return;
     double t = (double)h->t;
-    double lr_t = h->lr * sqrt(1.0 - pow(h->beta2, t)) / (1.0 - pow(h->beta1, t));
+    return (float)(h->lr * sqrt(1.0 - pow(h->beta2, t)) / (1.0 - pow(h->beta1, t)));
+}
+
+/* p, m, v, g: [n]; t >= 1. */
+void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h)
+{
+    if (n == 0) return;
     adam_job j = {
         .p = p,
         .m = m,
         .v = v,
         .g = g,
         .n = n,
-        .lr_t = (float)lr_t,
+        .lr_t = nn_adam_step_size(h),
+        .b1 = h->beta1,
+        .b2 = h->beta2,
+        .one_b1 = 1.0f - h->beta1,
+        .one_b2 = 1.0f - h->beta2,
+        .eps = h->eps,
+    };
+    cpu_pool_run(adam_task, &j, n_chunks(n));
+}
+
+/* The same step with lr_t from ctl[0], and nothing done when ctl[1] flags a non-finite value. */
+void cpu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
+                  const float *ctl)
+{
+    if (ctl[1] != 0.0f || n == 0) return;
+    adam_job j = {
+        .p = p,
+        .m = m,
+        .v = v,
+        .g = g,
+        .n = n,
+        .lr_t = ctl[0],
         .b1 = h->beta1,
         .b2 = h->beta2,
         .one_b1 = 1.0f - h->beta1,
@@ -539,6 +564,11 @@ int cpu_all_finite(const float *x, size_t n)
     for (int i = 0; i < tasks; i++) ok &= j.ok[i];
     free(j.ok);
     return ok;
+}
+
+void cpu_flag_nonfinite(float *flag, const float *x, size_t n)
+{
+    if (!cpu_all_finite(x, n)) *flag = 1.0f;
 }
 
 typedef struct fill_job {

@@ -15,6 +15,9 @@ void cpu_loss(float *dpred, float *loss, const nn_tensor *pred, const nn_tensor 
               const float *mask, nn_loss_kind kind, float weight);
 void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h);
 int cpu_all_finite(const float *x, size_t n);
+void cpu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
+                  const float *ctl);
+void cpu_flag_nonfinite(float *flag, const float *x, size_t n);
 void cpu_fill(float *x, size_t n, float value);
 
 #endif

@@ -1,0 +1,44 @@
+/* step.h: one training step of a model on its backend, the arithmetic the trainer runs each
+ * iteration (and the GPU tests and benchmarks run without the trainer's files and threads):
+ * forward through the encoder and both decoders, the configured loss of each side, backward, a
+ * finiteness check of the losses and every gradient, and Adam, which is skipped when something
+ * was not finite. The per-step values live in backend memory, so on a backend with graphs the
+ * step is recorded once (after one step run call by call, which allocates and chooses
+ * algorithms) and replayed every iteration. */
+#ifndef VS_STEP_H
+#define VS_STEP_H
+
+#include "loss.h"
+#include "model.h"
+
+typedef enum step_mode {
+    STEP_AUTO,   /* replay the recorded step where the backend can */
+    STEP_DIRECT, /* run the calls one by one */
+} step_mode;
+
+typedef struct step {
+    const nn_backend *be;
+    model *m;
+    int n; /* faces per side */
+    loss_cfg lc;
+    nn_adam h; /* lr, betas, eps (t comes from the model) */
+    /* the batch, in backend memory, written by the caller before each step: inputs [2n, S, S, 3]
+     * (side A then B), targets [n, S, S, 3] and face, eye and mouth masks [n, S, S] per side */
+    nn_tensor x, tgt[2];
+    float *mask[2][3];
+    /* [0] Adam's lr_t, [1] the non-finite flag, [2], [3] the losses of sides A and B */
+    float *ctl;
+    void *graph;
+    long runs;
+} step;
+
+/* Batch buffers for n faces per side of model m (on m's backend). */
+void step_init(step *s, model *m, int n, const loss_cfg *lc, const nn_adam *h);
+void step_free(step *s);
+
+/* Runs one step. With `poison` (tests), a NaN goes into the first gradient after backward (the
+ * step then runs call by call). Returns 1 when everything was finite and Adam was applied
+ * (m->adam_t counts it), 0 when it was skipped; loss[] gets both sides' losses either way. */
+int step_run(step *s, double loss[2], step_mode mode, int poison);
+
+#endif

@@ -1,0 +1,516 @@
+/* conv.cu: convolutions on the GPU. conv2d forward and both backward passes go to cuDNN with
+ * NHWC tensors; visage keeps weights as TensorFlow does ([kh, kw, cin, cout]), which is the
+ * transpose of cuDNN's NHWC filter layout ([cout, kh, kw, cin]) seen as a matrix
+ * [kh*kw*cin, cout], so one tiled transpose converts either way. cuDNN pads symmetrically; the
+ * TF "same" padding of a stride-2 layer puts the extra row and column at the bottom and right, so
+ * those layers run on an explicitly zero-padded copy of the input. Each shape's descriptors and
+ * the fastest deterministic algorithms are found once and kept. Depthwise convolution and
+ * pooling are visage's own kernels. Semantics as core/nn/cpu_conv.c and cpu_conv_bwd.c. */
+#include <string.h>
+
+#include "common.cuh"
+
+/* ---- matrix transpose (with accumulate) ----------------------------------------------------- */
+
+#define TR_TILE 32
+
+/* out: [cols, rows] (+)= in: [rows, cols]^T */
+static __global__ void transpose_kernel(float *out, const float *in, int rows, int cols,
+                                        int accumulate)
+{
+    __shared__ float tile[TR_TILE][TR_TILE + 1];
+    int c = blockIdx.x * TR_TILE + threadIdx.x;
+    for (int k = threadIdx.y; k < TR_TILE; k += blockDim.y) {
+        int r = blockIdx.y * TR_TILE + k;
+        if (r < rows && c < cols) tile[k][threadIdx.x] = in[(size_t)r * cols + c];
+    }
+    __syncthreads();
+    int r = blockIdx.y * TR_TILE + threadIdx.x; /* now the output column */
+    for (int k = threadIdx.y; k < TR_TILE; k += blockDim.y) {
+        int oc = blockIdx.x * TR_TILE + k; /* output row */
+        if (oc < cols && r < rows) {
+            size_t o = (size_t)oc * rows + r;
+            float v = tile[threadIdx.x][k];
+            out[o] = accumulate ? out[o] + v : v;
+        }
+    }
+}
+
+static void transpose(float *out, const float *in, int rows, int cols, nn_accum mode)
+{
+    if (rows == 0 || cols == 0) return;
+    dim3 grid((unsigned)((cols + TR_TILE - 1) / TR_TILE), (unsigned)((rows + TR_TILE - 1) / TR_TILE));
+    transpose_kernel<<<grid, dim3(TR_TILE, 8), 0, cu_ctx.stream>>>(out, in, rows, cols,
+                                                                   mode == NN_ACCUMULATE);
+    KERNEL_CHECK();
+}
+
+/* ---- explicit padding ----------------------------------------------------------------------- */
+
+/* xp: [n, h + pt + pb, w + pl + pr, c] = x with a zero border */
+static __global__ void pad_kernel(float *xp, const float *x, int h, int w, int c, int ph, int pw,
+                                  int pt, int pl, size_t total)
+{
+    CU_FOR(i, total)
+    {
+        size_t t = i;
+        int ch = (int)(t % (size_t)c);
+        t /= (size_t)c;
+        int px = (int)(t % (size_t)pw);
+        t /= (size_t)pw;
+        int py = (int)(t % (size_t)ph);
+        size_t img = t / (size_t)ph;
+        int iy = py - pt, ix = px - pl;
+        xp[i] = iy >= 0 && iy < h && ix >= 0 && ix < w
+                    ? x[((img * h + iy) * w + ix) * (size_t)c + ch]
+                    : 0.0f;
+    }
+}
+
+/* dx (+)= the interior of dxp (the inverse of pad_kernel) */
+static __global__ void crop_kernel(float *dx, const float *dxp, int h, int w, int c, int ph,
+                                   int pw, int pt, int pl, size_t total, int accumulate)
+{
+    CU_FOR(i, total)
+    {
+        size_t t = i;
+        int ch = (int)(t % (size_t)c);
+        t /= (size_t)c;
+        int ix = (int)(t % (size_t)w);
+        t /= (size_t)w;
+        int iy = (int)(t % (size_t)h);
+        size_t img = t / (size_t)h;
+        float v = dxp[((img * ph + iy + pt) * pw + ix + pl) * (size_t)c + ch];
+        dx[i] = accumulate ? dx[i] + v : v;
+    }
+}
+
+static int symmetric(const nn_conv_desc *d)
+{
+    return d->pad_t == d->pad_b && d->pad_l == d->pad_r;
+}
+
+/* x padded by d's margins into scratch `slot` (a view with the padded shape) */
+static nn_tensor padded(const nn_tensor *x, const nn_conv_desc *d, cu_scratch_slot slot)
+{
+    nn_tensor p = {NULL, x->n, x->h + d->pad_t + d->pad_b, x->w + d->pad_l + d->pad_r, x->c};
+    p.d = (float *)cu_scratch(slot, nn_numel(&p) * sizeof(float));
+    return p;
+}
+
+static nn_tensor pad_input(const nn_tensor *x, const nn_conv_desc *d)
+{
+    nn_tensor p = padded(x, d, CU_SCR_PAD);
+    size_t total = nn_numel(&p);
+    if (total)
+        pad_kernel<<<cu_blocks(total, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+            p.d, x->d, x->h, x->w, x->c, p.h, p.w, d->pad_t, d->pad_l, total);
+    KERNEL_CHECK();
+    return p;
+}
+
+/* ---- cuDNN plans ---------------------------------------------------------------------------- */
+
+enum { PLAN_FWD, PLAN_BWD_DATA, PLAN_BWD_FILTER };
+
+typedef struct conv_plan {
+    int key[12];
+    cudnnTensorDescriptor_t xd, yd;
+    cudnnFilterDescriptor_t wd;
+    cudnnConvolutionDescriptor_t cd;
+    int found[3];
+    int algo[3];
+    size_t ws[3];
+    cudnnMathType_t math[3];
+} conv_plan;
+
+#define MAX_PLANS 256
+static conv_plan plans[MAX_PLANS];
+static int n_plans;
+static nn_precision conv_prec = NN_PREC_FP32;
+
+void cu_conv_set_precision(nn_precision p)
+{
+    conv_prec = p;
+}
+
+/* x: [n, h, w, cin] (already padded when the padding is asymmetric), y: [n, oh, ow, cout] */
+static conv_plan *plan_for(const nn_tensor *x, const nn_tensor *y, const nn_conv_desc *d, int pad_h,
+                           int pad_w)
+{
+    int key[12] = {x->n, x->h, x->w, x->c, y->c, d->kh, d->kw, d->sh, d->sw, pad_h, pad_w,
+                   (int)conv_prec};
+    for (int i = 0; i < n_plans; i++)
+        if (memcmp(plans[i].key, key, sizeof key) == 0) return &plans[i];
+    VS_CHECK(n_plans < MAX_PLANS);
+    conv_plan *p = &plans[n_plans++];
+    memset(p, 0, sizeof *p);
+    memcpy(p->key, key, sizeof key);
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->xd));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->yd));
+    CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->wd));
+    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p->cd));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, x->n, x->c,
+                                           x->h, x->w));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, y->n, y->c,
+                                           y->h, y->w));
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, y->c, x->c,
+                                           d->kh, d->kw));
+    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->cd, pad_h, pad_w, d->sh, d->sw, 1, 1,
+                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    int oh = 0, ow = 0, on = 0, oc = 0;
+    CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->cd, p->xd, p->wd, &on, &oc, &oh, &ow));
+    VS_CHECK(on == y->n && oc == y->c && oh == y->h && ow == y->w);
+    return p;
+}
+
+/* One result of cudnnFind*, whichever pass it timed. */
+typedef struct algo_perf {
+    int algo;
+    cudnnStatus_t status;
+    size_t memory;
+    cudnnDeterminism_t determinism;
+    cudnnMathType_t math;
+} algo_perf;
+
+/* The fastest result that ran, within the workspace cap, and, in FP32, does not round through
+ * TF32; a deterministic one (the same answer every time, so captured and uncaptured steps agree)
+ * when there is one. */
+static int pick_algo(const algo_perf *r, int n)
+{
+    for (int strict = 1; strict >= 0; strict--)
+        for (int i = 0; i < n; i++) {
+            if (r[i].status != CUDNN_STATUS_SUCCESS || r[i].memory > NN_GPU_WORKSPACE_MAX) continue;
+            if (strict && r[i].determinism != CUDNN_DETERMINISTIC) continue;
+            if (conv_prec == NN_PREC_FP32 && r[i].math != CUDNN_FMA_MATH) continue;
+            return i;
+        }
+    return -1;
+}
+
+/* Picks plan p's algorithm for `kind` once, by timing every candidate (cudnnFind*, which
+ * allocates its own memory and so runs outside graph capture only). */
+static void find_algo(conv_plan *p, int kind)
+{
+    if (p->found[kind]) return;
+    cudaStreamCaptureStatus cap;
+    CUDA_CHECK(cudaStreamIsCapturing(cu_ctx.stream, &cap));
+    VS_CHECK(cap == cudaStreamCaptureStatusNone); /* a new shape inside a captured step */
+    CUDNN_CHECK(cudnnSetConvolutionMathType(
+        p->cd, conv_prec == NN_PREC_FP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+    CUDA_CHECK(cudaStreamSynchronize(cu_ctx.stream));
+    enum { N = 16 };
+    algo_perf r[N];
+    int got = 0;
+#define COPY_PERF(res)                                                                             \
+    for (int i = 0; i < got; i++)                                                                  \
+        r[i] = (algo_perf){(int)res[i].algo, res[i].status, res[i].memory, res[i].determinism,     \
+                           res[i].mathType};
+    if (kind == PLAN_FWD) {
+        cudnnConvolutionFwdAlgoPerf_t res[N];
+        CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(cu_ctx.cudnn, p->xd, p->wd, p->cd, p->yd,
+                                                         N, &got, res));
+        COPY_PERF(res);
+    } else if (kind == PLAN_BWD_DATA) {
+        cudnnConvolutionBwdDataAlgoPerf_t res[N];
+        CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cu_ctx.cudnn, p->wd, p->yd, p->cd,
+                                                              p->xd, N, &got, res));
+        COPY_PERF(res);
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t res[N];
+        CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cu_ctx.cudnn, p->xd, p->yd, p->cd,
+                                                                p->wd, N, &got, res));
+        COPY_PERF(res);
+    }
+#undef COPY_PERF
+    int pick = pick_algo(r, got);
+    VS_CHECK(pick >= 0); /* cuDNN has no algorithm for this shape and precision */
+    p->algo[kind] = r[pick].algo, p->ws[kind] = r[pick].memory, p->math[kind] = r[pick].math;
+    p->found[kind] = 1;
+    cu_scratch(CU_SCR_CUDNN, p->ws[kind]); /* sized now, outside any capture */
+}
+
+static void *use_algo(conv_plan *p, int kind)
+{
+    find_algo(p, kind);
+    CUDNN_CHECK(cudnnSetConvolutionMathType(p->cd, p->math[kind]));
+    return cu_scratch(CU_SCR_CUDNN, p->ws[kind]);
+}
+
+/* The weights in cuDNN's layout, in scratch: [cout, kh, kw, cin] from [kh, kw, cin, cout] */
+static const float *weights_krsc(const float *w, const nn_conv_desc *d, int cin, int cout)
+{
+    int k = d->kh * d->kw * cin;
+    float *wt = (float *)cu_scratch(CU_SCR_WEIGHTS, (size_t)k * cout * sizeof(float));
+    transpose(wt, w, k, cout, NN_OVERWRITE);
+    return wt;
+}
+
+static void check_geometry(const nn_tensor *y, const nn_tensor *x, const nn_conv_desc *d)
+{
+    VS_CHECK(d->kh >= 1 && d->kw >= 1 && d->sh >= 1 && d->sw >= 1);
+    VS_CHECK(y->n == x->n);
+    VS_CHECK(y->h == (x->h + d->pad_t + d->pad_b - d->kh) / d->sh + 1);
+    VS_CHECK(y->w == (x->w + d->pad_l + d->pad_r - d->kw) / d->sw + 1);
+}
+
+/* ---- conv2d --------------------------------------------------------------------------------- */
+
+/* y: [n, oh, ow, cout] = act(conv(x, w) + b) */
+void cu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
+               const nn_conv_desc *d)
+{
+    check_geometry(y, x, d);
+    if (nn_numel(y) == 0) return;
+    nn_tensor xin = symmetric(d) ? *x : pad_input(x, d);
+    int ph = symmetric(d) ? d->pad_t : 0, pw = symmetric(d) ? d->pad_l : 0;
+    conv_plan *p = plan_for(&xin, y, d, ph, pw);
+    const float *wt = weights_krsc(w, d, x->c, y->c);
+    void *ws = use_algo(p, PLAN_FWD);
+    const float one = 1.0f, zero = 0.0f;
+    CUDNN_CHECK(cudnnConvolutionForward(cu_ctx.cudnn, &one, p->xd, xin.d, p->wd, wt, p->cd,
+                                        (cudnnConvolutionFwdAlgo_t)p->algo[PLAN_FWD], ws,
+                                        p->ws[PLAN_FWD], &zero, p->yd, y->d));
+    cu_bias_act(y->d, b, nn_numel(y) / (size_t)y->c, y->c, d->act, d->alpha);
+}
+
+/* dx: [n, h, w, cin] (+)= conv^T(dy, w) */
+void cu_conv2d_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w, const nn_conv_desc *d,
+                        nn_accum mode)
+{
+    check_geometry(dy, dx, d);
+    if (nn_numel(dx) == 0) return;
+    const float one = 1.0f, zero = 0.0f;
+    const float *wt = weights_krsc(w, d, dx->c, dy->c);
+    if (symmetric(d)) {
+        conv_plan *p = plan_for(dx, dy, d, d->pad_t, d->pad_l);
+        void *ws = use_algo(p, PLAN_BWD_DATA);
+        CUDNN_CHECK(cudnnConvolutionBackwardData(
+            cu_ctx.cudnn, &one, p->wd, wt, p->yd, dy->d, p->cd,
+            (cudnnConvolutionBwdDataAlgo_t)p->algo[PLAN_BWD_DATA], ws, p->ws[PLAN_BWD_DATA],
+            mode == NN_ACCUMULATE ? &one : &zero, p->xd, dx->d));
+        return;
+    }
+    nn_tensor dxp = padded(dx, d, CU_SCR_PAD_GRAD);
+    conv_plan *p = plan_for(&dxp, dy, d, 0, 0);
+    void *ws = use_algo(p, PLAN_BWD_DATA);
+    CUDNN_CHECK(cudnnConvolutionBackwardData(cu_ctx.cudnn, &one, p->wd, wt, p->yd, dy->d, p->cd,
+                                             (cudnnConvolutionBwdDataAlgo_t)p->algo[PLAN_BWD_DATA],
+                                             ws, p->ws[PLAN_BWD_DATA], &zero, p->xd, dxp.d));
+    size_t total = nn_numel(dx);
+    crop_kernel<<<cu_blocks(total, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        dx->d, dxp.d, dx->h, dx->w, dx->c, dxp.h, dxp.w, d->pad_t, d->pad_l, total,
+        mode == NN_ACCUMULATE);
+    KERNEL_CHECK();
+}
+
+/* dw: [kh, kw, cin, cout] (+)= the weight gradient, db: [cout] (+)= the sum of dy */
+void cu_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
+                          const nn_conv_desc *d, nn_accum mode)
+{
+    check_geometry(dy, x, d);
+    const int k = d->kh * d->kw * x->c, cout = dy->c;
+    if (db) cu_bias_grad(db, dy->d, nn_numel(dy) / (size_t)(cout ? cout : 1), cout, mode);
+    if (nn_numel(dy) == 0 || nn_numel(x) == 0) {
+        if (mode == NN_OVERWRITE) cu_fill(dw, (size_t)k * cout, 0.0f);
+        return;
+    }
+    nn_tensor xin = symmetric(d) ? *x : pad_input(x, d);
+    int ph = symmetric(d) ? d->pad_t : 0, pw = symmetric(d) ? d->pad_l : 0;
+    conv_plan *p = plan_for(&xin, dy, d, ph, pw);
+    void *ws = use_algo(p, PLAN_BWD_FILTER);
+    float *dwt = (float *)cu_scratch(CU_SCR_WEIGHTS, (size_t)k * cout * sizeof(float));
+    const float one = 1.0f, zero = 0.0f;
+    CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+        cu_ctx.cudnn, &one, p->xd, xin.d, p->yd, dy->d, p->cd,
+        (cudnnConvolutionBwdFilterAlgo_t)p->algo[PLAN_BWD_FILTER], ws, p->ws[PLAN_BWD_FILTER],
+        &zero, p->wd, dwt));
+    transpose(dw, dwt, cout, k, mode); /* [cout, k] -> [k, cout] */
+}
+
+/* ---- depthwise (channel multiplier 1) ------------------------------------------------------- */
+
+typedef struct dw_geo {
+    int n, h, w, c, oh, ow, kh, kw, sh, sw, pt, pl;
+} dw_geo;
+
+static dw_geo dw_geometry(const nn_tensor *y, const nn_tensor *x, const nn_conv_desc *d)
+{
+    check_geometry(y, x, d);
+    VS_CHECK(y->c == x->c);
+    return (dw_geo){x->n, x->h, x->w, x->c, y->h, y->w, d->kh, d->kw, d->sh, d->sw, d->pad_t,
+                    d->pad_l};
+}
+
+static __global__ void dw_fwd_kernel(float *y, const float *x, const float *w, const float *b,
+                                     dw_geo g, nn_act act, float alpha, size_t total)
+{
+    CU_FOR(i, total)
+    {
+        size_t t = i;
+        int ch = (int)(t % (size_t)g.c);
+        t /= (size_t)g.c;
+        int ox = (int)(t % (size_t)g.ow);
+        t /= (size_t)g.ow;
+        int oy = (int)(t % (size_t)g.oh);
+        size_t img = t / (size_t)g.oh;
+        float s = 0.0f;
+        for (int ky = 0; ky < g.kh; ky++) {
+            int iy = oy * g.sh - g.pt + ky;
+            if (iy < 0 || iy >= g.h) continue;
+            for (int kx = 0; kx < g.kw; kx++) {
+                int ix = ox * g.sw - g.pl + kx;
+                if (ix < 0 || ix >= g.w) continue;
+                s += x[((img * g.h + iy) * g.w + ix) * (size_t)g.c + ch] *
+                     w[((size_t)ky * g.kw + kx) * g.c + ch];
+            }
+        }
+        if (b) s += b[ch];
+        y[i] = cu_act(s, act, alpha);
+    }
+}
+
+void cu_depthwise(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
+                  const nn_conv_desc *d)
+{
+    dw_geo g = dw_geometry(y, x, d);
+    size_t total = nn_numel(y);
+    if (total == 0) return;
+    dw_fwd_kernel<<<cu_blocks(total, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        y->d, x->d, w, b, g, d->act, d->alpha, total);
+    KERNEL_CHECK();
+}
+
+/* dx[n, iy, ix, c] (+)= sum over the taps whose window covers (iy, ix) of dy * w */
+static __global__ void dw_bwd_data_kernel(float *dx, const float *dy, const float *w, dw_geo g,
+                                          size_t total, int accumulate)
+{
+    CU_FOR(i, total)
+    {
+        size_t t = i;
+        int ch = (int)(t % (size_t)g.c);
+        t /= (size_t)g.c;
+        int ix = (int)(t % (size_t)g.w);
+        t /= (size_t)g.w;
+        int iy = (int)(t % (size_t)g.h);
+        size_t img = t / (size_t)g.h;
+        float s = 0.0f;
+        for (int ky = 0; ky < g.kh; ky++) {
+            int ny = iy + g.pt - ky; /* = oy * sh */
+            if (ny < 0 || ny % g.sh) continue;
+            int oy = ny / g.sh;
+            if (oy >= g.oh) continue;
+            for (int kx = 0; kx < g.kw; kx++) {
+                int nx = ix + g.pl - kx;
+                if (nx < 0 || nx % g.sw) continue;
+                int ox = nx / g.sw;
+                if (ox >= g.ow) continue;
+                s += dy[((img * g.oh + oy) * g.ow + ox) * (size_t)g.c + ch] *
+                     w[((size_t)ky * g.kw + kx) * g.c + ch];
+            }
+        }
+        dx[i] = accumulate ? dx[i] + s : s;
+    }
+}
+
+void cu_depthwise_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w,
+                           const nn_conv_desc *d, nn_accum mode)
+{
+    dw_geo g = dw_geometry(dy, dx, d);
+    size_t total = nn_numel(dx);
+    if (total == 0) return;
+    dw_bwd_data_kernel<<<cu_blocks(total, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        dx->d, dy->d, w, g, total, mode == NN_ACCUMULATE);
+    KERNEL_CHECK();
+}
+
+#define DWF_TX 32 /* channels per block */
+#define DWF_TY 8  /* position lanes */
+
+/* One block per (tap, 32 channels): dw[ky, kx, c] (+)= sum over n, oy, ox of dy * x, reduced over
+ * the lanes in a fixed order */
+static __global__ void dw_bwd_filter_kernel(float *dw, const float *dy, const float *x, dw_geo g,
+                                            int accumulate)
+{
+    __shared__ float s[DWF_TY][DWF_TX + 1];
+    const int tap = blockIdx.y, ky = tap / g.kw, kx = tap % g.kw;
+    const int ch = blockIdx.x * DWF_TX + threadIdx.x;
+    const size_t positions = (size_t)g.n * g.oh * g.ow;
+    float acc = 0.0f;
+    if (ch < g.c)
+        for (size_t pos = threadIdx.y; pos < positions; pos += DWF_TY) {
+            int ox = (int)(pos % (size_t)g.ow);
+            size_t t = pos / (size_t)g.ow;
+            int oy = (int)(t % (size_t)g.oh);
+            size_t img = t / (size_t)g.oh;
+            int iy = oy * g.sh - g.pt + ky, ix = ox * g.sw - g.pl + kx;
+            if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
+            acc += dy[pos * g.c + ch] * x[((img * g.h + iy) * g.w + ix) * (size_t)g.c + ch];
+        }
+    s[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && ch < g.c) {
+        float t = 0.0f;
+        for (int k = 0; k < DWF_TY; k++) t += s[k][threadIdx.x];
+        size_t o = (size_t)tap * g.c + ch;
+        dw[o] = accumulate ? dw[o] + t : t;
+    }
+}
+
+void cu_depthwise_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
+                             const nn_conv_desc *d, nn_accum mode)
+{
+    dw_geo g = dw_geometry(dy, x, d);
+    if (g.c == 0) return;
+    if (db) cu_bias_grad(db, dy->d, nn_numel(dy) / (size_t)g.c, g.c, mode);
+    dim3 grid((unsigned)((g.c + DWF_TX - 1) / DWF_TX), (unsigned)(g.kh * g.kw));
+    dw_bwd_filter_kernel<<<grid, dim3(DWF_TX, DWF_TY), 0, cu_ctx.stream>>>(dw, dy->d, x->d, g,
+                                                                           mode == NN_ACCUMULATE);
+    KERNEL_CHECK();
+}
+
+/* ---- pooling -------------------------------------------------------------------------------- */
+
+static __global__ void pool_kernel(float *y, const float *x, dw_geo g, nn_pool_kind kind,
+                                   size_t total)
+{
+    CU_FOR(i, total)
+    {
+        size_t t = i;
+        int ch = (int)(t % (size_t)g.c);
+        t /= (size_t)g.c;
+        int ox = (int)(t % (size_t)g.ow);
+        t /= (size_t)g.ow;
+        int oy = (int)(t % (size_t)g.oh);
+        size_t img = t / (size_t)g.oh;
+        float acc = kind == NN_POOL_MAX ? -INFINITY : 0.0f;
+        int cells = 0;
+        for (int ky = 0; ky < g.kh; ky++) {
+            int iy = oy * g.sh - g.pt + ky;
+            if (iy < 0 || iy >= g.h) continue;
+            for (int kx = 0; kx < g.kw; kx++) {
+                int ix = ox * g.sw - g.pl + kx;
+                if (ix < 0 || ix >= g.w) continue;
+                float v = x[((img * g.h + iy) * g.w + ix) * (size_t)g.c + ch];
+                acc = kind == NN_POOL_MAX ? fmaxf(acc, v) : acc + v;
+                cells++;
+            }
+        }
+        /* TF: padded cells do not count; a window over padding only gives 0 */
+        y[i] = cells == 0 ? 0.0f : kind == NN_POOL_MAX ? acc : acc * (1.0f / (float)cells);
+    }
+}
+
+void cu_pool(nn_tensor *y, const nn_tensor *x, const nn_pool_desc *d)
+{
+    VS_CHECK(d->kh >= 1 && d->kw >= 1 && d->sh >= 1 && d->sw >= 1);
+    VS_CHECK(y->n == x->n && y->c == x->c);
+    VS_CHECK(y->h == (x->h + d->pad_t + d->pad_b - d->kh) / d->sh + 1);
+    VS_CHECK(y->w == (x->w + d->pad_l + d->pad_r - d->kw) / d->sw + 1);
+    dw_geo g = {x->n, x->h, x->w, x->c, y->h, y->w, d->kh, d->kw, d->sh, d->sw, d->pad_t, d->pad_l};
+    size_t total = nn_numel(y);
+    if (total == 0) return;
+    pool_kernel<<<cu_blocks(total, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(y->d, x->d, g,
+                                                                               d->kind, total);
+    KERNEL_CHECK();
+}

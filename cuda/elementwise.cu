@@ -1,0 +1,304 @@
+/* elementwise.cu: the CUDA backend's element-wise and data-movement kernels: activation and its
+ * backward, residual add, scale and bias, bias + activation after a GEMM or convolution, the
+ * bias gradient, pixel shuffle both ways, fill, the finiteness check, one fused Adam step over a
+ * whole arena, and the ordered sum of per-block partials that the reductions end with. Every
+ * kernel is launched on cu_ctx.stream and checked. Semantics as core/nn/cpu_*.c. */
+#include <math.h>
+
+#include "common.cuh"
+
+/* ---- activation, add, scale/bias ------------------------------------------------------------ */
+
+static __global__ void act_kernel(float *x, size_t n, nn_act act, float alpha)
+{
+    CU_FOR(i, n) x[i] = cu_act(x[i], act, alpha);
+}
+
+void cu_act_fw(float *x, size_t n, nn_act act, float alpha)
+{
+    if (n == 0 || act == NN_ACT_NONE) return;
+    act_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(x, n, act, alpha);
+    KERNEL_CHECK();
+}
+
+static __global__ void add_kernel(float *y, const float *a, const float *b, size_t n)
+{
+    CU_FOR(i, n) y[i] = a[i] + b[i];
+}
+
+void cu_add(float *y, const float *a, const float *b, size_t n)
+{
+    if (n == 0) return;
+    add_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(y, a, b, n);
+    KERNEL_CHECK();
+}
+
+static __global__ void scale_bias_kernel(float *x, const float *scale, const float *bias,
+                                         size_t n, int c)
+{
+    CU_FOR(i, n)
+    {
+        int ch = (int)(i % (size_t)c);
+        float v = x[i];
+        if (scale) v *= scale[ch];
+        if (bias) v += bias[ch];
+        x[i] = v;
+    }
+}
+
+void cu_scale_bias(nn_tensor *x, const float *scale, const float *bias)
+{
+    size_t n = nn_numel(x);
+    if (n == 0 || (!scale && !bias)) return;
+    scale_bias_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(x->d, scale,
+                                                                                  bias, n, x->c);
+    KERNEL_CHECK();
+}
+
+static __global__ void bias_act_kernel(float *y, const float *bias, size_t n, int c, nn_act act,
+                                       float alpha)
+{
+    CU_FOR(i, n)
+    {
+        float v = y[i];
+        if (bias) v += bias[i % (size_t)c];
+        y[i] = cu_act(v, act, alpha);
+    }
+}
+
+/* y: [rows, c] = act(y + bias) */
+void cu_bias_act(float *y, const float *bias, size_t rows, int c, nn_act act, float alpha)
+{
+    size_t n = rows * (size_t)c;
+    if (n == 0 || (!bias && act == NN_ACT_NONE)) return;
+    bias_act_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(y, bias, n, c, act,
+                                                                               alpha);
+    KERNEL_CHECK();
+}
+
+static __global__ void act_bwd_kernel(float *dx, const float *dy, const float *y, size_t n,
+                                      nn_act act, float alpha)
+{
+    CU_FOR(i, n) dx[i] = cu_act_grad(dy[i], y[i], act, alpha);
+}
+
+void cu_act_bwd(float *dx, const float *dy, const float *y, size_t n, nn_act act, float alpha)
+{
+    VS_CHECK(act >= NN_ACT_NONE && act <= NN_ACT_SIGMOID);
+    if (n == 0) return;
+    if (act == NN_ACT_NONE) {
+        if (dx != dy)
+            CUDA_CHECK(cudaMemcpyAsync(dx, dy, n * sizeof(float), cudaMemcpyDeviceToDevice,
+                                       cu_ctx.stream));
+        return;
+    }
+    act_bwd_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(dx, dy, y, n, act,
+                                                                              alpha);
+    KERNEL_CHECK();
+}
+
+/* ---- bias gradient: column sums of [rows, c] ------------------------------------------------ */
+
+#define BG_TX 32 /* channels per block */
+#define BG_TY 8  /* row lanes per block */
+
+/* partial[by * c + ch] = sum of dy[r, ch] over the rows r = (by * BG_TY + ty) + k * stride */
+static __global__ void bias_grad_partial(float *partial, const float *dy, size_t rows, int c)
+{
+    __shared__ float s[BG_TY][BG_TX + 1];
+    const int ch = blockIdx.x * BG_TX + threadIdx.x;
+    float acc = 0.0f;
+    if (ch < c)
+        for (size_t r = (size_t)blockIdx.y * BG_TY + threadIdx.y; r < rows;
+             r += (size_t)gridDim.y * BG_TY)
+            acc += dy[r * c + ch];
+    s[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && ch < c) {
+        float t = 0.0f;
+        for (int k = 0; k < BG_TY; k++) t += s[k][threadIdx.x];
+        partial[(size_t)blockIdx.y * c + ch] = t;
+    }
+}
+
+static __global__ void bias_grad_final(float *db, const float *partial, int parts, int c,
+                                       nn_accum mode)
+{
+    CU_FOR(ch, (size_t)c)
+    {
+        float t = 0.0f;
+        for (int k = 0; k < parts; k++) t += partial[(size_t)k * c + ch];
+        db[ch] = mode == NN_ACCUMULATE ? db[ch] + t : t;
+    }
+}
+
+/* db: [c] (+)= the sum over rows of dy: [rows, c] */
+void cu_bias_grad(float *db, const float *dy, size_t rows, int c, nn_accum mode)
+{
+    if (c == 0) return;
+    if (rows == 0) {
+        if (mode == NN_OVERWRITE) cu_fill(db, (size_t)c, 0.0f);
+        return;
+    }
+    size_t want = (rows + 8 * BG_TY - 1) / (8 * BG_TY); /* at least 8 rows per lane */
+    int parts = (int)(want < 128 ? want : 128);
+    float *partial = (float *)cu_scratch(CU_SCR_PARTIAL, (size_t)parts * c * sizeof(float));
+    dim3 grid((unsigned)((c + BG_TX - 1) / BG_TX), (unsigned)parts), block(BG_TX, BG_TY);
+    bias_grad_partial<<<grid, block, 0, cu_ctx.stream>>>(partial, dy, rows, c);
+    KERNEL_CHECK();
+    bias_grad_final<<<cu_blocks((size_t)c, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        db, partial, parts, c, mode);
+    KERNEL_CHECK();
+}
+
+/* ---- pixel shuffle -------------------------------------------------------------------------- */
+
+/* space: [n, h*r, w*r, c], depth: [n, h, w, r*r*c]; one thread per space element */
+static __global__ void shuffle_kernel(float *space, float *depth, int h, int w, int c, int r,
+                                      size_t n_elems, int to_space)
+{
+    CU_FOR(i, n_elems)
+    {
+        size_t t = i;
+        int ch = (int)(t % (size_t)c);
+        t /= (size_t)c;
+        int sx = (int)(t % (size_t)(w * r));
+        t /= (size_t)(w * r);
+        int sy = (int)(t % (size_t)(h * r));
+        size_t img = t / (size_t)(h * r);
+        int yy = sy / r, ii = sy % r, xx = sx / r, jj = sx % r;
+        size_t di = (((img * h + yy) * w + xx) * (size_t)r * r + (size_t)ii * r + jj) * c + ch;
+        if (to_space)
+            space[i] = depth[di];
+        else
+            depth[di] = space[i];
+    }
+}
+
+void cu_depth_to_space(nn_tensor *y, const nn_tensor *x, int r)
+{
+    VS_CHECK(r >= 1);
+    VS_CHECK(y->n == x->n && y->h == x->h * r && y->w == x->w * r && x->c == r * r * y->c);
+    size_t n = nn_numel(y);
+    if (n == 0) return;
+    shuffle_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        y->d, x->d, x->h, x->w, y->c, r, n, 1);
+    KERNEL_CHECK();
+}
+
+void cu_space_to_depth(nn_tensor *y, const nn_tensor *x, int r)
+{
+    VS_CHECK(r >= 1);
+    VS_CHECK(y->n == x->n && x->h == y->h * r && x->w == y->w * r && y->c == r * r * x->c);
+    size_t n = nn_numel(x);
+    if (n == 0) return;
+    shuffle_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        x->d, y->d, y->h, y->w, x->c, r, n, 0);
+    KERNEL_CHECK();
+}
+
+/* ---- fill, finiteness ----------------------------------------------------------------------- */
+
+static __global__ void fill_kernel(float *x, size_t n, float value)
+{
+    CU_FOR(i, n) x[i] = value;
+}
+
+void cu_fill(float *x, size_t n, float value)
+{
+    if (n == 0) return;
+    fill_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(x, n, value);
+    KERNEL_CHECK();
+}
+
+/* *flag = 1 when some x[i] is NaN or +-Inf (x * 0 is 0 exactly for the finite ones) */
+static __global__ void finite_kernel(float *flag, const float *x, size_t n)
+{
+    int b = 0;
+    CU_FOR(i, n) b |= !(x[i] * 0.0f == 0.0f);
+    if (__syncthreads_or(b) && threadIdx.x == 0) *flag = 1.0f; /* every writer writes 1 */
+}
+
+void cu_flag_nonfinite(float *flag, const float *x, size_t n)
+{
+    if (n == 0) return;
+    finite_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(flag, x, n);
+    KERNEL_CHECK();
+}
+
+int cu_all_finite(const float *x, size_t n)
+{
+    if (n == 0) return 1;
+    float *flag = (float *)cu_scratch(CU_SCR_PARTIAL, sizeof(float));
+    CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(float), cu_ctx.stream));
+    cu_flag_nonfinite(flag, x, n);
+    float h = 0.0f;
+    CUDA_CHECK(cudaMemcpyAsync(&h, flag, sizeof(float), cudaMemcpyDeviceToHost, cu_ctx.stream));
+    CUDA_CHECK(cudaStreamSynchronize(cu_ctx.stream));
+    return h == 0.0f;
+}
+
+/* ---- Adam ----------------------------------------------------------------------------------- */
+
+/* Keras's order of operations, as cpu_adam; lr_t from *lr_t_dev (or lr_t when that is NULL),
+ * nothing done when *skip != 0 */
+static __global__ void adam_kernel(float *p, float *m, float *v, const float *g, size_t n,
+                                   float lr_t, const float *ctl, float b1, float b2, float one_b1,
+                                   float one_b2, float eps)
+{
+    if (ctl) {
+        if (ctl[1] != 0.0f) return;
+        lr_t = ctl[0];
+    }
+    CU_FOR(i, n)
+    {
+        float gi = g[i];
+        float mi = __fadd_rn(__fmul_rn(b1, m[i]), __fmul_rn(one_b1, gi));
+        float vi = __fadd_rn(__fmul_rn(b2, v[i]), __fmul_rn(one_b2, __fmul_rn(gi, gi)));
+        m[i] = mi, v[i] = vi;
+        p[i] = __fsub_rn(p[i], __fdiv_rn(__fmul_rn(lr_t, mi), __fadd_rn(sqrtf(vi), eps)));
+    }
+}
+
+static void adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
+                 float lr_t, const float *ctl)
+{
+    if (n == 0) return;
+    adam_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        p, m, v, g, n, lr_t, ctl, h->beta1, h->beta2, 1.0f - h->beta1, 1.0f - h->beta2, h->eps);
+    KERNEL_CHECK();
+}
+
+void cu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h)
+{
+    adam(p, m, v, g, n, h, nn_adam_step_size(h), NULL);
+}
+
+void cu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
+                 const float *ctl)
+{
+    adam(p, m, v, g, n, h, 0.0f, ctl);
+}
+
+/* ---- ordered sums --------------------------------------------------------------------------- */
+
+static __global__ void sum_partials_kernel(float *out, const float *partial, int n, double offset,
+                                           double scale)
+{
+    __shared__ double s[256];
+    double acc = 0.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) acc += partial[i];
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+        if ((int)threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *out = (float)((double)*out + (offset + scale * s[0]));
+}
+
+void cu_sum_partials(float *out, const float *partial, int n, double offset, double scale)
+{
+    sum_partials_kernel<<<1, 256, 0, cu_ctx.stream>>>(out, partial, n, offset, scale);
+    KERNEL_CHECK();
+}

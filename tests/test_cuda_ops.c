@@ -1,0 +1,760 @@
+/* test_cuda_ops.c: every operation of the CUDA backend (cuda/) against its CPU twin, the
+ * reference backend of core/nn/cpu_*.c, on the same random inputs. Outputs an op overwrites start
+ * as NaN on the GPU, so an element it forgets to write fails; outputs an op accumulates into start
+ * from the same random values on both sides. Errors are measured against the largest value of the
+ * CPU's tensor: 1e-5 in fp32 mode (up to 5e-5 for long sums), 1e-2 for the convolutions and GEMMs
+ * run again in TF32 mode; data movement (pixel shuffle, fill, add) must match exactly. Every
+ * branch of each launcher is reached: symmetric and asymmetric padding, both accumulation modes,
+ * NULL bias and bias gradient, every activation. Last, a training step (conv, filter gradient,
+ * flag_nonfinite, adam_ctl) captured as a graph and replayed. One line per op family with its
+ * worst error. Skipped where there is no GPU. */
+#include <stdarg.h>
+
+#include "check.h"
+#include "err.h"
+#include "nn/backend.h"
+
+static const nn_backend *cpu, *gpu;
+static int tf32; /* the GPU is in TF32 mode: convolution and GEMM tolerances are 1e-2 */
+
+/* ---- op families: the worst error of each, printed once per precision --------------------- */
+
+/* clang-format off */
+enum {
+    F_CONV, F_CONV_BD, F_CONV_BF, F_DW, F_DW_BD, F_DW_BF, F_POOL, F_DENSE, F_DENSE_BD, F_DENSE_BF,
+    F_ACT, F_ACT_BWD, F_ADD, F_SCALE_BIAS, F_SHUFFLE, F_LOSS, F_ADAM, F_FINITE, F_FILL, F_GRAPH,
+    F_COUNT
+};
+static const char *fam_name[F_COUNT] = {
+    "conv2d fwd", "conv2d bwd_data", "conv2d bwd_filter",
+    "depthwise fwd", "depthwise bwd_data", "depthwise bwd_filter",
+    "pool", "dense fwd", "dense bwd_data", "dense bwd_filter",
+    "act", "act_bwd", "add", "scale_bias", "depth_to_space/space_to_depth",
+    "loss", "adam", "all_finite", "fill", "captured step",
+};
+/* clang-format on */
+static double fam_worst[F_COUNT];
+static int fam_cases[F_COUNT];
+static int fam; /* the family close_enough records into */
+
+static void report_families(const char *prec)
+{
+    for (int f = 0; f < F_COUNT; f++) {
+        if (!fam_cases[f]) continue;
+        printf("%s %s: worst rel err %.2g over %d comparisons\n", fam_name[f], prec, fam_worst[f],
+               fam_cases[f]);
+        fam_worst[f] = 0, fam_cases[f] = 0;
+    }
+}
+
+/* A result of an op with an exact answer (all_finite's verdict): counted, error 0 or 1. */
+static void note_exact(int ok)
+{
+    fam_cases[fam]++;
+    if (!ok) fam_worst[fam] = 1;
+}
+
+/* ---- comparison ---------------------------------------------------------------------------- */
+
+/* The GPU's values against the CPU's: the largest |gpu - cpu| over the tensor, relative to the
+ * largest |cpu| (1 when that is 0), must be within rtol (0: exact). NaN anywhere fails. */
+static int close_enough(const float *g, const float *c, size_t n, double rtol, const char *what)
+{
+    double mx = 0, worst = -1;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)c[i]) > mx) mx = fabs((double)c[i]);
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs((double)g[i] - (double)c[i]);
+        if (isnan(err)) err = INFINITY;
+        if (err > worst) worst = err, at = i;
+    }
+    double scale = mx > 0 && isfinite(mx) ? mx : 1.0;
+    double rel = n ? worst / scale : 0.0;
+    int ok = rel <= rtol;
+    fam_cases[fam]++;
+    if (!(rel <= fam_worst[fam])) fam_worst[fam] = rel;
+    CHECKF(ok,
+           "%s: worst rel err %.3g at [%zu] of %zu: gpu %.9g cpu %.9g (max |cpu| %.4g, rtol %g)",
+           what, rel, at, n, (double)g[at], (double)c[at], mx, rtol);
+    return ok;
+}
+
+/* fp32: 1e-5 of the tensor's largest value, more for sums over len terms; tf32: 1e-2 */
+static double tol_sum(size_t len)
+{
+    if (tf32) return 1e-2;
+    return len < 100 ? 1e-5 : len < 1000 ? 2e-5 : 5e-5;
+}
+
+#define RTOL 1e-5
+
+/* ---- device helpers ------------------------------------------------------------------------ */
+
+static float *to_gpu(const float *h, size_t n)
+{
+    if (!h) return NULL;
+    float *d = gpu->alloc(n);
+    gpu->copy_in(d, h, n);
+    return d;
+}
+
+static float *nan_gpu(size_t n)
+{
+    float *d = gpu->alloc(n);
+    gpu->fill(d, n, NAN);
+    return d;
+}
+
+/* The start of an output on the GPU: NaN where the op overwrites, else the CPU's start. */
+static float *gpu_out(const float *start, size_t n, nn_accum mode)
+{
+    return mode == NN_OVERWRITE ? nan_gpu(n) : to_gpu(start, n);
+}
+
+static float *from_gpu(const float *d, size_t n)
+{
+    float *h = vs_malloc((n ? n : 1) * sizeof *h);
+    gpu->copy_out(h, d, n);
+    return h;
+}
+
+static void gpu_free(float *d)
+{
+    if (d) gpu->free(d);
+}
+
+static nn_tensor ten(float *d, int n, int h, int w, int c)
+{
+    nn_tensor t = {.d = d, .n = n, .h = h, .w = w, .c = c};
+    return t;
+}
+
+/* The device tensor dev against the CPU's ref. */
+__attribute__((format(printf, 5, 6))) static int
+check_dev(const float *dev, const float *ref, size_t n, double rtol, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    float *got = from_gpu(dev, n);
+    int ok = close_enough(got, ref, n, rtol, what);
+    free(got);
+    return ok;
+}
+
+static const struct {
+    nn_act act;
+    float alpha;
+    const char *name;
+} acts[] = {
+    {NN_ACT_NONE, 0, "none"},          {NN_ACT_RELU, 0, "relu"},
+    {NN_ACT_RELU6, 0, "relu6"},        {NN_ACT_LEAKY, 0.1f, "leaky 0.1"},
+    {NN_ACT_LEAKY, 0.2f, "leaky 0.2"}, {NN_ACT_SIGMOID, 0, "sigmoid"},
+};
+#define N_ACTS (int)(sizeof acts / sizeof acts[0])
+
+static const char *act_str(nn_act act, float alpha)
+{
+    for (int i = 0; i < N_ACTS; i++)
+        if (acts[i].act == act && (act != NN_ACT_LEAKY || acts[i].alpha == alpha))
+            return acts[i].name;
+    return "leaky";
+}
+
+static const char *mode_name(nn_accum m)
+{
+    return m == NN_OVERWRITE ? "overwrite" : "accumulate";
+}
+
+/* ---- conv2d and depthwise: forward, backward data, backward filter ------------------------ */
+
+typedef struct conv_case {
+    int n, h, w, cin, cout, k, s; /* depthwise: cout unused (= cin) */
+    nn_pad_mode pad;
+    nn_act act;
+    float alpha;
+    int no_bias;
+} conv_case;
+
+static void run_conv(const conv_case *c, int depthwise)
+{
+    nn_conv_desc d;
+    nn_conv_geometry(&d, c->h, c->w, c->k, c->k, c->s, c->s, c->pad);
+    d.act = c->act, d.alpha = c->alpha; /* the backward passes must ignore it */
+    int oh = nn_out_size(c->h, c->k, c->s, c->pad), ow = nn_out_size(c->w, c->k, c->s, c->pad);
+    int cout = depthwise ? c->cin : c->cout;
+    size_t nx = (size_t)c->n * c->h * c->w * c->cin, ny = (size_t)c->n * oh * ow * cout;
+    size_t nw = (size_t)c->k * c->k * c->cin * (depthwise ? 1 : (size_t)cout), nb = (size_t)cout;
+    float *x = check_rand_buf(nx), *w = check_rand_buf(nw), *dy = check_rand_buf(ny);
+    float *b = c->no_bias ? NULL : check_rand_buf(nb);
+    float *gx = to_gpu(x, nx), *gw = to_gpu(w, nw), *gdy = to_gpu(dy, ny), *gb = to_gpu(b, nb);
+    nn_tensor tx = ten(x, c->n, c->h, c->w, c->cin), gtx = ten(gx, c->n, c->h, c->w, c->cin);
+    nn_tensor tdy = ten(dy, c->n, oh, ow, cout), gtdy = ten(gdy, c->n, oh, ow, cout);
+    char tag[160];
+    snprintf(tag, sizeof tag, "%s [%d,%d,%d,%d]->%d k%d s%d pad t%d l%d b%d r%d %s%s%s",
+             depthwise ? "depthwise" : "conv2d", c->n, c->h, c->w, c->cin, cout, c->k, c->s,
+             d.pad_t, d.pad_l, d.pad_b, d.pad_r, act_str(c->act, c->alpha), b ? "" : " no bias",
+             tf32 ? " tf32" : "");
+    size_t red_fwd = (size_t)c->k * c->k * (depthwise ? 1 : (size_t)c->cin);
+    size_t red_bd = (size_t)c->k * c->k * (depthwise ? 1 : (size_t)cout);
+    size_t red_bf = (size_t)c->n * oh * ow;
+
+    float *y = vs_malloc(ny * sizeof *y), *gy = nan_gpu(ny);
+    nn_tensor ty = ten(y, c->n, oh, ow, cout), gty = ten(gy, c->n, oh, ow, cout);
+    (depthwise ? cpu->depthwise : cpu->conv2d)(&ty, &tx, w, b, &d);
+    (depthwise ? gpu->depthwise : gpu->conv2d)(&gty, &gtx, gw, gb, &d);
+    fam = depthwise ? F_DW : F_CONV;
+    check_dev(gy, y, ny, tol_sum(red_fwd), "%s fwd", tag);
+    free(y), gpu_free(gy);
+
+    for (int m = 0; m < 2; m++) {
+        nn_accum mode = m ? NN_ACCUMULATE : NN_OVERWRITE;
+        float *dx = check_rand_buf(nx), *gdx = gpu_out(dx, nx, mode);
+        nn_tensor tdx = ten(dx, c->n, c->h, c->w, c->cin),
+                  gtdx = ten(gdx, c->n, c->h, c->w, c->cin);
+        (depthwise ? cpu->depthwise_bwd_data : cpu->conv2d_bwd_data)(&tdx, &tdy, w, &d, mode);
+        (depthwise ? gpu->depthwise_bwd_data : gpu->conv2d_bwd_data)(&gtdx, &gtdy, gw, &d, mode);
+        fam = depthwise ? F_DW_BD : F_CONV_BD;
+        check_dev(gdx, dx, nx, tol_sum(red_bd), "%s bwd_data %s", tag, mode_name(mode));
+        free(dx), gpu_free(gdx);
+
+        for (int with_db = 0; with_db < 2; with_db++) {
+            float *dw = check_rand_buf(nw), *gdw = gpu_out(dw, nw, mode);
+            float *db = with_db ? check_rand_buf(nb) : NULL;
+            float *gdb = with_db ? gpu_out(db, nb, mode) : NULL;
+            (depthwise ? cpu->depthwise_bwd_filter : cpu->conv2d_bwd_filter)(dw, db, &tdy, &tx, &d,
+                                                                             mode);
+            (depthwise ? gpu->depthwise_bwd_filter : gpu->conv2d_bwd_filter)(gdw, gdb, &gtdy, &gtx,
+                                                                             &d, mode);
+            fam = depthwise ? F_DW_BF : F_CONV_BF;
+            check_dev(gdw, dw, nw, tol_sum(red_bf), "%s bwd_filter dw %s%s", tag, mode_name(mode),
+                      with_db ? "" : " (db NULL)");
+            if (with_db)
+                check_dev(gdb, db, nb, tol_sum(red_bf), "%s bwd_filter db %s", tag,
+                          mode_name(mode));
+            free(dw), free(db), gpu_free(gdw), gpu_free(gdb);
+        }
+    }
+    free(x), free(w), free(dy), free(b);
+    gpu_free(gx), gpu_free(gw), gpu_free(gdy), gpu_free(gb);
+}
+
+#define SAME NN_PAD_SAME
+#define VALID NN_PAD_VALID
+
+static const conv_case conv_cases[] = {
+    /* symmetric padding (pad_t == pad_b, pad_l == pad_r) */
+    {2, 16, 16, 8, 12, 3, 1, SAME, NN_ACT_RELU, 0, 0},
+    {1, 16, 16, 5, 7, 5, 1, SAME, NN_ACT_LEAKY, 0.1f, 0},
+    {3, 12, 10, 7, 5, 3, 1, VALID, NN_ACT_NONE, 0, 0},
+    {2, 12, 12, 4, 6, 3, 2, VALID, NN_ACT_RELU6, 0, 0},   /* the last row and column unused */
+    {2, 10, 10, 16, 24, 1, 1, VALID, NN_ACT_NONE, 0, 1},  /* pointwise, no bias */
+    {2, 8, 8, 12, 3, 5, 1, SAME, NN_ACT_SIGMOID, 0, 0},   /* the RGB output */
+    {2, 8, 8, 12, 1, 5, 1, SAME, NN_ACT_SIGMOID, 0, 1},   /* the mask output, no bias */
+    {1, 8, 8, 64, 48, 3, 1, SAME, NN_ACT_LEAKY, 0.2f, 0}, /* K = 576 */
+    /* asymmetric padding (TF "same", stride 2, the extra row/column bottom/right) */
+    {2, 16, 16, 3, 16, 5, 2, SAME, NN_ACT_LEAKY, 0.1f, 0},  /* the RGB input, pad 1/2 */
+    {3, 9, 14, 5, 7, 3, 2, SAME, NN_ACT_RELU6, 0, 0},       /* t1 b1, l0 r1 */
+    {1, 10, 9, 3, 1, 3, 2, SAME, NN_ACT_SIGMOID, 0, 1},     /* t0 b1, l1 r1 */
+    {1, 16, 16, 8, 8, 3, 2, SAME, NN_ACT_RELU, 0, 1},       /* 0/1 */
+    {1, 12, 12, 48, 40, 5, 2, SAME, NN_ACT_LEAKY, 0.2f, 0}, /* 1/2, K = 1200 */
+};
+
+static const conv_case dw_cases[] = {
+    {2, 16, 16, 8, 0, 3, 1, SAME, NN_ACT_RELU, 0, 0},
+    {2, 16, 16, 3, 0, 5, 1, SAME, NN_ACT_LEAKY, 0.1f, 0},
+    {2, 12, 12, 6, 0, 3, 2, VALID, NN_ACT_SIGMOID, 0, 0},
+    {1, 10, 10, 32, 0, 3, 1, VALID, NN_ACT_RELU6, 0, 1},
+    {1, 16, 16, 5, 0, 3, 2, SAME, NN_ACT_NONE, 0, 1},    /* 0/1 */
+    {3, 9, 14, 7, 0, 5, 2, SAME, NN_ACT_LEAKY, 0.2f, 0}, /* t2 b2, l1 r2 */
+};
+
+/* ---- dense --------------------------------------------------------------------------------- */
+
+static void run_dense(int n, int in, int out, nn_act act, float alpha, int no_bias)
+{
+    size_t nx = (size_t)n * in, ny = (size_t)n * out, nw = (size_t)in * out, nb = (size_t)out;
+    float *x = check_rand_buf(nx), *w = check_rand_buf(nw), *dy = check_rand_buf(ny);
+    float *b = no_bias ? NULL : check_rand_buf(nb);
+    float *gx = to_gpu(x, nx), *gw = to_gpu(w, nw), *gdy = to_gpu(dy, ny), *gb = to_gpu(b, nb);
+    char tag[128];
+    snprintf(tag, sizeof tag, "dense n %d in %d out %d %s%s%s", n, in, out, act_str(act, alpha),
+             b ? "" : " no bias", tf32 ? " tf32" : "");
+
+    float *y = vs_malloc(ny * sizeof *y), *gy = nan_gpu(ny);
+    cpu->dense(y, x, w, b, n, in, out, act, alpha);
+    gpu->dense(gy, gx, gw, gb, n, in, out, act, alpha);
+    fam = F_DENSE;
+    check_dev(gy, y, ny, tol_sum((size_t)in), "%s fwd", tag);
+    free(y), gpu_free(gy);
+
+    for (int m = 0; m < 2; m++) {
+        nn_accum mode = m ? NN_ACCUMULATE : NN_OVERWRITE;
+        float *dx = check_rand_buf(nx), *gdx = gpu_out(dx, nx, mode);
+        cpu->dense_bwd_data(dx, dy, w, n, in, out, mode);
+        gpu->dense_bwd_data(gdx, gdy, gw, n, in, out, mode);
+        fam = F_DENSE_BD;
+        check_dev(gdx, dx, nx, tol_sum((size_t)out), "%s bwd_data %s", tag, mode_name(mode));
+        free(dx), gpu_free(gdx);
+        for (int with_db = 0; with_db < 2; with_db++) {
+            float *dw = check_rand_buf(nw), *gdw = gpu_out(dw, nw, mode);
+            float *db = with_db ? check_rand_buf(nb) : NULL;
+            float *gdb = with_db ? gpu_out(db, nb, mode) : NULL;
+            cpu->dense_bwd_filter(dw, db, dy, x, n, in, out, mode);
+            gpu->dense_bwd_filter(gdw, gdb, gdy, gx, n, in, out, mode);
+            fam = F_DENSE_BF;
+            check_dev(gdw, dw, nw, tol_sum((size_t)n), "%s bwd_filter dw %s%s", tag,
+                      mode_name(mode), with_db ? "" : " (db NULL)");
+            if (with_db)
+                check_dev(gdb, db, nb, tol_sum((size_t)n), "%s bwd_filter db %s", tag,
+                          mode_name(mode));
+            free(dw), free(db), gpu_free(gdw), gpu_free(gdb);
+        }
+    }
+    free(x), free(w), free(dy), free(b);
+    gpu_free(gx), gpu_free(gw), gpu_free(gdy), gpu_free(gb);
+}
+
+/* Every convolution, depthwise and dense case (run once per precision). */
+static void test_layers(void)
+{
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
+        run_conv(&conv_cases[i], 0);
+    for (size_t i = 0; i < sizeof dw_cases / sizeof dw_cases[0]; i++) run_conv(&dw_cases[i], 1);
+    static const int ns[] = {1, 5}, ins[] = {7, 300}, outs[] = {1, 33};
+    int k = 0;
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 2; c++, k++)
+                run_dense(ns[a], ins[b], outs[c], acts[k % N_ACTS].act, acts[k % N_ACTS].alpha,
+                          k % 3 == 1);
+}
+
+/* ---- pool ---------------------------------------------------------------------------------- */
+
+static void run_pool(int n, int h, int w, int c, nn_pool_kind kind, int k, int s, nn_pad_mode pad)
+{
+    nn_pool_desc d = {.kind = kind, .kh = k, .kw = k, .sh = s, .sw = s};
+    nn_pad_for(&d.pad_t, &d.pad_b, h, k, s, pad);
+    nn_pad_for(&d.pad_l, &d.pad_r, w, k, s, pad);
+    int oh = nn_out_size(h, k, s, pad), ow = nn_out_size(w, k, s, pad);
+    size_t nx = (size_t)n * h * w * c, ny = (size_t)n * oh * ow * c;
+    float *x = check_rand_buf(nx), *gx = to_gpu(x, nx);
+    float *y = vs_malloc(ny * sizeof *y), *gy = nan_gpu(ny);
+    nn_tensor tx = ten(x, n, h, w, c), gtx = ten(gx, n, h, w, c);
+    nn_tensor ty = ten(y, n, oh, ow, c), gty = ten(gy, n, oh, ow, c);
+    cpu->pool(&ty, &tx, &d);
+    gpu->pool(&gty, &gtx, &d);
+    fam = F_POOL;
+    check_dev(gy, y, ny, RTOL, "pool %s [%d,%d,%d,%d] k%d s%d pad t%d l%d b%d r%d",
+              kind == NN_POOL_MAX ? "max" : "avg", n, h, w, c, k, s, d.pad_t, d.pad_l, d.pad_b,
+              d.pad_r);
+    free(x), free(y), gpu_free(gx), gpu_free(gy);
+}
+
+static void test_pool(void)
+{
+    for (int kind = NN_POOL_MAX; kind <= NN_POOL_AVG; kind++) {
+        nn_pool_kind pk = (nn_pool_kind)kind;
+        run_pool(2, 16, 16, 5, pk, 3, 2, SAME); /* pad 0/1 */
+        run_pool(3, 9, 14, 3, pk, 3, 2, SAME);  /* t1 b1, l0 r1 */
+        run_pool(1, 10, 10, 8, pk, 3, 1, SAME); /* 1/1 */
+        run_pool(2, 16, 16, 5, pk, 2, 2, VALID);
+        run_pool(2, 9, 11, 7, pk, 2, 2, VALID); /* the last row and column dropped */
+    }
+}
+
+/* ---- elementwise: act, act_bwd, add, scale_bias -------------------------------------------- */
+
+static void test_act(void)
+{
+    const size_t n = 100003;
+    for (int a = 0; a < N_ACTS; a++) {
+        nn_act act = acts[a].act;
+        float alpha = acts[a].alpha;
+        /* [-8, 8]: relu6 clips a good part to exactly 6, relu to exactly 0 */
+        float *x = vs_malloc(n * sizeof *x);
+        for (size_t i = 0; i < n; i++) x[i] = 8.0f * check_frand();
+        float *gx = to_gpu(x, n);
+        cpu->act(x, n, act, alpha);
+        gpu->act(gx, n, act, alpha);
+        fam = F_ACT;
+        check_dev(gx, x, n, RTOL, "act %s", acts[a].name);
+
+        /* backward from the CPU's outputs on both sides */
+        float *dy = check_rand_buf(n), *dx = vs_malloc(n * sizeof *dx);
+        float *gy = to_gpu(x, n), *gdy = to_gpu(dy, n), *gdx = nan_gpu(n);
+        cpu->act_bwd(dx, dy, x, n, act, alpha);
+        gpu->act_bwd(gdx, gdy, gy, n, act, alpha);
+        fam = F_ACT_BWD;
+        check_dev(gdx, dx, n, RTOL, "act_bwd %s", acts[a].name);
+        cpu->act_bwd(dy, dy, x, n, act, alpha); /* dx aliasing dy */
+        gpu->act_bwd(gdy, gdy, gy, n, act, alpha);
+        check_dev(gdy, dy, n, RTOL, "act_bwd %s, dx == dy", acts[a].name);
+        free(x), free(dy), free(dx);
+        gpu_free(gx), gpu_free(gy), gpu_free(gdy), gpu_free(gdx);
+    }
+}
+
+static void test_add(void)
+{
+    static const size_t sizes[] = {7, 100003};
+    fam = F_ADD;
+    for (int s = 0; s < 2; s++) {
+        size_t n = sizes[s];
+        float *a = check_rand_buf(n), *b = check_rand_buf(n), *y = vs_malloc(n * sizeof *y);
+        float *ga = to_gpu(a, n), *gb = to_gpu(b, n), *gy = nan_gpu(n);
+        cpu->add(y, a, b, n);
+        gpu->add(gy, ga, gb, n);
+        check_dev(gy, y, n, 0, "add n %zu", n);
+        cpu->add(a, a, b, n); /* y aliasing a */
+        gpu->add(ga, ga, gb, n);
+        check_dev(ga, a, n, 0, "add n %zu, y == a", n);
+        cpu->add(b, a, b, n); /* y aliasing b */
+        gpu->add(gb, ga, gb, n);
+        check_dev(gb, b, n, 0, "add n %zu, y == b", n);
+        free(a), free(b), free(y), gpu_free(ga), gpu_free(gb), gpu_free(gy);
+    }
+}
+
+static void test_scale_bias(void)
+{
+    static const int cs[] = {1, 37};
+    static const char *which_name[] = {"scale and bias", "bias only", "scale only"};
+    fam = F_SCALE_BIAS;
+    for (int k = 0; k < 2; k++)
+        for (int which = 0; which < 3; which++) {
+            int c = cs[k];
+            size_t n = (size_t)3 * 17 * 13 * c;
+            float *x = check_rand_buf(n), *gx = to_gpu(x, n);
+            float *s = which == 1 ? NULL : check_rand_buf((size_t)c);
+            float *b = which == 2 ? NULL : check_rand_buf((size_t)c);
+            float *gs = to_gpu(s, (size_t)c), *gb = to_gpu(b, (size_t)c);
+            nn_tensor tx = ten(x, 3, 17, 13, c), gtx = ten(gx, 3, 17, 13, c);
+            cpu->scale_bias(&tx, s, b);
+            gpu->scale_bias(&gtx, gs, gb);
+            check_dev(gx, x, n, RTOL, "scale_bias c %d %s", c, which_name[which]);
+            free(x), free(s), free(b), gpu_free(gx), gpu_free(gs), gpu_free(gb);
+        }
+}
+
+/* ---- pixel shuffle: exact ------------------------------------------------------------------ */
+
+static void run_shuffle(int n, int h, int w, int c, int r)
+{
+    size_t num = (size_t)n * h * w * r * r * c;
+    fam = F_SHUFFLE;
+    for (int inverse = 0; inverse < 2; inverse++) {
+        /* depth_to_space: [n, h, w, r*r*c] -> [n, h*r, w*r, c]; space_to_depth the other way */
+        nn_tensor depth = ten(NULL, n, h, w, r * r * c), space = ten(NULL, n, h * r, w * r, c);
+        float *x = check_rand_buf(num), *gx = to_gpu(x, num);
+        float *y = vs_malloc(num * sizeof *y), *gy = nan_gpu(num);
+        nn_tensor tx = inverse ? space : depth, ty = inverse ? depth : space;
+        nn_tensor gtx = tx, gty = ty;
+        tx.d = x, ty.d = y, gtx.d = gx, gty.d = gy;
+        (inverse ? cpu->space_to_depth : cpu->depth_to_space)(&ty, &tx, r);
+        (inverse ? gpu->space_to_depth : gpu->depth_to_space)(&gty, &gtx, r);
+        check_dev(gy, y, num, 0, "%s [%d,%d,%d,%d] r %d",
+                  inverse ? "space_to_depth" : "depth_to_space", n, h, w, c, r);
+        free(x), free(y), gpu_free(gx), gpu_free(gy);
+    }
+}
+
+/* ---- loss ---------------------------------------------------------------------------------- */
+
+static void run_loss(nn_loss_kind kind, int n, int h, int w, int c, int masked)
+{
+    size_t num = (size_t)n * h * w * c, npix = (size_t)n * h * w;
+    const float weight = 0.7f;
+    float *p = vs_malloc(num * sizeof *p), *t = vs_malloc(num * sizeof *t);
+    float *m = masked ? vs_malloc(npix * sizeof *m) : NULL;
+    for (size_t i = 0; i < num; i++) p[i] = (float)check_urand(), t[i] = (float)check_urand();
+    for (size_t i = 0; m && i < npix; i++) m[i] = (float)check_urand();
+    /* dpred starts at about the size of the gradient (weight / numel), so errors in it show */
+    float *dp = vs_malloc(num * sizeof *dp);
+    for (size_t i = 0; i < num; i++) dp[i] = check_frand() / (float)num;
+    float loss = 0.25f;
+    float *gp = to_gpu(p, num), *gt = to_gpu(t, num), *gm = to_gpu(m, npix);
+    float *gdp = to_gpu(dp, num), *gl = to_gpu(&loss, 1);
+    nn_tensor tp = ten(p, n, h, w, c), tt = ten(t, n, h, w, c);
+    nn_tensor gtp = ten(gp, n, h, w, c), gtt = ten(gt, n, h, w, c);
+    cpu->loss(dp, &loss, &tp, &tt, m, kind, weight);
+    gpu->loss(gdp, gl, &gtp, &gtt, gm, kind, weight);
+    const char *kn = kind == NN_LOSS_MAE ? "mae" : kind == NN_LOSS_MSE ? "mse" : "ssim";
+    fam = F_LOSS;
+    check_dev(gdp, dp, num, 2e-5, "loss %s [%d,%d,%d,%d] %s: dpred", kn, n, h, w, c,
+              m ? "masked" : "no mask");
+    check_dev(gl, &loss, 1, 5e-5, "loss %s [%d,%d,%d,%d] %s: value", kn, n, h, w, c,
+              m ? "masked" : "no mask");
+    free(p), free(t), free(m), free(dp);
+    gpu_free(gp), gpu_free(gt), gpu_free(gm), gpu_free(gdp), gpu_free(gl);
+}
+
+static void test_loss(void)
+{
+    for (int k = NN_LOSS_MAE; k <= NN_LOSS_SSIM; k++)
+        for (int masked = 0; masked < 2; masked++) {
+            run_loss((nn_loss_kind)k, 2, 16, 16, 3, masked);
+            run_loss((nn_loss_kind)k, 3, 13, 21, 1, masked);
+        }
+}
+
+/* ---- adam ---------------------------------------------------------------------------------- */
+
+/* via_ctl: adam_ctl with lr_t from ctl[0], and the middle step flagged (ctl[1] = 1: skipped) */
+static void run_adam(size_t n, long t0, int via_ctl)
+{
+    nn_adam hp = {.lr = 5e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
+    /* p small, so its rounding does not hide the steps (about lr each) */
+    float *p = vs_malloc(n * sizeof *p), *m = vs_malloc(n * sizeof *m);
+    float *v = vs_malloc(n * sizeof *v), *g = vs_malloc(n * sizeof *g);
+    for (size_t i = 0; i < n; i++) {
+        double u = check_urand();
+        p[i] = 1e-3f * check_frand(), m[i] = 0.1f * check_frand(), v[i] = (float)(0.01 * u * u);
+    }
+    float *gp = to_gpu(p, n), *gm = to_gpu(m, n), *gv = to_gpu(v, n), *gg = gpu->alloc(n);
+    float *gctl = gpu->alloc(2);
+    for (long step = 0; step < 3; step++) {
+        for (size_t i = 0; i < n; i++) g[i] = check_frand();
+        gpu->copy_in(gg, g, n);
+        hp.t = t0 + step;
+        if (via_ctl) {
+            float ctl[2] = {nn_adam_step_size(&hp), step == 1 ? 1.0f : 0.0f};
+            gpu->copy_in(gctl, ctl, 2);
+            cpu->adam_ctl(p, m, v, g, n, &hp, ctl);
+            gpu->adam_ctl(gp, gm, gv, gg, n, &hp, gctl);
+        } else {
+            cpu->adam(p, m, v, g, n, &hp);
+            gpu->adam(gp, gm, gv, gg, n, &hp);
+        }
+    }
+    fam = F_ADAM;
+    const char *op = via_ctl ? "adam_ctl (t+1 skipped)" : "adam";
+    check_dev(gp, p, n, RTOL, "%s n %zu t %ld..%ld: p", op, n, t0, t0 + 2);
+    check_dev(gm, m, n, RTOL, "%s n %zu t %ld..%ld: m", op, n, t0, t0 + 2);
+    check_dev(gv, v, n, RTOL, "%s n %zu t %ld..%ld: v", op, n, t0, t0 + 2);
+    free(p), free(m), free(v), free(g);
+    gpu_free(gp), gpu_free(gm), gpu_free(gv), gpu_free(gg), gpu_free(gctl);
+}
+
+/* ---- all_finite, fill ---------------------------------------------------------------------- */
+
+/* flag_nonfinite from f0 on both sides: 1 where x has a NaN or an Inf, else f0 left alone */
+static void check_flag(const float *x, const float *gx, size_t n, float f0, float want,
+                       const char *what)
+{
+    float f = f0, *gf = to_gpu(&f0, 1);
+    cpu->flag_nonfinite(&f, x, n);
+    gpu->flag_nonfinite(gf, gx, n);
+    CHECKF(f == want, "cpu flag_nonfinite %s from %g: %g", what, (double)f0, (double)f);
+    check_dev(gf, &f, 1, 0, "flag_nonfinite %s from %g", what, (double)f0);
+    gpu_free(gf);
+}
+
+static void test_all_finite(void)
+{
+    static const size_t sizes[] = {1, 1000, (size_t)1 << 20};
+    static const float bad[] = {NAN, INFINITY, -INFINITY};
+    static const char *bad_name[] = {"NaN", "+Inf", "-Inf"};
+    fam = F_FINITE;
+    for (int s = 0; s < 3; s++) {
+        size_t n = sizes[s];
+        float *x = check_rand_buf(n), *gx = to_gpu(x, n);
+        int got = gpu->all_finite(gx, n), want = cpu->all_finite(x, n);
+        CHECKF(got == 1 && want == 1, "all_finite n %zu random: gpu %d cpu %d", n, got, want);
+        note_exact(got == 1 && want == 1);
+        check_flag(x, gx, n, 0.0f, 0.0f, "random");
+        check_flag(x, gx, n, 1.0f, 1.0f, "random");
+        const size_t at[] = {0, n / 2, n - 1};
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 3; b++) {
+                size_t i = at[a];
+                float keep = x[i];
+                x[i] = bad[b];
+                gpu->copy_in(gx + i, &x[i], 1);
+                got = gpu->all_finite(gx, n), want = cpu->all_finite(x, n);
+                CHECKF(got == 0 && want == 0, "all_finite n %zu, %s at %zu: gpu %d cpu %d", n,
+                       bad_name[b], i, got, want);
+                note_exact(got == 0 && want == 0);
+                char what[64];
+                snprintf(what, sizeof what, "n %zu, %s at %zu", n, bad_name[b], i);
+                check_flag(x, gx, n, 0.0f, 1.0f, what);
+                x[i] = keep;
+                gpu->copy_in(gx + i, &x[i], 1);
+            }
+        got = gpu->all_finite(gx, n);
+        CHECKF(got == 1, "all_finite n %zu restored: gpu %d", n, got);
+        note_exact(got == 1);
+        free(x), gpu_free(gx);
+    }
+}
+
+static void test_fill(void)
+{
+    static const size_t sizes[] = {5, (size_t)1 << 20};
+    fam = F_FILL;
+    for (int s = 0; s < 2; s++) {
+        size_t n = sizes[s];
+        float *x = vs_malloc((n + 1) * sizeof *x);
+        for (size_t i = 0; i <= n; i++) x[i] = NAN;
+        float *gx = to_gpu(x, n + 1); /* one NaN past the end: must stay */
+        cpu->fill(x, n, 0.25f);
+        gpu->fill(gx, n, 0.25f);
+        check_dev(gx, x, n, 0, "fill n %zu", n);
+        float *tail = from_gpu(gx + n, 1);
+        CHECKF(isnan(tail[0]), "fill n %zu wrote past the end: %g", n, (double)tail[0]);
+        free(x), free(tail), gpu_free(gx);
+    }
+}
+
+/* ---- a step captured as a graph and replayed ------------------------------------------------ */
+
+/* One side's buffers of the step: conv forward, filter gradient, flag, Adam from ctl */
+typedef struct step_bufs {
+    float *x, *w, *b, *y, *dy, *dw, *db, *m, *v, *ctl;
+} step_bufs;
+
+static void run_step(const nn_backend *be, step_bufs *s, const conv_case *c, const nn_conv_desc *d,
+                     int oh, int ow, const nn_adam *hp)
+{
+    nn_tensor x = ten(s->x, c->n, c->h, c->w, c->cin), y = ten(s->y, c->n, oh, ow, c->cout);
+    nn_tensor dy = ten(s->dy, c->n, oh, ow, c->cout);
+    size_t nw = (size_t)c->k * c->k * c->cin * c->cout;
+    be->conv2d(&y, &x, s->w, s->b, d);
+    be->conv2d_bwd_filter(s->dw, s->db, &dy, &x, d, NN_OVERWRITE);
+    be->flag_nonfinite(s->ctl + 1, s->dw, nw);
+    be->adam_ctl(s->w, s->m, s->v, s->dw, nw, hp, s->ctl);
+}
+
+/* The first step uncaptured (it sizes everything), the second recorded, then replays with new
+ * inputs copied in between; the third has a NaN in dy, so the flag is set and Adam skipped. */
+static void test_graph(void)
+{
+    fam = F_GRAPH;
+    CHECKF(gpu->capture_begin && gpu->capture_end && gpu->graph_run && gpu->graph_free,
+           "the CUDA backend has no step graphs");
+    if (!gpu->capture_begin) return;
+    static const conv_case c = {2, 16, 16, 3, 8, 5, 2, SAME, NN_ACT_LEAKY, 0.1f, 0};
+    nn_conv_desc d;
+    nn_conv_geometry(&d, c.h, c.w, c.k, c.k, c.s, c.s, c.pad);
+    d.act = c.act, d.alpha = c.alpha;
+    int oh = nn_out_size(c.h, c.k, c.s, c.pad), ow = nn_out_size(c.w, c.k, c.s, c.pad);
+    size_t nx = (size_t)c.n * c.h * c.w * c.cin, ny = (size_t)c.n * oh * ow * c.cout;
+    size_t nw = (size_t)c.k * c.k * c.cin * c.cout, nb = (size_t)c.cout;
+    nn_adam hp = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
+    step_bufs h = {.x = check_rand_buf(nx),
+                   .w = check_rand_buf(nw),
+                   .b = check_rand_buf(nb),
+                   .y = check_rand_buf(ny),
+                   .dy = check_rand_buf(ny),
+                   .dw = check_rand_buf(nw),
+                   .db = check_rand_buf(nb),
+                   .m = check_rand_buf(nw),
+                   .v = check_rand_buf(nw),
+                   .ctl = check_rand_buf(2)};
+    for (size_t i = 0; i < nw; i++) h.v[i] = h.v[i] * h.v[i];
+    step_bufs g = {.x = to_gpu(h.x, nx),
+                   .w = to_gpu(h.w, nw),
+                   .b = to_gpu(h.b, nb),
+                   .y = nan_gpu(ny),
+                   .dy = to_gpu(h.dy, ny),
+                   .dw = nan_gpu(nw),
+                   .db = nan_gpu(nb),
+                   .m = to_gpu(h.m, nw),
+                   .v = to_gpu(h.v, nw),
+                   .ctl = gpu->alloc(2)};
+    void *graph = NULL;
+    for (int it = 0; it < 5; it++) {
+        for (size_t i = 0; i < nx; i++) h.x[i] = check_frand();
+        for (size_t i = 0; i < ny; i++) h.dy[i] = check_frand();
+        if (it == 2) h.dy[ny / 2] = NAN;
+        hp.t = it + 1;
+        h.ctl[0] = nn_adam_step_size(&hp), h.ctl[1] = 0.0f;
+        gpu->copy_in(g.x, h.x, nx), gpu->copy_in(g.dy, h.dy, ny), gpu->copy_in(g.ctl, h.ctl, 2);
+        run_step(cpu, &h, &c, &d, oh, ow, &hp);
+        if (it == 0) {
+            run_step(gpu, &g, &c, &d, oh, ow, &hp);
+        } else {
+            if (!graph) {
+                gpu->capture_begin();
+                run_step(gpu, &g, &c, &d, oh, ow, &hp);
+                graph = gpu->capture_end();
+            }
+            gpu->graph_run(graph);
+        }
+        CHECKF(h.ctl[1] == (it == 2 ? 1.0f : 0.0f), "step %d: cpu flag %g", it, (double)h.ctl[1]);
+        const char *how = it == 0 ? "uncaptured" : "replayed";
+        check_dev(g.ctl, h.ctl, 2, 0, "step %d (%s): ctl", it, how);
+        check_dev(g.y, h.y, ny, tol_sum((size_t)c.k * c.k * c.cin), "step %d (%s): y", it, how);
+        check_dev(g.w, h.w, nw, RTOL, "step %d (%s): w", it, how);
+        check_dev(g.m, h.m, nw, tol_sum((size_t)c.n * oh * ow), "step %d (%s): m", it, how);
+        check_dev(g.v, h.v, nw, tol_sum((size_t)c.n * oh * ow), "step %d (%s): v", it, how);
+    }
+    gpu->graph_free(graph);
+    free(h.x), free(h.w), free(h.b), free(h.y), free(h.dy), free(h.dw), free(h.db), free(h.m);
+    free(h.v), free(h.ctl);
+    gpu_free(g.x), gpu_free(g.w), gpu_free(g.b), gpu_free(g.y), gpu_free(g.dy), gpu_free(g.dw);
+    gpu_free(g.db), gpu_free(g.m), gpu_free(g.v), gpu_free(g.ctl);
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+int main(void)
+{
+    const char *why = "";
+    if (nn_cuda_device_count(&why) == 0) SKIP("no GPU: %s", why);
+    vs_err e;
+    gpu = nn_cuda_backend(0, NN_PREC_FP32, &e);
+    if (!gpu) SKIP("no GPU: the CUDA backend cannot be opened: %s", e.msg);
+    nn_cpu_set_threads(0);
+    cpu = nn_cpu_backend();
+    nn_gpu_info info;
+    if (nn_cuda_device_info(&info, 0) == 0)
+        printf("device 0: %s (sm %d.%d, %d SMs, %zu MiB)\n", info.name, info.major, info.minor,
+               info.sms, info.mem_total >> 20);
+    CHECK(nn_cuda_precision() == NN_PREC_FP32);
+
+    test_layers();
+    test_pool();
+    test_act();
+    test_add();
+    test_scale_bias();
+    for (int r = 2; r <= 3; r++) {
+        run_shuffle(2, 5, 7, 1, r);
+        run_shuffle(2, 5, 7, 5, r);
+    }
+    run_shuffle(3, 16, 16, 64, 2); /* a real layer's size */
+    test_loss();
+    for (int t = 0; t < 2; t++) {
+        run_adam(1000, t ? 50 : 1, 0);
+        run_adam(100003, t ? 50 : 1, 0);
+    }
+    run_adam(100003, 7, 1);
+    test_all_finite();
+    test_fill();
+    test_graph();
+    report_families("fp32");
+
+    /* the convolutions and GEMMs again on tensor cores (a no-op switch without TF32) */
+    gpu = nn_cuda_backend(0, NN_PREC_TF32, &e);
+    CHECKF(gpu != NULL, "switching to tf32: %s", e.msg);
+    if (!gpu) return check_report("test_cuda_ops");
+    tf32 = 1;
+    int have_tf32 = nn_cuda_precision() == NN_PREC_TF32;
+    test_layers();
+    report_families(have_tf32 ? "tf32" : "tf32 (fp32 on this card)");
+
+    /* and back: fp32 tolerances hold again */
+    gpu = nn_cuda_backend(0, NN_PREC_FP32, &e);
+    CHECKF(gpu != NULL, "switching back to fp32: %s", e.msg);
+    if (!gpu) return check_report("test_cuda_ops");
+    tf32 = 0;
+    CHECK(nn_cuda_precision() == NN_PREC_FP32);
+    run_conv(&conv_cases[sizeof conv_cases / sizeof conv_cases[0] - 1], 0);
+    run_dense(5, 300, 33, NN_ACT_NONE, 0, 0);
+    report_families("fp32 after tf32");
+    return check_report("test_cuda_ops");
+}
