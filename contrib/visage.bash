@@ -19,9 +19,11 @@ _visage() {
     --config | --filter | --nfilter | --ref) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --centering) COMPREPLY=($(compgen -W "face head legacy" -- "$cur")); return ;;
     --by) COMPREPLY=($(compgen -W "identity blur size yaw face:" -- "$cur")); return ;;
+    --device) COMPREPLY=($(compgen -W "auto cpu cuda:0 cuda:1 cuda:2 cuda:3" -- "$cur")); return ;;
+    --precision) COMPREPLY=($(compgen -W "auto fp32 tf32" -- "$cur")); return ;;
     esac
     case $cmd in
-    '') COMPREPLY=($(compgen -W "extract faces sort prune train model config -C --config --help --version" -- "$cur")) ;;
+    '') COMPREPLY=($(compgen -W "extract faces sort prune train model gpus config -C --config --help --version" -- "$cur")) ;;
     extract)
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "--output --alignments --every --min-size --max-faces --threshold
@@ -35,8 +37,9 @@ _visage() {
     prune) COMPREPLY=($(compgen -W "--alignments --force --help" -- "$cur") $(compgen -d -- "$cur")) ;;
     train)
         COMPREPLY=($(compgen -W "--faces-a --faces-b --model-dir --model --lowmem --learn-mask --batch
-            --iterations --save-every --snapshot-every --keep-backups --shrink --seed --threads --quiet
-            --help" -- "$cur")) ;;
+            --iterations --save-every --snapshot-every --keep-backups --shrink --seed --device
+            --precision --threads --quiet --help" -- "$cur")) ;;
+    gpus) COMPREPLY=($(compgen -W "--help" -- "$cur")) ;;
     model)
         if ((COMP_CWORD == i + 1)); then
             COMPREPLY=($(compgen -W "info --help" -- "$cur"))

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "faceset.h"
+#include "nn/backend.h"
 
 /* Every amount; 0 turns that augmentation off. Defaults (augment_config_default) are Faceswap's. */
 typedef struct augment_config {
@@ -54,6 +55,12 @@ typedef struct augment_out {
     float *mask_eye;   /* [n, St, St]; may be NULL */
     float *mask_mouth; /* [n, St, St]; may be NULL */
 } augment_out;
+
+/* The backend's form of image `face`'s draws p (P: the crops' side). */
+void augment_prepare(nn_aug_image *im, const augment_params *p, int face, int P);
+/* Draws of a whole batch (faces idx[0 .. n) of fs), in the backend's form. */
+void augment_draw_batch(nn_aug_image *ims, const faceset *fs, const int *idx, int n,
+                        const augment_config *c, uint64_t seed, int64_t iteration, int side);
 
 /* Image b of the outputs from face fs[face] with the draws p (one image, on this thread). */
 void augment_image(const augment_out *out, int b, const faceset *fs, int face,

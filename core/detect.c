@@ -61,7 +61,7 @@ static int load_layer(layer *l, fn_detector *d, nn_weights *wt, layer_kind kind,
     const float *b = fni_get(wt, bname, e, 1, (int[]){cout});
     if (!w || !b) return -1;
     l->kind = kind;
-    l->w = fni_upload(&d->mem, w, (size_t)k * k * cin * wshape[3]);
+    l->w = fni_upload_conv(&d->mem, w, (size_t)k * k * cin, wshape[3]);
     l->b = fni_upload(&d->mem, b, (size_t)cout);
     nn_conv_geometry(&l->d, x_h, x_w, k, k, stride, stride, NN_PAD_SAME);
     l->d.act = act;

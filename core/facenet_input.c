@@ -110,6 +110,16 @@ float *fni_upload(fni_mem *m, const float *host, size_t n)
     return p;
 }
 
+float *fni_upload_conv(fni_mem *m, const float *host, size_t k, int cout)
+{
+    if (m->be->conv_layout == NN_LAYOUT_HWIO) return fni_upload(m, host, k * (size_t)cout);
+    float *t = vs_malloc(k * (size_t)cout * sizeof *t);
+    nn_conv_weights_convert(t, host, k, cout, NN_LAYOUT_HWIO, m->be->conv_layout);
+    float *p = fni_upload(m, t, k * (size_t)cout);
+    free(t);
+    return p;
+}
+
 nn_tensor fni_tensor(fni_mem *m, int n, int h, int w, int c)
 {
     nn_tensor t = {.n = n, .h = h, .w = w, .c = c};

@@ -52,6 +52,8 @@ typedef struct fni_mem {
 float *fni_alloc(fni_mem *m, size_t n);
 /* Backend copy of n host floats. */
 float *fni_upload(fni_mem *m, const float *host, size_t n);
+/* A conv2d kernel [kh, kw, cin, cout] (k = kh * kw * cin), in the backend's kernel layout. */
+float *fni_upload_conv(fni_mem *m, const float *host, size_t k, int cout);
 /* A backend tensor of the given shape, owned by m. */
 nn_tensor fni_tensor(fni_mem *m, int n, int h, int w, int c);
 void fni_mem_free(fni_mem *m);

@@ -69,7 +69,7 @@ static int load_rconv(rconv *c, fn_embedder *m, nn_weights *wt, const char *pref
     float *fw = vs_malloc(nw * sizeof *fw), *fb = vs_malloc((size_t)cout * sizeof *fb);
     for (size_t i = 0; i < nw; i++) fw[i] = w[i] * s[i % cout];
     for (int o = 0; o < cout; o++) fb[o] = b[o] * s[o] + sb[o];
-    c->w = fni_upload(&m->mem, fw, nw);
+    c->w = fni_upload_conv(&m->mem, fw, (size_t)k * k * cin, cout);
     c->b = fni_upload(&m->mem, fb, (size_t)cout);
     free(fw);
     free(fb);

@@ -60,7 +60,7 @@ static int load_sep(sep_conv *s, fn_landmarker *l, nn_weights *wt, int blk, int 
     const float *b = fni_get(wt, bn, e, 1, (int[]){cout});
     if (!dw || !pw || !b) return -1;
     s->dw = fni_upload(&l->mem, dw, (size_t)9 * cin);
-    s->pw = fni_upload(&l->mem, pw, (size_t)cin * cout);
+    s->pw = fni_upload_conv(&l->mem, pw, (size_t)cin, cout);
     s->b = fni_upload(&l->mem, b, (size_t)cout);
     nn_conv_geometry(&s->d_dw, x_h, x_w, 3, 3, stride, stride, NN_PAD_SAME);
     int oh = nn_out_size(x_h, 3, stride, NN_PAD_SAME),
@@ -87,7 +87,7 @@ static int load_net(fn_landmarker *l, nn_weights *wt, vs_err *e)
             const float *w0 = fni_get(wt, "dense0/conv0/filters", e, 4, (int[]){3, 3, 3, 32});
             const float *b0 = fni_get(wt, "dense0/conv0/bias", e, 1, (int[]){32});
             if (!w0 || !b0) return -1;
-            blk->w0 = fni_upload(&l->mem, w0, 9 * 3 * 32);
+            blk->w0 = fni_upload_conv(&l->mem, w0, 9 * 3, 32);
             blk->b0 = fni_upload(&l->mem, b0, 32);
             nn_conv_geometry(&blk->d0, h, w, 3, 3, 2, 2, NN_PAD_SAME);
             blk->d0.act = NN_ACT_RELU;

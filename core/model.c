@@ -184,6 +184,7 @@ static void register_params(model *m, mdl_net *n)
         case MDL_CONV:
             l->pw = add_param(m, n->name, l->name, "kernel", 4,
                               (int64_t[]){l->k, l->k, l->ic, l->filters});
+            m->params[l->pw].conv_cout = l->filters;
             l->pb = add_param(m, n->name, l->name, "bias", 1, (int64_t[]){l->filters});
             break;
         case MDL_DEPTHWISE:
@@ -265,9 +266,9 @@ static int check_options(const mdl_options *o, vs_err *e)
     return 0;
 }
 
-/* floats of the activations and their gradients of net n at batch b, and the largest input of
- * a convolution whose padding is asymmetric (padded), and the largest convolution kernel */
-static size_t net_floats(const mdl_net *n, size_t b, size_t *pad_max, size_t *kernel_max)
+/* floats of the activations and their gradients of net n at batch b, and the largest padded
+ * input of a convolution (what a backend that pads explicitly copies) */
+static size_t net_floats(const mdl_net *n, size_t b, size_t *pad_max)
 {
     size_t f = 0;
     for (int i = 0; i < n->n_layers; i++) {
@@ -278,8 +279,6 @@ static size_t net_floats(const mdl_net *n, size_t b, size_t *pad_max, size_t *ke
         size_t padded = b * (size_t)(l->ih + d->pad_t + d->pad_b) * (l->iw + d->pad_l + d->pad_r) *
                         (size_t)l->ic;
         if (padded > *pad_max) *pad_max = padded;
-        size_t k = (size_t)l->k * l->k * l->ic * l->filters;
-        if (k > *kernel_max) *kernel_max = k;
     }
     return f;
 }
@@ -290,17 +289,15 @@ int model_plan(mdl_plan *p, const mdl_arch *a, const mdl_options *o, int n, vs_e
     if (check_options(o, e)) return -1;
     model *m = build(a, o, nn_cpu_backend());
     const size_t S = (size_t)a->input_size, b = (size_t)n;
-    size_t pad_max = 0, kernel_max = 0;
-    size_t act = net_floats(&m->enc, 2 * b, &pad_max, &kernel_max) +
-                 net_floats(&m->dec[0], b, &pad_max, &kernel_max) +
-                 net_floats(&m->dec[1], b, &pad_max, &kernel_max);
+    size_t pad_max = 0;
+    size_t act = net_floats(&m->enc, 2 * b, &pad_max) + net_floats(&m->dec[0], b, &pad_max) +
+                 net_floats(&m->dec[1], b, &pad_max);
     p->params = 4 * m->n_floats * sizeof(float);
     /* the step's inputs, targets and masks, then the activations and gradients */
     p->batch = (4 * b * S * S * 3 + 6 * b * S * S + act) * sizeof(float);
-    /* scratch, each grown by a quarter when it grows: two padded inputs, the transposed kernel,
-     * the SSIM maps (7 per pixel and channel at most) */
-    p->scratch = (size_t)(1.25 * (double)((2 * pad_max + kernel_max + 7 * b * S * S * 3) *
-                                          sizeof(float))) +
+    /* scratch, each grown by a quarter when it grows: two padded inputs, the SSIM maps (7 per
+     * pixel and channel at most) */
+    p->scratch = (size_t)(1.25 * (double)((2 * pad_max + 7 * b * S * S * 3) * sizeof(float))) +
                  (size_t)(1.25 * (double)NN_GPU_WORKSPACE_MAX) + /* the convolutions' */
                  (64u << 20); /* partial sums, cuBLAS's workspace */
     p->total = p->params + p->batch + p->scratch;
@@ -334,13 +331,52 @@ int model_create_arch(model **out, const mdl_arch *a, const mdl_options *o, cons
     m->v = be->alloc(m->n_floats);
     float *host = vs_malloc(m->n_floats * sizeof(float));
     init_params(m, host, seed);
-    be->copy_in(m->p, host, m->n_floats);
+    model_arena_upload(m, m->p, host);
     free(host);
     be->fill(m->g, m->n_floats, 0.0f);
     be->fill(m->m, m->n_floats, 0.0f);
     be->fill(m->v, m->n_floats, 0.0f);
     *out = m;
     return 0;
+}
+
+/* Each conv2d kernel of `src` (an arena image) converted between HWIO and the backend's
+ * layout into dst; the other parameters copied. */
+static void convert_kernels(const model *m, float *dst, const float *src, int to_backend)
+{
+    nn_weight_layout be = m->be->conv_layout;
+    memcpy(dst, src, m->n_floats * sizeof(float));
+    for (int i = 0; i < m->n_params; i++) {
+        const mdl_param *p = &m->params[i];
+        if (!p->conv_cout) continue;
+        size_t k = p->count / (size_t)p->conv_cout;
+        nn_conv_weights_convert(dst + p->offset, src + p->offset, k, p->conv_cout,
+                                to_backend ? NN_LAYOUT_HWIO : be, to_backend ? be : NN_LAYOUT_HWIO);
+    }
+}
+
+void model_arena_download(const model *m, float *host, const float *arena)
+{
+    if (m->be->conv_layout == NN_LAYOUT_HWIO) {
+        m->be->copy_out(host, arena, m->n_floats);
+        return;
+    }
+    float *t = vs_malloc(m->n_floats * sizeof(float));
+    m->be->copy_out(t, arena, m->n_floats);
+    convert_kernels(m, host, t, 0);
+    free(t);
+}
+
+void model_arena_upload(const model *m, float *arena, const float *host)
+{
+    if (m->be->conv_layout == NN_LAYOUT_HWIO) {
+        m->be->copy_in(arena, host, m->n_floats);
+        return;
+    }
+    float *t = vs_malloc(m->n_floats * sizeof(float));
+    convert_kernels(m, t, host, 1);
+    m->be->copy_in(arena, t, m->n_floats);
+    free(t);
 }
 
 static void free_net(const nn_backend *be, mdl_net *n)

@@ -55,6 +55,7 @@ typedef struct mdl_param {
     int ndim;
     int64_t shape[4];
     size_t offset, count; /* in floats, into each arena */
+    int conv_cout;        /* a conv2d kernel's cout (kept in the backend's layout), else 0 */
 } mdl_param;
 
 /* The options fixed when a model is created (saved in its checkpoint, not changeable later). */
@@ -107,9 +108,8 @@ void model_free(model *m);
 
 /* The memory a training step needs, in bytes: parameters with their gradients and both Adam
  * moments; per batch the inputs, targets, masks, every activation and its gradient; and the
- * backends' scratch (padded inputs, transposed kernels, loss maps), the GPU's convolution
- * workspace aside (cuda/ caps that). An upper bound: what the trainer checks against the card's
- * free memory before it starts. */
+ * backends' scratch (padded inputs, loss maps, the GPU's convolution workspace up to its cap).
+ * An upper bound: what the trainer checks against the card's free memory before it starts. */
 typedef struct mdl_plan {
     size_t params, batch, scratch, total;
 } mdl_plan;
@@ -117,6 +117,11 @@ typedef struct mdl_plan {
 int model_plan(mdl_plan *p, const mdl_arch *a, const mdl_options *o, int n_per_side, vs_err *e);
 /* The largest batch (faces per side, at most `most`) whose plan fits in `bytes`; 0 if none. */
 int model_plan_largest_batch(const mdl_arch *a, const mdl_options *o, size_t bytes, int most);
+
+/* One arena (m->p, m->g, m->m or m->v) to or from host memory (n_floats), every conv2d kernel in
+ * TensorFlow's HWIO layout on the host whatever the backend keeps (checkpoints, tests). */
+void model_arena_download(const model *m, float *host, const float *arena);
+void model_arena_upload(const model *m, float *arena, const float *host);
 
 /* Parameters of the face outputs only (what Faceswap's summary counts with learn_mask off). */
 size_t model_param_count(const model *m);

@@ -15,7 +15,7 @@ int model_state_tensors(ckpt_tensor **t, char (**names)[MDL_STATE_NAME], float *
     if (m->be != nn_cpu_backend()) {
         *host = vs_malloc(3 * m->n_floats * sizeof(float));
         for (int a = 0; a < 3; a++) {
-            m->be->copy_out(*host + a * m->n_floats, arenas[a], m->n_floats);
+            model_arena_download(m, *host + a * m->n_floats, arenas[a]);
             arenas[a] = *host + a * m->n_floats;
         }
     }
@@ -49,7 +49,7 @@ int model_state_read(model *m, const ckpt *c, vs_err *e)
                 return -1; /* the message names the file and the tensor */
             }
         }
-        if (host) m->be->copy_in(arenas[a], host, m->n_floats);
+        if (host) model_arena_upload(m, arenas[a], host);
     }
     free(host);
     return 0;

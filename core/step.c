@@ -32,11 +32,36 @@ void step_free(step *s)
     *s = (step){0};
 }
 
+void step_set_augment(step *s, const uint8_t *const px[2], const uint8_t *const masks[2], int P,
+                      const nn_aug_image *ims)
+{
+    const int S = s->m->arch->input_size;
+    const size_t per = (size_t)S * S * 3;
+    for (int k = 0; k < 2; k++)
+        s->aug[k] = (nn_aug_batch){
+            .input = s->x.d + (size_t)k * s->n * per,
+            .target = s->tgt[k].d,
+            .mask = {s->mask[k][0], s->mask[k][1], s->mask[k][2]},
+            .px = px[k],
+            .masks = masks[k],
+            .img = ims + (size_t)k * s->n,
+            .n = s->n,
+            .P = P,
+            .si = S,
+            .st = S,
+        };
+    s->augment = 1;
+}
+
 static void enqueue(step *s, const nn_adam *h, int poison)
 {
     const nn_backend *be = s->be;
     model *m = s->m;
     float *loss = s->ctl + 2;
+    if (s->augment) {
+        be->augment(&s->aug[0]);
+        be->augment(&s->aug[1]);
+    }
     model_forward(m, &s->x);
     be->fill(s->ctl + 1, 3, 0.0f);
     for (int k = 0; k < 2; k++) {
@@ -53,8 +78,7 @@ static void enqueue(step *s, const nn_adam *h, int poison)
         be->copy_in(m->g + m->params[0].offset, &nan, 1);
     }
     be->flag_nonfinite(s->ctl + 1, loss, 2);
-    be->flag_nonfinite(s->ctl + 1, m->g, m->n_floats);
-    be->adam_ctl(m->p, m->m, m->v, m->g, m->n_floats, h, s->ctl);
+    be->adam_ctl(m->p, m->m, m->v, m->g, m->n_floats, h, s->ctl); /* flags a bad gradient */
 }
 
 int step_run(step *s, double loss[2], step_mode mode, int poison)

@@ -28,6 +28,9 @@ typedef struct step {
     float *mask[2][3];
     /* [0] Adam's lr_t, [1] the non-finite flag, [2], [3] the losses of sides A and B */
     float *ctl;
+    /* with augmentation in the step (step_set_augment): side A's and B's images */
+    int augment;
+    nn_aug_batch aug[2];
     void *graph;
     long runs;
 } step;
@@ -35,6 +38,13 @@ typedef struct step {
 /* Batch buffers for n faces per side of model m (on m's backend). */
 void step_init(step *s, model *m, int n, const loss_cfg *lc, const nn_adam *h);
 void step_free(step *s);
+
+/* Makes the batch part of the step: from then on every step first augments both sides' images
+ * into x, tgt and mask from the uint8 crops px[k] and masks[k] (P x P, backend memory) with the
+ * transforms ims[0 .. 2n) (backend memory, side A's n then side B's, rewritten by the caller
+ * before each step). */
+void step_set_augment(step *s, const uint8_t *const px[2], const uint8_t *const masks[2], int P,
+                      const nn_aug_image *ims);
 
 /* Runs one step. With `poison` (tests), a NaN goes into the first gradient after backward (the
  * step then runs call by call). Returns 1 when everything was finite and Adam was applied

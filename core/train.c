@@ -26,6 +26,9 @@
          */
 #define PREVIEW_ROWS 4
 
+_Static_assert(FACESET_MASKS == NN_AUG_MASKS, "the backend augments the face set's masks");
+_Static_assert(sizeof(nn_aug_image) % sizeof(float) == 0, "transforms travel as floats");
+
 typedef struct trainer {
     const train_opts *o;
     job *j;
@@ -41,6 +44,10 @@ typedef struct trainer {
     float *tgt_host[2];    /* [n, S, S, 3] */
     float *mask_host[2][3];
     step step; /* the batch in backend memory and the step's state */
+    /* augmentation on the GPU: both face sets' crops and masks there, and the batch's transforms
+     * (host and backend copies); NULL when the CPU augments */
+    uint8_t *fs_dev[2][2];
+    nn_aug_image *aug_host, *aug_dev;
     char *log;       /* loss rows since the last save */
     size_t log_len, log_cap;
     long rollback_at; /* iteration of the last rollback, -1 none */
@@ -395,6 +402,8 @@ static int write_preview(trainer *t, vs_err *e)
     img *grid = img_new(6 * S, rows * S, 3);
     nn_tensor src = nn_tensor_new(rows, S, S, 3), out = nn_tensor_new(rows, S, S, 3);
     for (int s = 0; s < 2; s++) {
+        if (t->aug_dev) /* the targets were made on the GPU */
+            t->be->copy_out(t->tgt_host[s], t->step.tgt[s].d, nn_numel(&src));
         memcpy(src.d, t->tgt_host[s], nn_numel(&src) * sizeof(float));
         for (int k = 0; k < 3; k++) {
             const float *pix = src.d;
@@ -446,8 +455,53 @@ static void alloc_batch(trainer *t, const nn_adam *h)
     step_init(&t->step, t->m, n, &t->o->loss, h);
 }
 
+/* On a GPU, where both face sets fit (after the step's planned memory), they go there and the
+ * step augments its own batch; otherwise the CPU augments and the batch is copied in. */
+static void setup_gpu_augment(trainer *t)
+{
+    nn_gpu_info gi;
+    if (host_is_backend(t->be) || !t->be->augment ||
+        nn_cuda_device_info(&gi, nn_cuda_device()))
+        return;
+    const size_t P = (size_t)t->fs[0].size;
+    size_t bytes = 0;
+    for (int s = 0; s < 2; s++) bytes += (size_t)t->fs[s].n * P * P * (3 + FACESET_MASKS);
+    const size_t reserve = gi.mem_total / 32 + ((size_t)512 << 20);
+    if (bytes + reserve > gi.mem_free) {
+        event(t, EVENT_INFO, "the face sets (%.2f GiB) do not fit beside the model in GPU memory: "
+                             "augmenting on the CPU", gib(bytes));
+        return;
+    }
+    for (int s = 0; s < 2; s++) {
+        const uint8_t *src[2] = {t->fs[s].px, t->fs[s].mask};
+        size_t len[2] = {(size_t)t->fs[s].n * P * P * 3,
+                         (size_t)t->fs[s].n * P * P * FACESET_MASKS};
+        for (int k = 0; k < 2; k++) {
+            size_t words = (len[k] + 3) / 4;
+            float *host = vs_calloc(words ? words : 1, sizeof(float));
+            memcpy(host, src[k], len[k]);
+            float *dev = t->be->alloc(words);
+            t->be->copy_in(dev, host, words);
+            free(host);
+            t->fs_dev[s][k] = (uint8_t *)dev;
+        }
+    }
+    const size_t img_words = 2 * (size_t)t->n * sizeof(nn_aug_image) / sizeof(float);
+    t->aug_host = vs_calloc(2 * (size_t)t->n, sizeof(nn_aug_image));
+    t->aug_dev = (nn_aug_image *)t->be->alloc(img_words);
+    const uint8_t *px[2] = {t->fs_dev[0][0], t->fs_dev[1][0]};
+    const uint8_t *mk[2] = {t->fs_dev[0][1], t->fs_dev[1][1]};
+    step_set_augment(&t->step, px, mk, (int)P, t->aug_dev);
+    event(t, EVENT_INFO, "augmenting on the GPU (face sets %.2f GiB there)", gib(bytes));
+}
+
 static void free_batch(trainer *t)
 {
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < 2; k++)
+            if (t->fs_dev[s][k]) t->be->free((float *)t->fs_dev[s][k]);
+    if (t->aug_dev) t->be->free((float *)t->aug_dev);
+    free(t->aug_host);
     free(t->in_host);
     for (int s = 0; s < 2; s++) {
         free(t->tgt_host[s]);
@@ -462,6 +516,17 @@ static void next_batch(trainer *t)
     const int n = t->n, S = t->S;
     const size_t per = (size_t)S * S * 3, px = (size_t)S * S;
     int *idx = vs_malloc(sizeof(int) * n);
+    if (t->aug_dev) { /* the step augments: only the transforms go over */
+        for (int s = 0; s < 2; s++) {
+            faceset_cursor_next(idx, &t->cur[s], t->fs[s].n, n, t->seed ^ (uint64_t)(s + 1));
+            augment_draw_batch(t->aug_host + (size_t)s * n, &t->fs[s], idx, n, &t->o->aug,
+                               t->seed, t->iteration, s);
+        }
+        t->be->copy_in((float *)t->aug_dev, (const float *)t->aug_host,
+                       2 * (size_t)n * sizeof(nn_aug_image) / sizeof(float));
+        free(idx);
+        return;
+    }
     for (int s = 0; s < 2; s++) {
         faceset_cursor_next(idx, &t->cur[s], t->fs[s].n, n, t->seed ^ (uint64_t)(s + 1));
         augment_out out = {
@@ -545,6 +610,7 @@ static int run(trainer *t, vs_err *e)
     }
     nn_adam h = {.lr = o->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = o->eps};
     alloc_batch(t, &h);
+    setup_gpu_augment(t);
     t->st.start_iteration = t->iteration;
     t->st.iteration = t->iteration;
     t->st.target = o->iterations;
@@ -579,6 +645,7 @@ static int run(trainer *t, vs_err *e)
             if (!host_is_backend(t->be)) {
                 t->st.gpu_mem = nn_cuda_mem_used();
                 t->st.gpu_mem_peak = nn_cuda_mem_peak();
+                t->st.gpu_util = nn_cuda_utilization();
             }
         }
         if (t->iteration % o->save_every == 0) {

@@ -58,6 +58,7 @@ typedef struct train_status {
     double it_s, egs_s;   /* recent rate; EGs/s = 2 x batch x it/s */
     size_t gpu_mem;       /* bytes of GPU memory in use (0 on the CPU) */
     size_t gpu_mem_peak;  /* and the most so far */
+    int gpu_util;         /* percent busy, -1 unknown */
     double elapsed;       /* seconds in this run */
     double trained;       /* seconds over the model's whole life */
     long saved_iteration; /* -1 before the first save of this run */

@@ -1,6 +1,7 @@
 /* backend.cu: the CUDA backend's context (device, stream, cuDNN and cuBLAS handles, scratch),
  * device queries for `visage gpus`, memory (with the use and peak the status line shows), and
  * the table of operations that core/ calls through nn_backend. */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,7 @@ static void cu_graph_free(void *graph)
 
 static const nn_backend cu_backend = {
     .name = "cuda",
+    .conv_layout = NN_LAYOUT_OHWI,
     .alloc = cu_alloc,
     .free = cu_free,
     .copy_in = cu_copy_in,
@@ -223,6 +225,7 @@ static const nn_backend cu_backend = {
     .adam = cu_adam,
     .all_finite = cu_all_finite,
     .fill = cu_fill,
+    .augment = cu_augment,
     .flag_nonfinite = cu_flag_nonfinite,
     .adam_ctl = cu_adam_ctl,
     .capture_begin = cu_capture_begin,
@@ -230,6 +233,42 @@ static const nn_backend cu_backend = {
     .graph_run = cu_graph_run,
     .graph_free = cu_graph_free,
 };
+
+/* ---- utilisation, through NVML (the driver's library, opened when first asked) -------------- */
+
+typedef struct nvml_util {
+    unsigned int gpu, memory;
+} nvml_util;
+
+static struct {
+    pthread_once_t once;
+    void *dev; /* nvmlDevice_t of the open device, NULL when NVML is not there */
+    int (*get_util)(void *dev, nvml_util *u);
+} nvml = {.once = PTHREAD_ONCE_INIT};
+
+static void nvml_open(void)
+{
+    void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) return;
+    int (*init)(void) = (int (*)(void))dlsym(lib, "nvmlInit_v2");
+    int (*by_bus)(const char *, void **) =
+        (int (*)(const char *, void **))dlsym(lib, "nvmlDeviceGetHandleByPciBusId_v2");
+    nvml.get_util = (int (*)(void *, nvml_util *))dlsym(lib, "nvmlDeviceGetUtilizationRates");
+    char bus[32];
+    if (!init || !by_bus || !nvml.get_util || init() != 0 ||
+        cudaDeviceGetPCIBusId(bus, sizeof bus, cu_ctx.device) != cudaSuccess ||
+        by_bus(bus, &nvml.dev) != 0)
+        nvml.dev = NULL;
+}
+
+int nn_cuda_utilization(void)
+{
+    if (cu_ctx.device < 0) return -1;
+    pthread_once(&nvml.once, nvml_open);
+    nvml_util u;
+    if (!nvml.dev || nvml.get_util(nvml.dev, &u) != 0) return -1;
+    return (int)u.gpu;
+}
 
 /* ---- devices ------------------------------------------------------------------------------- */
 

@@ -51,7 +51,6 @@ typedef enum cu_scratch_slot {
     CU_SCR_CUDNN,    /* cuDNN's workspace */
     CU_SCR_PAD,      /* a zero-padded copy of an input (asymmetric TF "same" padding) */
     CU_SCR_PAD_GRAD, /* the gradient of that padded input */
-    CU_SCR_WEIGHTS,  /* weights transposed to cuDNN's [cout, kh, kw, cin] */
     CU_SCR_LOSS,     /* the SSIM maps */
     CU_SCR_PARTIAL,  /* per-block partial sums of the reductions */
     CU_SCR_SLOTS
@@ -145,8 +144,10 @@ void cu_fill(float *x, size_t n, float value);
 int cu_all_finite(const float *x, size_t n);
 void cu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h);
 void cu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                 const float *ctl);
+                 float *ctl);
 void cu_flag_nonfinite(float *flag, const float *x, size_t n);
+/* augment.cu */
+void cu_augment(const nn_aug_batch *b);
 /* conv.cu */
 void cu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
                const nn_conv_desc *d);

@@ -1,7 +1,6 @@
 /* conv.cu: convolutions on the GPU. conv2d forward and both backward passes go to cuDNN with
- * NHWC tensors; visage keeps weights as TensorFlow does ([kh, kw, cin, cout]), which is the
- * transpose of cuDNN's NHWC filter layout ([cout, kh, kw, cin]) seen as a matrix
- * [kh*kw*cin, cout], so one tiled transpose converts either way. cuDNN pads symmetrically; the
+ * NHWC tensors and kernels kept in cuDNN's NHWC filter layout ([cout, kh, kw, cin], the backend's
+ * conv_layout: model.c converts on the way in and out). cuDNN pads symmetrically; the
  * TF "same" padding of a stride-2 layer puts the extra row and column at the bottom and right, so
  * those layers run on an explicitly zero-padded copy of the input. Each shape's descriptors and
  * the fastest deterministic algorithms are found once and kept. Depthwise convolution and
@@ -9,41 +8,6 @@
 #include <string.h>
 
 #include "common.cuh"
-
-/* ---- matrix transpose (with accumulate) ----------------------------------------------------- */
-
-#define TR_TILE 32
-
-/* out: [cols, rows] (+)= in: [rows, cols]^T */
-static __global__ void transpose_kernel(float *out, const float *in, int rows, int cols,
-                                        int accumulate)
-{
-    __shared__ float tile[TR_TILE][TR_TILE + 1];
-    int c = blockIdx.x * TR_TILE + threadIdx.x;
-    for (int k = threadIdx.y; k < TR_TILE; k += blockDim.y) {
-        int r = blockIdx.y * TR_TILE + k;
-        if (r < rows && c < cols) tile[k][threadIdx.x] = in[(size_t)r * cols + c];
-    }
-    __syncthreads();
-    int r = blockIdx.y * TR_TILE + threadIdx.x; /* now the output column */
-    for (int k = threadIdx.y; k < TR_TILE; k += blockDim.y) {
-        int oc = blockIdx.x * TR_TILE + k; /* output row */
-        if (oc < cols && r < rows) {
-            size_t o = (size_t)oc * rows + r;
-            float v = tile[threadIdx.x][k];
-            out[o] = accumulate ? out[o] + v : v;
-        }
-    }
-}
-
-static void transpose(float *out, const float *in, int rows, int cols, nn_accum mode)
-{
-    if (rows == 0 || cols == 0) return;
-    dim3 grid((unsigned)((cols + TR_TILE - 1) / TR_TILE), (unsigned)((rows + TR_TILE - 1) / TR_TILE));
-    transpose_kernel<<<grid, dim3(TR_TILE, 8), 0, cu_ctx.stream>>>(out, in, rows, cols,
-                                                                   mode == NN_ACCUMULATE);
-    KERNEL_CHECK();
-}
 
 /* ---- explicit padding ----------------------------------------------------------------------- */
 
@@ -237,15 +201,6 @@ static void *use_algo(conv_plan *p, int kind)
     return cu_scratch(CU_SCR_CUDNN, p->ws[kind]);
 }
 
-/* The weights in cuDNN's layout, in scratch: [cout, kh, kw, cin] from [kh, kw, cin, cout] */
-static const float *weights_krsc(const float *w, const nn_conv_desc *d, int cin, int cout)
-{
-    int k = d->kh * d->kw * cin;
-    float *wt = (float *)cu_scratch(CU_SCR_WEIGHTS, (size_t)k * cout * sizeof(float));
-    transpose(wt, w, k, cout, NN_OVERWRITE);
-    return wt;
-}
-
 static void check_geometry(const nn_tensor *y, const nn_tensor *x, const nn_conv_desc *d)
 {
     VS_CHECK(d->kh >= 1 && d->kw >= 1 && d->sh >= 1 && d->sw >= 1);
@@ -265,10 +220,9 @@ void cu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
     nn_tensor xin = symmetric(d) ? *x : pad_input(x, d);
     int ph = symmetric(d) ? d->pad_t : 0, pw = symmetric(d) ? d->pad_l : 0;
     conv_plan *p = plan_for(&xin, y, d, ph, pw);
-    const float *wt = weights_krsc(w, d, x->c, y->c);
     void *ws = use_algo(p, PLAN_FWD);
     const float one = 1.0f, zero = 0.0f;
-    CUDNN_CHECK(cudnnConvolutionForward(cu_ctx.cudnn, &one, p->xd, xin.d, p->wd, wt, p->cd,
+    CUDNN_CHECK(cudnnConvolutionForward(cu_ctx.cudnn, &one, p->xd, xin.d, p->wd, w, p->cd,
                                         (cudnnConvolutionFwdAlgo_t)p->algo[PLAN_FWD], ws,
                                         p->ws[PLAN_FWD], &zero, p->yd, y->d));
     cu_bias_act(y->d, b, nn_numel(y) / (size_t)y->c, y->c, d->act, d->alpha);
@@ -281,12 +235,11 @@ void cu_conv2d_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w, cons
     check_geometry(dy, dx, d);
     if (nn_numel(dx) == 0) return;
     const float one = 1.0f, zero = 0.0f;
-    const float *wt = weights_krsc(w, d, dx->c, dy->c);
     if (symmetric(d)) {
         conv_plan *p = plan_for(dx, dy, d, d->pad_t, d->pad_l);
         void *ws = use_algo(p, PLAN_BWD_DATA);
         CUDNN_CHECK(cudnnConvolutionBackwardData(
-            cu_ctx.cudnn, &one, p->wd, wt, p->yd, dy->d, p->cd,
+            cu_ctx.cudnn, &one, p->wd, w, p->yd, dy->d, p->cd,
             (cudnnConvolutionBwdDataAlgo_t)p->algo[PLAN_BWD_DATA], ws, p->ws[PLAN_BWD_DATA],
             mode == NN_ACCUMULATE ? &one : &zero, p->xd, dx->d));
         return;
@@ -294,7 +247,7 @@ void cu_conv2d_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w, cons
     nn_tensor dxp = padded(dx, d, CU_SCR_PAD_GRAD);
     conv_plan *p = plan_for(&dxp, dy, d, 0, 0);
     void *ws = use_algo(p, PLAN_BWD_DATA);
-    CUDNN_CHECK(cudnnConvolutionBackwardData(cu_ctx.cudnn, &one, p->wd, wt, p->yd, dy->d, p->cd,
+    CUDNN_CHECK(cudnnConvolutionBackwardData(cu_ctx.cudnn, &one, p->wd, w, p->yd, dy->d, p->cd,
                                              (cudnnConvolutionBwdDataAlgo_t)p->algo[PLAN_BWD_DATA],
                                              ws, p->ws[PLAN_BWD_DATA], &zero, p->xd, dxp.d));
     size_t total = nn_numel(dx);
@@ -304,7 +257,7 @@ void cu_conv2d_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w, cons
     KERNEL_CHECK();
 }
 
-/* dw: [kh, kw, cin, cout] (+)= the weight gradient, db: [cout] (+)= the sum of dy */
+/* dw: [cout, kh, kw, cin] (+)= the weight gradient, db: [cout] (+)= the sum of dy */
 void cu_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
                           const nn_conv_desc *d, nn_accum mode)
 {
@@ -319,13 +272,11 @@ void cu_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_te
     int ph = symmetric(d) ? d->pad_t : 0, pw = symmetric(d) ? d->pad_l : 0;
     conv_plan *p = plan_for(&xin, dy, d, ph, pw);
     void *ws = use_algo(p, PLAN_BWD_FILTER);
-    float *dwt = (float *)cu_scratch(CU_SCR_WEIGHTS, (size_t)k * cout * sizeof(float));
     const float one = 1.0f, zero = 0.0f;
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(
         cu_ctx.cudnn, &one, p->xd, xin.d, p->yd, dy->d, p->cd,
         (cudnnConvolutionBwdFilterAlgo_t)p->algo[PLAN_BWD_FILTER], ws, p->ws[PLAN_BWD_FILTER],
-        &zero, p->wd, dwt));
-    transpose(dw, dwt, cout, k, mode); /* [cout, k] -> [k, cout] */
+        mode == NN_ACCUMULATE ? &one : &zero, p->wd, dw));
 }
 
 /* ---- depthwise (channel multiplier 1) ------------------------------------------------------- */

@@ -240,28 +240,33 @@ int cu_all_finite(const float *x, size_t n)
 
 /* ---- Adam ----------------------------------------------------------------------------------- */
 
-/* Keras's order of operations, as cpu_adam; lr_t from *lr_t_dev (or lr_t when that is NULL),
- * nothing done when *skip != 0 */
+/* Keras's order of operations, as cpu_adam. With ctl: lr_t from ctl[0], nothing done when
+ * ctl[1] != 0 on entry, and ctl[1] set when a gradient is not finite (checked as it is read). */
 static __global__ void adam_kernel(float *p, float *m, float *v, const float *g, size_t n,
-                                   float lr_t, const float *ctl, float b1, float b2, float one_b1,
+                                   float lr_t, float *ctl, float b1, float b2, float one_b1,
                                    float one_b2, float eps)
 {
     if (ctl) {
         if (ctl[1] != 0.0f) return;
         lr_t = ctl[0];
     }
+    int bad = 0;
     CU_FOR(i, n)
     {
         float gi = g[i];
+        bad |= !(gi * 0.0f == 0.0f);
         float mi = __fadd_rn(__fmul_rn(b1, m[i]), __fmul_rn(one_b1, gi));
         float vi = __fadd_rn(__fmul_rn(b2, v[i]), __fmul_rn(one_b2, __fmul_rn(gi, gi)));
         m[i] = mi, v[i] = vi;
         p[i] = __fsub_rn(p[i], __fdiv_rn(__fmul_rn(lr_t, mi), __fadd_rn(sqrtf(vi), eps)));
     }
+    /* every block sees ctl[1] == 0 on entry: the flag only rises after all have read it (a block
+     * that starts later and reads 1 skips, which is as unspecified as the rest) */
+    if (ctl && __syncthreads_or(bad) && threadIdx.x == 0) ctl[1] = 1.0f;
 }
 
 static void adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                 float lr_t, const float *ctl)
+                 float lr_t, float *ctl)
 {
     if (n == 0) return;
     adam_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
@@ -275,7 +280,7 @@ void cu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_ad
 }
 
 void cu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                 const float *ctl)
+                 float *ctl)
 {
     adam(p, m, v, g, n, h, 0.0f, ctl);
 }

@@ -34,6 +34,11 @@ nn_precision nn_cuda_precision(void)
     return NN_PREC_FP32;
 }
 
+int nn_cuda_utilization(void)
+{
+    return -1;
+}
+
 size_t nn_cuda_mem_used(void)
 {
     return 0;

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 
 #include "check.h"
+#include "augment.h"
 #include "err.h"
 #include "nn/backend.h"
 
@@ -23,14 +24,14 @@ static int tf32; /* the GPU is in TF32 mode: convolution and GEMM tolerances are
 enum {
     F_CONV, F_CONV_BD, F_CONV_BF, F_DW, F_DW_BD, F_DW_BF, F_POOL, F_DENSE, F_DENSE_BD, F_DENSE_BF,
     F_ACT, F_ACT_BWD, F_ADD, F_SCALE_BIAS, F_SHUFFLE, F_LOSS, F_ADAM, F_FINITE, F_FILL, F_GRAPH,
-    F_COUNT
+    F_AUGMENT, F_COUNT
 };
 static const char *fam_name[F_COUNT] = {
     "conv2d fwd", "conv2d bwd_data", "conv2d bwd_filter",
     "depthwise fwd", "depthwise bwd_data", "depthwise bwd_filter",
     "pool", "dense fwd", "dense bwd_data", "dense bwd_filter",
     "act", "act_bwd", "add", "scale_bias", "depth_to_space/space_to_depth",
-    "loss", "adam", "all_finite", "fill", "captured step",
+    "loss", "adam", "all_finite", "fill", "captured step", "augment",
 };
 /* clang-format on */
 static double fam_worst[F_COUNT];
@@ -119,6 +120,25 @@ static float *from_gpu(const float *d, size_t n)
     return h;
 }
 
+/* A conv2d kernel (k = kh * kw * cin rows of cout, TensorFlow's layout on the host) to the GPU in
+ * the backend's kernel layout, and back. */
+static float *to_gpu_k(const float *h, size_t k, int cout)
+{
+    float *t = vs_malloc(k * (size_t)cout * sizeof *t);
+    nn_conv_weights_convert(t, h, k, cout, NN_LAYOUT_HWIO, gpu->conv_layout);
+    float *d = to_gpu(t, k * (size_t)cout);
+    free(t);
+    return d;
+}
+
+static float *from_gpu_k(const float *d, size_t k, int cout)
+{
+    float *t = from_gpu(d, k * (size_t)cout), *h = vs_malloc(k * (size_t)cout * sizeof *h);
+    nn_conv_weights_convert(h, t, k, cout, gpu->conv_layout, NN_LAYOUT_HWIO);
+    free(t);
+    return h;
+}
+
 static void gpu_free(float *d)
 {
     if (d) gpu->free(d);
@@ -141,6 +161,22 @@ check_dev(const float *dev, const float *ref, size_t n, double rtol, const char 
     va_end(ap);
     float *got = from_gpu(dev, n);
     int ok = close_enough(got, ref, n, rtol, what);
+    free(got);
+    return ok;
+}
+
+/* The same for a conv2d kernel kept in the backend's layout. */
+__attribute__((format(printf, 6, 7))) static int check_dev_k(const float *dev, const float *ref,
+                                                             size_t k, int cout, double rtol,
+                                                             const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    float *got = from_gpu_k(dev, k, cout);
+    int ok = close_enough(got, ref, k * (size_t)cout, rtol, what);
     free(got);
     return ok;
 }
@@ -190,7 +226,10 @@ static void run_conv(const conv_case *c, int depthwise)
     size_t nw = (size_t)c->k * c->k * c->cin * (depthwise ? 1 : (size_t)cout), nb = (size_t)cout;
     float *x = check_rand_buf(nx), *w = check_rand_buf(nw), *dy = check_rand_buf(ny);
     float *b = c->no_bias ? NULL : check_rand_buf(nb);
-    float *gx = to_gpu(x, nx), *gw = to_gpu(w, nw), *gdy = to_gpu(dy, ny), *gb = to_gpu(b, nb);
+    /* conv2d kernels live in the backend's layout; depthwise ones are the same everywhere */
+    const size_t kk = (size_t)c->k * c->k * c->cin;
+    float *gx = to_gpu(x, nx), *gdy = to_gpu(dy, ny), *gb = to_gpu(b, nb);
+    float *gw = depthwise ? to_gpu(w, nw) : to_gpu_k(w, kk, cout);
     nn_tensor tx = ten(x, c->n, c->h, c->w, c->cin), gtx = ten(gx, c->n, c->h, c->w, c->cin);
     nn_tensor tdy = ten(dy, c->n, oh, ow, cout), gtdy = ten(gdy, c->n, oh, ow, cout);
     char tag[160];
@@ -222,7 +261,9 @@ static void run_conv(const conv_case *c, int depthwise)
         free(dx), gpu_free(gdx);
 
         for (int with_db = 0; with_db < 2; with_db++) {
-            float *dw = check_rand_buf(nw), *gdw = gpu_out(dw, nw, mode);
+            float *dw = check_rand_buf(nw);
+            float *gdw = depthwise || mode == NN_OVERWRITE ? gpu_out(dw, nw, mode)
+                                                            : to_gpu_k(dw, kk, cout);
             float *db = with_db ? check_rand_buf(nb) : NULL;
             float *gdb = with_db ? gpu_out(db, nb, mode) : NULL;
             (depthwise ? cpu->depthwise_bwd_filter : cpu->conv2d_bwd_filter)(dw, db, &tdy, &tx, &d,
@@ -230,8 +271,12 @@ static void run_conv(const conv_case *c, int depthwise)
             (depthwise ? gpu->depthwise_bwd_filter : gpu->conv2d_bwd_filter)(gdw, gdb, &gtdy, &gtx,
                                                                              &d, mode);
             fam = depthwise ? F_DW_BF : F_CONV_BF;
-            check_dev(gdw, dw, nw, tol_sum(red_bf), "%s bwd_filter dw %s%s", tag, mode_name(mode),
-                      with_db ? "" : " (db NULL)");
+            if (depthwise)
+                check_dev(gdw, dw, nw, tol_sum(red_bf), "%s bwd_filter dw %s%s", tag,
+                          mode_name(mode), with_db ? "" : " (db NULL)");
+            else
+                check_dev_k(gdw, dw, kk, cout, tol_sum(red_bf), "%s bwd_filter dw %s%s", tag,
+                            mode_name(mode), with_db ? "" : " (db NULL)");
             if (with_db)
                 check_dev(gdb, db, nb, tol_sum(red_bf), "%s bwd_filter db %s", tag,
                           mode_name(mode));
@@ -540,6 +585,109 @@ static void run_adam(size_t n, long t0, int via_ctl)
     gpu_free(gp), gpu_free(gm), gpu_free(gv), gpu_free(gg), gpu_free(gctl);
 }
 
+/* adam_ctl flags a gradient that is NaN or infinite itself (the step has no other pass over
+ * the gradients), wherever it is */
+static void test_adam_flag(void)
+{
+    const size_t n = 100003, where[3] = {0, n / 2, n - 1};
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    nn_adam hp = {.lr = 5e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f, .t = 1};
+    float *g = check_rand_buf(n), *z = vs_calloc(n, sizeof *z);
+    float *gp = to_gpu(z, n), *gm = to_gpu(z, n), *gv = to_gpu(z, n), *gg = gpu->alloc(n);
+    for (int k = 0; k < 3; k++) {
+        float *p = vs_calloc(n, sizeof *p), *m = vs_calloc(n, sizeof *m), *v = vs_calloc(n, sizeof *v);
+        float keep = g[where[k]];
+        g[where[k]] = bad[k];
+        gpu->copy_in(gg, g, n);
+        float ctl[2] = {nn_adam_step_size(&hp), 0.0f}, gctl_h[2];
+        float *gctl = to_gpu(ctl, 2);
+        cpu->adam_ctl(p, m, v, g, n, &hp, ctl);
+        gpu->adam_ctl(gp, gm, gv, gg, n, &hp, gctl);
+        gpu->copy_out(gctl_h, gctl, 2);
+        fam = F_ADAM;
+        CHECKF(ctl[1] == 1.0f && gctl_h[1] == 1.0f,
+               "adam_ctl with %g at %zu of %zu: flag cpu %g gpu %g", (double)bad[k], where[k], n,
+               (double)ctl[1], (double)gctl_h[1]);
+        g[where[k]] = keep;
+        free(p), free(m), free(v), gpu_free(gctl);
+    }
+    free(g), free(z);
+    gpu_free(gp), gpu_free(gm), gpu_free(gv), gpu_free(gg);
+}
+
+/* ---- augmentation ------------------------------------------------------------------------- */
+
+/* n bytes to the GPU (the backend allocates floats: a whole number of them, the tail padded) */
+static void *bytes_to_gpu(const void *h, size_t n)
+{
+    size_t nf = (n + 3) / 4;
+    float *t = vs_calloc(nf ? nf : 1, sizeof *t);
+    memcpy(t, h, n);
+    float *d = to_gpu(t, nf);
+    free(t);
+    return d;
+}
+
+/* The batch from Faceswap's default draws (rotation, zoom, shift, flip, LAB, warp), one image
+ * with none, one with a flip alone and one with colour alone; input 64 and target 64 from 128 px
+ * crops, then input 64 and target 32 (Faceswap's sizes differ for some models), masks on and
+ * off. */
+static void run_augment(int si, int st, int with_masks)
+{
+    const int P = 128, faces = 5, n = 9;
+    const size_t crop = (size_t)P * P;
+    uint8_t *px = vs_malloc(faces * crop * 3), *mk = vs_malloc(faces * crop * NN_AUG_MASKS);
+    for (size_t i = 0; i < faces * crop * 3; i++) px[i] = (uint8_t)(check_urand() * 255.999);
+    for (size_t i = 0; i < faces * crop * NN_AUG_MASKS; i++) mk[i] = (uint8_t)(check_urand() * 255.999);
+    augment_config c;
+    augment_config_default(&c);
+    nn_aug_image ims[9];
+    for (int b = 0; b < n; b++) {
+        augment_params p;
+        augment_draw(&p, &c, 42, 7, 1, b);
+        if (b == 0) augment_params_identity(&p);
+        if (b == 1) augment_params_identity(&p), p.flip = 1;
+        if (b == 2) augment_params_identity(&p), p.lab[0] = 0.3f, p.lab[1] = -0.08f, p.lab[2] = 0.05f;
+        augment_prepare(&ims[b], &p, (b * 3) % faces, P);
+    }
+    size_t ni = (size_t)n * si * si * 3, nt = (size_t)n * st * st * 3, nm = (size_t)n * st * st;
+    nn_aug_batch h = {.px = px, .masks = mk, .img = ims, .n = n, .P = P, .si = si, .st = st};
+    h.input = vs_malloc(ni * sizeof(float)), h.target = vs_malloc(nt * sizeof(float));
+    nn_aug_batch g = h;
+    g.px = bytes_to_gpu(px, faces * crop * 3);
+    g.masks = bytes_to_gpu(mk, faces * crop * NN_AUG_MASKS);
+    g.img = bytes_to_gpu(ims, sizeof ims);
+    g.input = nan_gpu(ni), g.target = nan_gpu(nt);
+    for (int k = 0; k < NN_AUG_MASKS; k++) {
+        h.mask[k] = with_masks ? vs_malloc(nm * sizeof(float)) : NULL;
+        g.mask[k] = with_masks ? nan_gpu(nm) : NULL;
+    }
+    cpu->augment(&h);
+    gpu->augment(&g);
+    fam = F_AUGMENT;
+    check_dev(g.input, h.input, ni, 2e-4, "augment %d->%d/%d input", P, si, st);
+    check_dev(g.target, h.target, nt, 2e-4, "augment %d->%d/%d target", P, si, st);
+    for (int k = 0; k < NN_AUG_MASKS && with_masks; k++)
+        check_dev(g.mask[k], h.mask[k], nm, 2e-5, "augment %d->%d/%d mask %d", P, si, st, k);
+    /* the identity image is the crop resampled at half size, so it must look like the crop */
+    double d = 0;
+    for (int y = 0; y < st; y++)
+        for (int x = 0; x < st; x++) {
+            double sx = (x + 0.5) * P / st - 0.5, sy = (y + 0.5) * P / st - 0.5;
+            int x0 = (int)sx, y0 = (int)sy;
+            double want = (px[((size_t)y0 * P + x0) * 3] + px[((size_t)y0 * P + x0 + 1) * 3] +
+                           px[((size_t)(y0 + 1) * P + x0) * 3] +
+                           px[((size_t)(y0 + 1) * P + x0 + 1) * 3]) /
+                          (4 * 255.0);
+            if (P / st == 2) d = fmax(d, fabs(h.target[((size_t)y * st + x) * 3] - want));
+        }
+    CHECKF(d < 1e-5, "the identity draw is not the crop resampled: %g", d);
+    free(px), free(mk), free(h.input), free(h.target);
+    for (int k = 0; k < NN_AUG_MASKS; k++) free(h.mask[k]), gpu_free(g.mask[k]);
+    gpu_free((float *)g.px), gpu_free((float *)g.masks), gpu_free((float *)g.img);
+    gpu_free(g.input), gpu_free(g.target);
+}
+
 /* ---- all_finite, fill ---------------------------------------------------------------------- */
 
 /* flag_nonfinite from f0 on both sides: 1 where x has a NaN or an Inf, else f0 left alone */
@@ -656,15 +804,16 @@ static void test_graph(void)
                    .v = check_rand_buf(nw),
                    .ctl = check_rand_buf(2)};
     for (size_t i = 0; i < nw; i++) h.v[i] = h.v[i] * h.v[i];
+    const size_t kk = (size_t)c.k * c.k * c.cin;
     step_bufs g = {.x = to_gpu(h.x, nx),
-                   .w = to_gpu(h.w, nw),
+                   .w = to_gpu_k(h.w, kk, c.cout),
                    .b = to_gpu(h.b, nb),
                    .y = nan_gpu(ny),
                    .dy = to_gpu(h.dy, ny),
                    .dw = nan_gpu(nw),
                    .db = nan_gpu(nb),
-                   .m = to_gpu(h.m, nw),
-                   .v = to_gpu(h.v, nw),
+                   .m = to_gpu_k(h.m, kk, c.cout),
+                   .v = to_gpu_k(h.v, kk, c.cout),
                    .ctl = gpu->alloc(2)};
     void *graph = NULL;
     for (int it = 0; it < 5; it++) {
@@ -689,9 +838,11 @@ static void test_graph(void)
         const char *how = it == 0 ? "uncaptured" : "replayed";
         check_dev(g.ctl, h.ctl, 2, 0, "step %d (%s): ctl", it, how);
         check_dev(g.y, h.y, ny, tol_sum((size_t)c.k * c.k * c.cin), "step %d (%s): y", it, how);
-        check_dev(g.w, h.w, nw, RTOL, "step %d (%s): w", it, how);
-        check_dev(g.m, h.m, nw, tol_sum((size_t)c.n * oh * ow), "step %d (%s): m", it, how);
-        check_dev(g.v, h.v, nw, tol_sum((size_t)c.n * oh * ow), "step %d (%s): v", it, how);
+        check_dev_k(g.w, h.w, kk, c.cout, RTOL, "step %d (%s): w", it, how);
+        check_dev_k(g.m, h.m, kk, c.cout, tol_sum((size_t)c.n * oh * ow), "step %d (%s): m", it,
+                    how);
+        check_dev_k(g.v, h.v, kk, c.cout, tol_sum((size_t)c.n * oh * ow), "step %d (%s): v", it,
+                    how);
     }
     gpu->graph_free(graph);
     free(h.x), free(h.w), free(h.b), free(h.y), free(h.dy), free(h.dw), free(h.db), free(h.m);
@@ -733,6 +884,9 @@ int main(void)
         run_adam(100003, t ? 50 : 1, 0);
     }
     run_adam(100003, 7, 1);
+    test_adam_flag();
+    run_augment(64, 64, 1);
+    run_augment(64, 32, 0);
     test_all_finite();
     test_fill();
     test_graph();

@@ -5,6 +5,7 @@
  * call gives. Skipped without a GPU. Links no media library (so it runs on a bare GPU machine). */
 #include <stdint.h>
 
+#include "augment.h"
 #include "blocks_arch.h"
 #include "check.h"
 #include "err.h"
@@ -148,6 +149,15 @@ static float *host_copy(const nn_backend *be, const float *d, size_t n)
     return h;
 }
 
+/* One of m's arenas on the host, conv2d kernels in TensorFlow's layout (comparable across
+ * backends) */
+static float *arena_copy(const model *m, const float *arena)
+{
+    float *h = malloc(m->n_floats * sizeof(float));
+    model_arena_download(m, h, arena);
+    return h;
+}
+
 /* NaN into every parameter's gradient (not the arena's alignment padding, which no step
  * writes), so a gradient the step fails to write shows */
 static void poison_grads(const model *m)
@@ -237,7 +247,7 @@ static void test_step(const mdl_arch *arch, int learn_mask, int shrink, int n, n
      * more: a pre-activation within rounding of 0 takes LeakyReLU's other slope on one device,
      * which moves the gradient of every weight it feeds), and the weights after Adam, in units
      * of the learning rate (a gradient whose sign differs moves its weight by up to 2 lr) */
-    float *gg = host_copy(gpu, g.m->g, g.m->n_floats), *pg = host_copy(gpu, g.m->p, g.m->n_floats);
+    float *gg = arena_copy(g.m, g.m->g), *pg = arena_copy(g.m, g.m->p);
     double g_worst = 0, g_max_elem = 0, p_worst = 0, p_sum = 0;
     size_t p_far = 0, p_count = 0;
     const char *g_worst_name = "";
@@ -420,10 +430,8 @@ static rig resume_on(const nn_backend *be, const char *dir, const model *saved, 
     r.m->adam_t = atol(ckpt_get(c, "adam_t"));
     CHECK(r.m->adam_t == saved->adam_t);
     ckpt_close(c);
-    float *a = host_copy(saved->be, saved->p, saved->n_floats);
-    float *b = host_copy(be, r.m->p, r.m->n_floats);
-    float *am = host_copy(saved->be, saved->v, saved->n_floats);
-    float *bm = host_copy(be, r.m->v, r.m->n_floats);
+    float *a = arena_copy(saved, saved->p), *b = arena_copy(r.m, r.m->p);
+    float *am = arena_copy(saved, saved->v), *bm = arena_copy(r.m, r.m->v);
     size_t diff = 0;
     for (int i = 0; i < saved->n_params; i++) {
         const mdl_param *q = &saved->params[i];
@@ -486,6 +494,94 @@ static void test_resume(const mdl_arch *arch, int shrink, int n)
     check_rm_rf(dir);
 }
 
+/* ---- augmentation inside the step ----------------------------------------------------------- */
+
+/* The step augmenting its own batch on the GPU from face crops there (recorded in the graph from
+ * the second step on, with new transforms copied in before each) trains as the CPU does on the
+ * batch the CPU augmented from the same crops and draws. */
+static void test_augment_step(const mdl_arch *arch, int shrink, int n)
+{
+    vs_err e;
+    VS_CHECK(nn_cuda_backend(0, NN_PREC_FP32, &e));
+    const int P = 2 * arch->input_size, faces = 7, S = arch->input_size;
+    const size_t crop = (size_t)P * P;
+    uint8_t *px[2], *mk[2];
+    const uint8_t *gpx[2], *gmk[2];
+    for (int s = 0; s < 2; s++) {
+        px[s] = malloc(faces * crop * 3), mk[s] = malloc(faces * crop * NN_AUG_MASKS);
+        /* smooth pictures, so a bilinear sample a rounding error away changes little */
+        for (int f = 0; f < faces; f++)
+            for (size_t i = 0; i < crop; i++) {
+                int x = (int)(i % P), y = (int)(i / P);
+                for (int c = 0; c < 3; c++)
+                    px[s][(f * crop + i) * 3 + c] =
+                        (uint8_t)(127.5 + 127 * sin(0.05 * (x + 2 * y) * (c + 1) + f + 3 * s));
+                for (int k = 0; k < NN_AUG_MASKS; k++)
+                    mk[s][(f * crop + i) * NN_AUG_MASKS + k] =
+                        (uint8_t)(abs(x - P / 2) + abs(y - P / 2) < P / (3 + k) ? 255 : 0);
+            }
+        float *d = gpu->alloc(faces * crop * 3 / 4), *dm = gpu->alloc(faces * crop * NN_AUG_MASKS / 4);
+        gpu->copy_in(d, (const float *)px[s], faces * crop * 3 / 4);
+        gpu->copy_in(dm, (const float *)mk[s], faces * crop * NN_AUG_MASKS / 4);
+        gpx[s] = (const uint8_t *)d, gmk[s] = (const uint8_t *)dm;
+    }
+    rig c = rig_new(cpu, arch, 0, shrink, n), g = rig_new(gpu, arch, 0, shrink, n);
+    const size_t img_floats = 2 * (size_t)n * sizeof(nn_aug_image) / sizeof(float);
+    nn_aug_image *ims = calloc(2 * (size_t)n, sizeof *ims);
+    nn_aug_image *gims = (nn_aug_image *)gpu->alloc(img_floats);
+    step_set_augment(&g.st, gpx, gmk, P, gims);
+    augment_config ac;
+    augment_config_default(&ac);
+    double worst = 0;
+    for (int it = 0; it < 4; it++) {
+        for (int s = 0; s < 2; s++)
+            for (int b = 0; b < n; b++) {
+                augment_params p;
+                augment_draw(&p, &ac, 9, it, s, b);
+                augment_prepare(&ims[s * n + b], &p, (b + 3 * it + s) % faces, P);
+            }
+        /* the CPU's batch, augmented on the CPU */
+        const size_t per = (size_t)S * S * 3;
+        for (int s = 0; s < 2; s++) {
+            nn_aug_batch hb = {.input = c.st.x.d + s * n * per,
+                               .target = c.st.tgt[s].d,
+                               .mask = {c.st.mask[s][0], c.st.mask[s][1], c.st.mask[s][2]},
+                               .px = px[s],
+                               .masks = mk[s],
+                               .img = ims + s * n,
+                               .n = n,
+                               .P = P,
+                               .si = S,
+                               .st = S};
+            cpu->augment(&hb);
+        }
+        gpu->copy_in((float *)gims, (const float *)ims, img_floats);
+        double lc[2], lg[2];
+        CHECK(rig_step(&c, lc, STEP_DIRECT) && rig_step(&g, lg, STEP_AUTO));
+        for (int s = 0; s < 2; s++) worst = fmax(worst, fabs(lg[s] - lc[s]) / lc[s]);
+        CHECKF(fabs(lg[0] - lc[0]) <= 1e-3 * lc[0] && fabs(lg[1] - lc[1]) <= 1e-3 * lc[1],
+               "step %d with augmentation on the GPU: losses %.7g %.7g, CPU %.7g %.7g", it, lg[0],
+               lg[1], lc[0], lc[1]);
+    }
+    CHECK(g.st.graph != NULL);
+    /* and the images it made are the CPU's */
+    float *gx = host_copy(gpu, g.st.x.d, nn_numel(&g.st.x));
+    size_t wi = 0;
+    double r = rel_err(gx, c.st.x.d, nn_numel(&c.st.x), &wi);
+    CHECKF(r <= 2e-4, "the GPU's augmented inputs differ from the CPU's by %.3g", r);
+    printf("augment in the step %s shrink %d: 4 steps (3 replayed), losses within %.2g of the "
+           "CPU's, inputs within %.2g\n",
+           arch->name, shrink, worst, r);
+    free(gx), free(ims);
+    gpu->free((float *)gims);
+    for (int s = 0; s < 2; s++) {
+        gpu->free((float *)gpx[s]), gpu->free((float *)gmk[s]);
+        free(px[s]), free(mk[s]);
+    }
+    rig_free(&c);
+    rig_free(&g);
+}
+
 int main(void)
 {
     const char *why = "";
@@ -510,5 +606,6 @@ int main(void)
     test_graph(&blocks_arch, 1, 1, 2);
     test_curve(orig, 4, 4);
     test_resume(orig, 8, 4);
+    test_augment_step(orig, 8, 4);
     return check_report("test_cuda_train");
 }

@@ -10,6 +10,9 @@
 #include "rng.h"
 
 #include "blocks_arch.h"
+#include "model_state.h"
+#include "ohwi_backend.h"
+#include "step.h"
 
 static model *make(const char *arch, int lowmem, int learn_mask, int shrink)
 {
@@ -271,12 +274,96 @@ static void test_plan(void)
     model_free(m);
 }
 
+/* A backend that keeps conv2d kernels in OHWI (as the CUDA backend does) trains bit for bit as
+ * the CPU does once model.c has converted its kernels in and out: the same losses, gradients and
+ * weights after a step, and the same checkpoint tensors, which read back into the same state. */
+static void test_layout(const char *arch_name, int learn_mask, int shrink)
+{
+    const mdl_arch *a = strcmp(arch_name, "blocks") ? model_arch_find(arch_name) : &blocks_arch;
+    const nn_backend *bes[2] = {nn_cpu_backend(), ohwi_backend()};
+    mdl_options o;
+    mdl_options_default(&o);
+    o.learn_mask = learn_mask, o.shrink = shrink;
+    loss_cfg lc = {.n_funcs = 2,
+                   .kind = {NN_LOSS_SSIM, NN_LOSS_MSE},
+                   .weight = {1, 1},
+                   .penalized_mask = 1,
+                   .eye = 3,
+                   .mouth = 2};
+    nn_adam h = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
+    const int n = 2, S = a->input_size;
+    const size_t per = (size_t)S * S * 3, px = (size_t)S * S;
+    float *x = check_rand_buf(2 * n * per), *mask = check_rand_buf(n * px);
+    for (size_t i = 0; i < 2 * n * per; i++) x[i] = fabsf(x[i]);
+    for (size_t i = 0; i < n * px; i++) mask[i] = fabsf(mask[i]);
+    model *m[2];
+    step st[2];
+    double loss[2][2];
+    for (int k = 0; k < 2; k++) {
+        vs_err e;
+        CHECK(model_create_arch(&m[k], a, &o, bes[k], 99, &e) == 0);
+        step_init(&st[k], m[k], n, &lc, &h);
+        memcpy(st[k].x.d, x, 2 * n * per * sizeof(float));
+        for (int s = 0; s < 2; s++) {
+            memcpy(st[k].tgt[s].d, x + s * n * per, n * per * sizeof(float));
+            for (int q = 0; q < 3; q++) memcpy(st[k].mask[s][q], mask, n * px * sizeof(float));
+        }
+        CHECK(step_run(&st[k], loss[k], STEP_AUTO, 0) == 1);
+        CHECK(step_run(&st[k], loss[k], STEP_AUTO, 0) == 1);
+    }
+    CHECK(loss[0][0] == loss[1][0] && loss[0][1] == loss[1][1]);
+    float *g[2], *p[2];
+    for (int k = 0; k < 2; k++) {
+        g[k] = malloc(m[k]->n_floats * sizeof(float)), p[k] = malloc(m[k]->n_floats * sizeof(float));
+        model_arena_download(m[k], g[k], m[k]->g);
+        model_arena_download(m[k], p[k], m[k]->p);
+    }
+    CHECKF(!memcmp(g[0], g[1], m[0]->n_floats * sizeof(float)), "%s: gradients differ", arch_name);
+    CHECKF(!memcmp(p[0], p[1], m[0]->n_floats * sizeof(float)), "%s: weights differ", arch_name);
+    /* the checkpoint tensors are the same, and read back into an OHWI model give its weights */
+    ckpt_tensor *t[2];
+    char(*names[2])[MDL_STATE_NAME];
+    float *host[2];
+    int nt[2];
+    for (int k = 0; k < 2; k++) nt[k] = model_state_tensors(&t[k], &names[k], &host[k], m[k]);
+    CHECK(nt[0] == nt[1]);
+    int same = 1;
+    for (int i = 0; i < nt[0] && i < nt[1]; i++) {
+        size_t cnt = 1;
+        for (int d = 0; d < t[0][i].ndim; d++) cnt *= (size_t)t[0][i].shape[d];
+        same &= !strcmp(t[0][i].name, t[1][i].name) &&
+                !memcmp(t[0][i].data, t[1][i].data, cnt * sizeof(float));
+    }
+    CHECKF(same, "%s: checkpoint tensors differ between the layouts", arch_name);
+    char dir[] = "/tmp/visage-test-layout-XXXXXX", path[64];
+    vs_err e;
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(ckpt_save(dir, 2, NULL, 0, t[1], nt[1], 1, CKPT_NO_SNAPSHOT, &e) == 0);
+    snprintf(path, sizeof path, "%s/model.vsk", dir);
+    ckpt *c = ckpt_open(path, &e);
+    model *back = NULL;
+    CHECK(c && model_create_arch(&back, a, &o, bes[1], 5, &e) == 0);
+    CHECK(c && back && model_state_read(back, c, &e) == 0);
+    if (back) CHECK(!memcmp(back->p, m[1]->p, m[1]->n_floats * sizeof(float)));
+    ckpt_close(c);
+    check_rm_rf(dir);
+    model_free(back);
+    for (int k = 0; k < 2; k++) {
+        free(t[k]), free(names[k]), free(host[k]), free(g[k]), free(p[k]);
+        step_free(&st[k]);
+        model_free(m[k]);
+    }
+    free(x), free(mask);
+}
+
 int main(void)
 {
     nn_cpu_set_threads(0);
     test_param_counts();
     test_init();
     test_plan();
+    test_layout("blocks", 1, 1);
+    test_layout("original", 1, 16);
     gradcheck_model("blocks", 1, 1, NN_LOSS_SSIM, 0);
     gradcheck_model("blocks", 1, 1, NN_LOSS_SSIM, 1);
     gradcheck_model("original", 1, 16, NN_LOSS_SSIM, 0);

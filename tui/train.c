@@ -63,7 +63,11 @@ static void print_status(const train_status *st, int tty)
     char saved[48] = "";
     if (st->saved_iteration >= 0) snprintf(saved, sizeof saved, "  saved %ld", st->saved_iteration);
     char gpu[48] = "";
-    if (st->gpu_mem) snprintf(gpu, sizeof gpu, "  GPU %.1f GiB", (double)st->gpu_mem / (1 << 30));
+    if (st->gpu_mem && st->gpu_util >= 0)
+        snprintf(gpu, sizeof gpu, "  GPU %.1f GiB %d%%", (double)st->gpu_mem / (1 << 30),
+                 st->gpu_util);
+    else if (st->gpu_mem)
+        snprintf(gpu, sizeof gpu, "  GPU %.1f GiB", (double)st->gpu_mem / (1 << 30));
     fprintf(stderr, "%siteration %ld%s  loss A %.5f B %.5f  %.2f it/s  %.0f EGs/s%s  %s%s%s",
             tty ? "\r\033[K" : "", st->iteration, target, st->loss[0], st->loss[1], st->it_s,
             st->egs_s, gpu, el, saved, tty ? "" : "\n");

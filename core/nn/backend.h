@@ -1,12 +1,15 @@
 /* backend.h: the backend interface. All tensor arithmetic goes through one of these structs of
  * function pointers; the CPU backend (core/nn/cpu_*.c) is the reference, the CUDA backend
- * (cuda/) implements the same calls. Weights are laid out as TensorFlow stores them:
+ * (cuda/) implements the same calls. Weights are laid out as TensorFlow stores them (conv2d
+ * kernels in the backend's conv_layout, below):
  *   conv2d     w: [kh, kw, cin, cout]   b: [cout]
  *   depthwise  w: [kh, kw, c]           b: [c]      (channel multiplier 1)
  *   dense      w: [in, out]             b: [out]
  * Outputs first, then inputs, then sizes/descriptors. y must already have the output shape. */
 #ifndef NN_BACKEND_H
 #define NN_BACKEND_H
+
+#include <stdint.h>
 
 #include "tensor.h"
 
@@ -56,8 +59,47 @@ typedef struct nn_pool_desc {
     int pad_t, pad_l, pad_b, pad_r; /* padded cells are ignored (TF: not counted in the average) */
 } nn_pool_desc;
 
+/* How a backend keeps conv2d kernels in its memory. Weight files and checkpoints hold HWIO
+ * (TensorFlow's [kh, kw, cin, cout]); cuDNN wants OHWI ([cout, kh, kw, cin]), the same matrix
+ * [kh*kw*cin, cout] transposed. Whoever copies kernels in or out converts (model.c,
+ * facenet_input.c). Depthwise and dense weights are the same everywhere. */
+typedef enum nn_weight_layout { NN_LAYOUT_HWIO, NN_LAYOUT_OHWI } nn_weight_layout;
+
+/* dst = src (k = kh * kw * cin rows of cout) from layout `from` to layout `to`; host memory. */
+void nn_conv_weights_convert(float *dst, const float *src, size_t k, int cout,
+                             nn_weight_layout from, nn_weight_layout to);
+
+/* ---- augmentation: the per-pixel half of core/augment.c (which draws the numbers) ---- */
+#define NN_AUG_GRID 5
+#define NN_AUG_MASKS 3 /* channels of the source masks: face, eye, mouth */
+
+/* One image of a batch: its source face and its transform. Output position u (normalised,
+ * [0, 1] edge to edge) maps to crop pixel (h0 ux + h1 uy + h2, h3 ux + h4 uy + h5) (pixel centres
+ * at integers, borders replicated); the input's u first moves by the warp, bilinear in a 5x5 grid
+ * of offsets spanning the image; colour is Faceswap's LAB jitter (lab[] in [-1, 1], 0 none). */
+typedef struct nn_aug_image {
+    double h[6];
+    float lab[3];
+    float warp[2][NN_AUG_GRID][NN_AUG_GRID]; /* x, y offsets, [row y][column x] */
+    int face;
+    int colour, warped; /* whether lab and warp are not all zero */
+    int pad_;
+} nn_aug_image;
+
+/* A batch: images img[0 .. n) (backend memory, a whole number of floats: rewritten before each
+ * step, so a recorded step reads the new ones) from the uint8 crops px [faces, P, P, 3] and masks
+ * [faces, P, P, NN_AUG_MASKS] (backend memory) into input [n, si, si, 3] (warped), target
+ * [n, st, st, 3] and mask[k] [n, st, st] (not warped), each in [0, 1] and each may be NULL. */
+typedef struct nn_aug_batch {
+    float *input, *target, *mask[NN_AUG_MASKS];
+    const uint8_t *px, *masks;
+    const nn_aug_image *img;
+    int n, P, si, st;
+} nn_aug_batch;
+
 typedef struct nn_backend {
     const char *name;
+    nn_weight_layout conv_layout; /* of conv2d kernels (w and dw) in this backend's memory */
 
     float *(*alloc)(size_t n_floats);
     void (*free)(float *p);
@@ -124,16 +166,21 @@ typedef struct nn_backend {
     /* 1 when every x[i] is finite (no NaN, no Inf). */
     int (*all_finite)(const float *x, size_t n);
     void (*fill)(float *x, size_t n, float value);
+    /* the batch's images (a recorded step may include it) */
+    void (*augment)(const nn_aug_batch *b);
 
     /* ---- one training step as one replayable graph ----------------------------------------
      * The step's loss, finiteness and optimiser take their per-step values from backend memory
      * (ctl), so the same recorded step serves every iteration:
      * ctl[0] = lr_t, Adam's step size lr sqrt(1 - b2^t) / (1 - b1^t), written before each step;
-     * ctl[1] = 0, set to 1 by flag_nonfinite when a loss or gradient is NaN or Inf, in which
-     * case adam_ctl changes nothing. */
+     * ctl[1] = 0, set to 1 by flag_nonfinite when a loss is NaN or Inf (adam_ctl then changes
+     * nothing), and by adam_ctl itself when a gradient is: it checks them as it reads them, so
+     * the step needs no pass of its own over the gradients, and the weights and moments are
+     * then unspecified (the GPU has written some of them): the caller reloads them, as the
+     * trainer's rollback to its last save does. */
     void (*flag_nonfinite)(float *flag, const float *x, size_t n);
     void (*adam_ctl)(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                     const float *ctl);
+                     float *ctl);
     /* Between capture_begin and capture_end, calls are recorded rather than run (nothing may
      * allocate, find a new algorithm or copy to the host in between: an uncaptured step first
      * sizes everything); graph_run replays the recording. NULL on the CPU, which runs each call
@@ -190,6 +237,8 @@ int nn_backend_open(const nn_backend **out, const char *device, nn_precision pre
 /* Device memory: in use now by this process's backend allocations, and the peak since the last
  * reset. */
 size_t nn_cuda_mem_used(void);
+/* Percent of the last sample period the open device was busy (NVML), -1 when unknown. */
+int nn_cuda_utilization(void);
 size_t nn_cuda_mem_peak(void);
 void nn_cuda_mem_reset_peak(void);
 

@@ -237,6 +237,7 @@ static void cpu_dense(float *y, const float *x, const float *w, const float *b, 
 
 static const nn_backend cpu_backend = {
     .name = "cpu",
+    .conv_layout = NN_LAYOUT_HWIO,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .copy_in = cpu_copy,
@@ -262,6 +263,7 @@ static const nn_backend cpu_backend = {
     .adam = cpu_adam,
     .all_finite = cpu_all_finite,
     .fill = cpu_fill,
+    .augment = cpu_augment,
     .flag_nonfinite = cpu_flag_nonfinite,
     .adam_ctl = cpu_adam_ctl,
 };

@@ -508,11 +508,16 @@ void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_a
     cpu_pool_run(adam_task, &j, n_chunks(n));
 }
 
-/* The same step with lr_t from ctl[0], and nothing done when ctl[1] flags a non-finite value. */
+/* The same step with lr_t from ctl[0]; nothing done when ctl[1] flags a non-finite loss, or
+ * (flagged here) gradient. */
 void cpu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                  const float *ctl)
+                  float *ctl)
 {
     if (ctl[1] != 0.0f || n == 0) return;
+    if (!cpu_all_finite(g, n)) {
+        ctl[1] = 1.0f;
+        return;
+    }
     adam_job j = {
         .p = p,
         .m = m,

@@ -16,8 +16,11 @@ void cpu_loss(float *dpred, float *loss, const nn_tensor *pred, const nn_tensor 
 void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h);
 int cpu_all_finite(const float *x, size_t n);
 void cpu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                  const float *ctl);
+                  float *ctl);
 void cpu_flag_nonfinite(float *flag, const float *x, size_t n);
+/* cpu_augment.c: the whole batch over the pool, or image i of it on this thread */
+void cpu_augment(const nn_aug_batch *b);
+void cpu_augment_image(const nn_aug_batch *b, int i);
 void cpu_fill(float *x, size_t n, float value);
 
 #endif

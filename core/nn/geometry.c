@@ -1,9 +1,11 @@
-/* geometry.c: output sizes and TensorFlow-style padding of convolutions and pools, and folding a
- * batch norm into the convolution before it (see backend.h). */
+/* geometry.c: output sizes and TensorFlow-style padding of convolutions and pools, folding a
+ * batch norm into the convolution before it, and converting kernels between layouts (see
+ * backend.h). */
 #include "backend.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../err.h"
 
@@ -50,4 +52,20 @@ void nn_fold_batchnorm(float *w, float *b_out, const float *b, size_t w_count, i
     for (size_t i = 0; i < w_count; i += (size_t)cout)
         for (int c = 0; c < cout; c++) w[i + c] *= s[c];
     free(s);
+}
+
+void nn_conv_weights_convert(float *dst, const float *src, size_t k, int cout,
+                             nn_weight_layout from, nn_weight_layout to)
+{
+    VS_CHECK(dst != src);
+    const size_t n = (size_t)cout;
+    if (from == to) {
+        memcpy(dst, src, k * n * sizeof(float));
+    } else if (from == NN_LAYOUT_HWIO) { /* [k, cout] -> [cout, k] */
+        for (size_t i = 0; i < k; i++)
+            for (size_t o = 0; o < n; o++) dst[o * k + i] = src[i * n + o];
+    } else {
+        for (size_t o = 0; o < n; o++)
+            for (size_t i = 0; i < k; i++) dst[i * n + o] = src[o * k + i];
+    }
 }
