@@ -287,7 +287,7 @@ int model_plan(mdl_plan *p, const mdl_arch *a, const mdl_options *o, int n, vs_e
 {
     memset(p, 0, sizeof *p);
     if (check_options(o, e)) return -1;
-    model *m = build(a, o, nn_cpu_backend());
+    model *m = build(a, o, NULL); /* the directory only: nothing is allocated */
     const size_t S = (size_t)a->input_size, b = (size_t)n;
     size_t pad_max = 0;
     size_t act = net_floats(&m->enc, 2 * b, &pad_max) + net_floats(&m->dec[0], b, &pad_max) +
@@ -301,7 +301,7 @@ int model_plan(mdl_plan *p, const mdl_arch *a, const mdl_options *o, int n, vs_e
                  (size_t)(1.25 * (double)NN_GPU_WORKSPACE_MAX) + /* the convolutions' */
                  (64u << 20); /* partial sums, cuBLAS's workspace */
     p->total = p->params + p->batch + p->scratch;
-    model_free(m);
+    free(m);
     return 0;
 }
 

@@ -607,5 +607,9 @@ int main(void)
     test_curve(orig, 4, 4);
     test_resume(orig, 8, 4);
     test_augment_step(orig, 8, 4);
+    /* the status line's utilisation, through the driver's NVML */
+    int util = nn_cuda_utilization();
+    printf("utilisation (NVML): %d%%\n", util);
+    CHECKF(util >= 0 && util <= 100, "NVML gave no utilisation: %d", util);
     return check_report("test_cuda_train");
 }
