@@ -6,8 +6,10 @@
  * reference's (MAE, no masks) unless the mode says "default" (SSIM + MSE on the masked face,
  * eye x3, mouth x2).
  * Usage: build/bench/train_gpu [PLAN]   PLAN: "original:16:tf32,original:64:fp32_calls,..."
- * (mode: fp32 | tf32, then _calls for no graph, _default for visage's default loss). Prints one
- * line per row and a table. Links no media library. */
+ * (mode: fp32 | tf32, then _calls for no graph, _default for visage's default loss, _any for
+ * cuDNN's fastest algorithms deterministic or not). Prints one
+ * line per row and a table; with BENCH_PROFILE set, also the GPU time of each operation in a step.
+ * Links no media library. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +81,7 @@ static row run_row(const char *arch, int n, const char *mode, double seconds)
     nn_precision prec = strncmp(mode, "fp32", 4) == 0 ? NN_PREC_FP32 : NN_PREC_TF32;
     step_mode sm = strstr(mode, "_calls") ? STEP_DIRECT : STEP_AUTO;
     int def_loss = strstr(mode, "_default") != NULL;
+    nn_cuda_deterministic(strstr(mode, "_any") == NULL);
     vs_err e;
     const nn_backend *be = nn_cuda_backend(0, prec, &e);
     if (!be) {
@@ -132,12 +135,21 @@ static row run_row(const char *arch, int n, const char *mode, double seconds)
     }
     qsort(times, 3, sizeof times[0], cmp_double);
     double t = times[1];
-    double flops = net_flops(&m->enc, 2 * n, 1) + net_flops(&m->dec[0], n, 0) +
-                   net_flops(&m->dec[1], n, 0);
+    double flops =
+        net_flops(&m->enc, 2 * n, 1) + net_flops(&m->dec[0], n, 0) + net_flops(&m->dec[1], n, 0);
     r.it_s = 1 / t, r.ms = t * 1e3, r.tflops = flops / t / 1e12;
     r.gib = (double)nn_cuda_mem_peak() / (1u << 30);
     r.loss = (loss[0] + loss[1]) / 2;
     r.ok = 1;
+    if (getenv("BENCH_PROFILE")) { /* where the time goes: a few steps call by call, timed */
+        nn_cuda_profile(1);
+        const nn_backend *pb = nn_cuda_backend(0, prec, &e);
+        m->be = st.be = pb;
+        for (int i = 0; i < 3; i++) step_run(&st, loss, STEP_DIRECT, 0);
+        nn_cuda_profile_report(stdout, 3);
+        nn_cuda_profile(0);
+        m->be = st.be = be;
+    }
     printf("{\"model\": \"%s\", \"batch\": %d, \"mode\": \"%s\", \"it_s\": %.2f, \"egs_s\": %.0f, "
            "\"ms_it\": %.3f, \"tflop_it\": %.4f, \"tflops\": %.1f, \"gpu_mem_GiB\": %.2f, "
            "\"loss\": %.5f, \"iters\": %d}\n",

@@ -26,8 +26,8 @@ int model_state_tensors(ckpt_tensor **t, char (**names)[MDL_STATE_NAME], float *
         for (int i = 0; i < m->n_params; i++) {
             const mdl_param *q = &m->params[i];
             snprintf((*names)[k], MDL_STATE_NAME, "%s%s", prefix[a], q->name);
-            (*t)[k] = (ckpt_tensor){.name = (*names)[k], .ndim = q->ndim,
-                                    .data = arenas[a] + q->offset};
+            (*t)[k] =
+                (ckpt_tensor){.name = (*names)[k], .ndim = q->ndim, .data = arenas[a] + q->offset};
             memcpy((*t)[k].shape, q->shape, sizeof q->shape);
             k++;
         }

@@ -48,7 +48,7 @@ typedef struct trainer {
      * (host and backend copies); NULL when the CPU augments */
     uint8_t *fs_dev[2][2];
     nn_aug_image *aug_host, *aug_dev;
-    char *log;       /* loss rows since the last save */
+    char *log; /* loss rows since the last save */
     size_t log_len, log_cap;
     long rollback_at; /* iteration of the last rollback, -1 none */
     int nan_used[4];
@@ -313,8 +313,7 @@ static int check_memory(trainer *t, const char *arch, const mdl_options *mo, vs_
         event(t, EVENT_INFO,
               "GPU memory: %.2f GiB planned (weights and optimiser %.2f, batch %.2f, scratch "
               "%.2f) of %.1f GiB free on %s",
-              gib(p.total), gib(p.params), gib(p.batch), gib(p.scratch), gib(gi.mem_free),
-              gi.name);
+              gib(p.total), gib(p.params), gib(p.batch), gib(p.scratch), gib(gi.mem_free), gi.name);
         return 0;
     }
     int fits = model_plan_largest_batch(a, mo, usable, t->n - 1);
@@ -460,16 +459,17 @@ static void alloc_batch(trainer *t, const nn_adam *h)
 static void setup_gpu_augment(trainer *t)
 {
     nn_gpu_info gi;
-    if (host_is_backend(t->be) || !t->be->augment ||
-        nn_cuda_device_info(&gi, nn_cuda_device()))
+    if (host_is_backend(t->be) || !t->be->augment || nn_cuda_device_info(&gi, nn_cuda_device()))
         return;
     const size_t P = (size_t)t->fs[0].size;
     size_t bytes = 0;
     for (int s = 0; s < 2; s++) bytes += (size_t)t->fs[s].n * P * P * (3 + FACESET_MASKS);
     const size_t reserve = gi.mem_total / 32 + ((size_t)512 << 20);
     if (bytes + reserve > gi.mem_free) {
-        event(t, EVENT_INFO, "the face sets (%.2f GiB) do not fit beside the model in GPU memory: "
-                             "augmenting on the CPU", gib(bytes));
+        event(t, EVENT_INFO,
+              "the face sets (%.2f GiB) do not fit beside the model in GPU memory: "
+              "augmenting on the CPU",
+              gib(bytes));
         return;
     }
     for (int s = 0; s < 2; s++) {
@@ -519,8 +519,8 @@ static void next_batch(trainer *t)
     if (t->aug_dev) { /* the step augments: only the transforms go over */
         for (int s = 0; s < 2; s++) {
             faceset_cursor_next(idx, &t->cur[s], t->fs[s].n, n, t->seed ^ (uint64_t)(s + 1));
-            augment_draw_batch(t->aug_host + (size_t)s * n, &t->fs[s], idx, n, &t->o->aug,
-                               t->seed, t->iteration, s);
+            augment_draw_batch(t->aug_host + (size_t)s * n, &t->fs[s], idx, n, &t->o->aug, t->seed,
+                               t->iteration, s);
         }
         t->be->copy_in((float *)t->aug_dev, (const float *)t->aug_host,
                        2 * (size_t)n * sizeof(nn_aug_image) / sizeof(float));
@@ -538,8 +538,7 @@ static void next_batch(trainer *t)
         };
         augment_batch(&out, &t->fs[s], idx, n, &t->o->aug, t->seed, t->iteration, s);
         t->be->copy_in(t->step.tgt[s].d, t->tgt_host[s], n * per);
-        for (int k = 0; k < 3; k++)
-            t->be->copy_in(t->step.mask[s][k], t->mask_host[s][k], n * px);
+        for (int k = 0; k < 3; k++) t->be->copy_in(t->step.mask[s][k], t->mask_host[s][k], n * px);
     }
     t->be->copy_in(t->step.x.d, t->in_host, 2 * n * per);
     free(idx);

@@ -63,8 +63,10 @@ static __device__ void sample(float *out, const uint8_t *px, int size, int c, fl
     int x0 = (int)sx, y0 = (int)sy;
     int x1 = x0 + 1 < size ? x0 + 1 : x0, y1 = y0 + 1 < size ? y0 + 1 : y0;
     float ax = sx - (float)x0, ay = sy - (float)y0;
-    const uint8_t *p00 = px + ((size_t)y0 * size + x0) * c, *p01 = px + ((size_t)y0 * size + x1) * c;
-    const uint8_t *p10 = px + ((size_t)y1 * size + x0) * c, *p11 = px + ((size_t)y1 * size + x1) * c;
+    const uint8_t *p00 = px + ((size_t)y0 * size + x0) * c,
+                  *p01 = px + ((size_t)y0 * size + x1) * c;
+    const uint8_t *p10 = px + ((size_t)y1 * size + x0) * c,
+                  *p11 = px + ((size_t)y1 * size + x1) * c;
     const float s = 1.f / 255.f;
     float w00 = (1 - ax) * (1 - ay) * s, w01 = ax * (1 - ay) * s, w10 = (1 - ax) * ay * s,
           w11 = ax * ay * s;

@@ -147,14 +147,16 @@ void *cu_scratch(cu_scratch_slot slot, size_t bytes)
  * caller may reuse it at once. */
 static void cu_copy_in(float *dst, const float *src, size_t n)
 {
-    if (n) CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice,
-                                      cu_ctx.stream));
+    if (n)
+        CUDA_CHECK(
+            cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, cu_ctx.stream));
 }
 
 static void cu_copy_out(float *dst, const float *src, size_t n)
 {
-    if (n) CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost,
-                                      cu_ctx.stream));
+    if (n)
+        CUDA_CHECK(
+            cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, cu_ctx.stream));
     CUDA_CHECK(cudaStreamSynchronize(cu_ctx.stream));
 }
 
@@ -336,10 +338,20 @@ static void set_precision(nn_precision prec)
     if (prec == NN_PREC_TF32 && cu_ctx.prop.major < 8) prec = NN_PREC_FP32;
     cu_ctx.prec = prec;
     /* pedantic: no tensor-core rounding, so fp32 results compare with the CPU's tightly */
-    CUBLAS_CHECK(cublasSetMathMode(cu_ctx.cublas, prec == NN_PREC_TF32
-                                                      ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                      : CUBLAS_PEDANTIC_MATH));
+    CUBLAS_CHECK(cublasSetMathMode(cu_ctx.cublas, prec == NN_PREC_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                                       : CUBLAS_PEDANTIC_MATH));
     cu_conv_set_precision(prec);
+}
+
+/* the table handed out while profiling (profile.cu) */
+static nn_backend cu_backend_prof;
+
+static const nn_backend *table(void)
+{
+    if (!cu_profiling()) return &cu_backend;
+    cu_backend_prof = cu_backend;
+    cu_profile_table(&cu_backend_prof);
+    return &cu_backend_prof;
 }
 
 const nn_backend *nn_cuda_backend(int dev, nn_precision prec, struct vs_err *e)
@@ -351,7 +363,7 @@ const nn_backend *nn_cuda_backend(int dev, nn_precision prec, struct vs_err *e)
             return NULL;
         }
         set_precision(prec);
-        return &cu_backend;
+        return table();
     }
     const char *why = "";
     int n = nn_cuda_device_count(&why);
@@ -360,8 +372,9 @@ const nn_backend *nn_cuda_backend(int dev, nn_precision prec, struct vs_err *e)
         return NULL;
     }
     if (dev < 0 || dev >= n) {
-        vs_fail(e, "no CUDA device %d (this machine has %d: cuda:0 to cuda:%d; `visage gpus` "
-                   "lists them)",
+        vs_fail(e,
+                "no CUDA device %d (this machine has %d: cuda:0 to cuda:%d; `visage gpus` "
+                "lists them)",
                 dev, n, n - 1);
         return NULL;
     }
@@ -377,5 +390,5 @@ const nn_backend *nn_cuda_backend(int dev, nn_precision prec, struct vs_err *e)
     size_t cublas_ws = 32u << 20;
     CUBLAS_CHECK(cublasSetWorkspace(cu_ctx.cublas, dev_alloc(cublas_ws), cublas_ws));
     set_precision(prec);
-    return &cu_backend;
+    return table();
 }

@@ -85,7 +85,7 @@ static inline unsigned cu_blocks(size_t n, unsigned threads)
 
 /* grid-stride loop over [0, n) */
 #define CU_FOR(i, n)                                                                               \
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                       \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                        \
          i += (size_t)blockDim.x * gridDim.x)
 
 /* The activation, and its slope from its output (as core/nn/cpu_train.c's act_bwd_span). */
@@ -146,6 +146,9 @@ void cu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_ad
 void cu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
                  float *ctl);
 void cu_flag_nonfinite(float *flag, const float *x, size_t n);
+/* profile.cu: the same table with every operation timed by events */
+void cu_profile_table(nn_backend *t);
+int cu_profiling(void);
 /* augment.cu */
 void cu_augment(const nn_aug_batch *b);
 /* conv.cu */

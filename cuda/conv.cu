@@ -32,8 +32,8 @@ static __global__ void pad_kernel(float *xp, const float *x, int h, int w, int c
 }
 
 /* dx (+)= the interior of dxp (the inverse of pad_kernel) */
-static __global__ void crop_kernel(float *dx, const float *dxp, int h, int w, int c, int ph,
-                                   int pw, int pt, int pl, size_t total, int accumulate)
+static __global__ void crop_kernel(float *dx, const float *dxp, int h, int w, int c, int ph, int pw,
+                                   int pt, int pl, size_t total, int accumulate)
 {
     CU_FOR(i, total)
     {
@@ -78,7 +78,7 @@ static nn_tensor pad_input(const nn_tensor *x, const nn_conv_desc *d)
 enum { PLAN_FWD, PLAN_BWD_DATA, PLAN_BWD_FILTER };
 
 typedef struct conv_plan {
-    int key[12];
+    int key[13];
     cudnnTensorDescriptor_t xd, yd;
     cudnnFilterDescriptor_t wd;
     cudnnConvolutionDescriptor_t cd;
@@ -92,6 +92,12 @@ typedef struct conv_plan {
 static conv_plan plans[MAX_PLANS];
 static int n_plans;
 static nn_precision conv_prec = NN_PREC_FP32;
+static int conv_deterministic = 1;
+
+void nn_cuda_deterministic(int on)
+{
+    conv_deterministic = on;
+}
 
 void cu_conv_set_precision(nn_precision p)
 {
@@ -102,8 +108,19 @@ void cu_conv_set_precision(nn_precision p)
 static conv_plan *plan_for(const nn_tensor *x, const nn_tensor *y, const nn_conv_desc *d, int pad_h,
                            int pad_w)
 {
-    int key[12] = {x->n, x->h, x->w, x->c, y->c, d->kh, d->kw, d->sh, d->sw, pad_h, pad_w,
-                   (int)conv_prec};
+    int key[13] = {x->n,
+                   x->h,
+                   x->w,
+                   x->c,
+                   y->c,
+                   d->kh,
+                   d->kw,
+                   d->sh,
+                   d->sw,
+                   pad_h,
+                   pad_w,
+                   (int)conv_prec,
+                   conv_deterministic};
     for (int i = 0; i < n_plans; i++)
         if (memcmp(plans[i].key, key, sizeof key) == 0) return &plans[i];
     VS_CHECK(n_plans < MAX_PLANS);
@@ -142,7 +159,7 @@ typedef struct algo_perf {
  * when there is one. */
 static int pick_algo(const algo_perf *r, int n)
 {
-    for (int strict = 1; strict >= 0; strict--)
+    for (int strict = conv_deterministic; strict >= 0; strict--)
         for (int i = 0; i < n; i++) {
             if (r[i].status != CUDNN_STATUS_SUCCESS || r[i].memory > NN_GPU_WORKSPACE_MAX) continue;
             if (strict && r[i].determinism != CUDNN_DETERMINISTIC) continue;
@@ -160,8 +177,8 @@ static void find_algo(conv_plan *p, int kind)
     cudaStreamCaptureStatus cap;
     CUDA_CHECK(cudaStreamIsCapturing(cu_ctx.stream, &cap));
     VS_CHECK(cap == cudaStreamCaptureStatusNone); /* a new shape inside a captured step */
-    CUDNN_CHECK(cudnnSetConvolutionMathType(
-        p->cd, conv_prec == NN_PREC_FP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+    CUDNN_CHECK(cudnnSetConvolutionMathType(p->cd, conv_prec == NN_PREC_FP32 ? CUDNN_FMA_MATH
+                                                                             : CUDNN_DEFAULT_MATH));
     CUDA_CHECK(cudaStreamSynchronize(cu_ctx.stream));
     enum { N = 16 };
     algo_perf r[N];
@@ -289,8 +306,8 @@ static dw_geo dw_geometry(const nn_tensor *y, const nn_tensor *x, const nn_conv_
 {
     check_geometry(y, x, d);
     VS_CHECK(y->c == x->c);
-    return (dw_geo){x->n, x->h, x->w, x->c, y->h, y->w, d->kh, d->kw, d->sh, d->sw, d->pad_t,
-                    d->pad_l};
+    return (dw_geo){x->n,  x->h,  x->w,  x->c,  y->h,     y->w,
+                    d->kh, d->kw, d->sh, d->sw, d->pad_t, d->pad_l};
 }
 
 static __global__ void dw_fwd_kernel(float *y, const float *x, const float *w, const float *b,
@@ -462,6 +479,6 @@ void cu_pool(nn_tensor *y, const nn_tensor *x, const nn_pool_desc *d)
     size_t total = nn_numel(y);
     if (total == 0) return;
     pool_kernel<<<cu_blocks(total, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(y->d, x->d, g,
-                                                                               d->kind, total);
+                                                                                d->kind, total);
     KERNEL_CHECK();
 }

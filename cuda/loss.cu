@@ -196,8 +196,8 @@ void cu_loss(float *dpred, float *loss, const nn_tensor *pred, const nn_tensor *
         return;
     }
     VS_CHECK(pred->h >= SSIM_K && pred->w >= SSIM_K);
-    ssim_geo g = {pred->n, pred->h, pred->w, pred->c, pred->h - (SSIM_K - 1),
-                  pred->w - (SSIM_K - 1)};
+    ssim_geo g = {
+        pred->n, pred->h, pred->w, pred->c, pred->h - (SSIM_K - 1), pred->w - (SSIM_K - 1)};
     const gauss11 gk = ssim_gaussian();
     const size_t hsz = (size_t)g.n * g.h * g.ow * g.c, asz = (size_t)g.n * g.oh * g.ow * g.c;
     /* hm (4 maps) and then va (3 maps) share the first part; am (3 maps) follows */
@@ -207,7 +207,7 @@ void cu_loss(float *dpred, float *loss, const nn_tensor *pred, const nn_tensor *
     unsigned nb = loss_blocks(asz);
     float *partial = (float *)cu_scratch(CU_SCR_PARTIAL, nb * sizeof(float));
     ssim_hpass<<<cu_blocks(hsz, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(hm, pred->d, target->d,
-                                                                            mask, g, gk);
+                                                                             mask, g, gk);
     KERNEL_CHECK();
     ssim_vpass<<<nb, CU_THREADS, 0, cu_ctx.stream>>>(am, partial, hm, g, gk);
     KERNEL_CHECK();

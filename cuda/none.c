@@ -34,6 +34,18 @@ nn_precision nn_cuda_precision(void)
     return NN_PREC_FP32;
 }
 
+void nn_cuda_deterministic(int on)
+{
+}
+
+void nn_cuda_profile(int on)
+{
+}
+
+void nn_cuda_profile_report(FILE *f, int steps)
+{
+}
+
 int nn_cuda_utilization(void)
 {
     return -1;

@@ -10,8 +10,8 @@
  * worst error. Skipped where there is no GPU. */
 #include <stdarg.h>
 
-#include "check.h"
 #include "augment.h"
+#include "check.h"
 #include "err.h"
 #include "nn/backend.h"
 
@@ -262,8 +262,8 @@ static void run_conv(const conv_case *c, int depthwise)
 
         for (int with_db = 0; with_db < 2; with_db++) {
             float *dw = check_rand_buf(nw);
-            float *gdw = depthwise || mode == NN_OVERWRITE ? gpu_out(dw, nw, mode)
-                                                            : to_gpu_k(dw, kk, cout);
+            float *gdw =
+                depthwise || mode == NN_OVERWRITE ? gpu_out(dw, nw, mode) : to_gpu_k(dw, kk, cout);
             float *db = with_db ? check_rand_buf(nb) : NULL;
             float *gdb = with_db ? gpu_out(db, nb, mode) : NULL;
             (depthwise ? cpu->depthwise_bwd_filter : cpu->conv2d_bwd_filter)(dw, db, &tdy, &tx, &d,
@@ -585,6 +585,26 @@ static void run_adam(size_t n, long t0, int via_ctl)
     gpu_free(gp), gpu_free(gm), gpu_free(gv), gpu_free(gg), gpu_free(gctl);
 }
 
+/* Adam on arrays that start one float past an aligned address (the kernel goes four at a time
+ * only where all four arrays are 16-byte aligned) */
+static void test_adam_unaligned(void)
+{
+    const size_t n = 1001;
+    nn_adam hp = {.lr = 5e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f, .t = 3};
+    float *p = check_rand_buf(n), *m = check_rand_buf(n), *v = check_rand_buf(n);
+    float *g = check_rand_buf(n);
+    for (size_t i = 0; i < n; i++) p[i] *= 1e-3f, v[i] *= v[i];
+    float *gp = to_gpu(p, n), *gm = to_gpu(m, n), *gv = to_gpu(v, n), *gg = to_gpu(g, n);
+    cpu->adam(p + 1, m + 1, v + 1, g + 1, n - 1, &hp);
+    gpu->adam(gp + 1, gm + 1, gv + 1, gg + 1, n - 1, &hp);
+    fam = F_ADAM;
+    check_dev(gp, p, n, RTOL, "adam unaligned: p");
+    check_dev(gm, m, n, RTOL, "adam unaligned: m");
+    check_dev(gv, v, n, RTOL, "adam unaligned: v");
+    free(p), free(m), free(v), free(g);
+    gpu_free(gp), gpu_free(gm), gpu_free(gv), gpu_free(gg);
+}
+
 /* adam_ctl flags a gradient that is NaN or infinite itself (the step has no other pass over
  * the gradients), wherever it is */
 static void test_adam_flag(void)
@@ -595,7 +615,8 @@ static void test_adam_flag(void)
     float *g = check_rand_buf(n), *z = vs_calloc(n, sizeof *z);
     float *gp = to_gpu(z, n), *gm = to_gpu(z, n), *gv = to_gpu(z, n), *gg = gpu->alloc(n);
     for (int k = 0; k < 3; k++) {
-        float *p = vs_calloc(n, sizeof *p), *m = vs_calloc(n, sizeof *m), *v = vs_calloc(n, sizeof *v);
+        float *p = vs_calloc(n, sizeof *p), *m = vs_calloc(n, sizeof *m),
+              *v = vs_calloc(n, sizeof *v);
         float keep = g[where[k]];
         g[where[k]] = bad[k];
         gpu->copy_in(gg, g, n);
@@ -638,7 +659,8 @@ static void run_augment(int si, int st, int with_masks)
     const size_t crop = (size_t)P * P;
     uint8_t *px = vs_malloc(faces * crop * 3), *mk = vs_malloc(faces * crop * NN_AUG_MASKS);
     for (size_t i = 0; i < faces * crop * 3; i++) px[i] = (uint8_t)(check_urand() * 255.999);
-    for (size_t i = 0; i < faces * crop * NN_AUG_MASKS; i++) mk[i] = (uint8_t)(check_urand() * 255.999);
+    for (size_t i = 0; i < faces * crop * NN_AUG_MASKS; i++)
+        mk[i] = (uint8_t)(check_urand() * 255.999);
     augment_config c;
     augment_config_default(&c);
     nn_aug_image ims[9];
@@ -647,7 +669,8 @@ static void run_augment(int si, int st, int with_masks)
         augment_draw(&p, &c, 42, 7, 1, b);
         if (b == 0) augment_params_identity(&p);
         if (b == 1) augment_params_identity(&p), p.flip = 1;
-        if (b == 2) augment_params_identity(&p), p.lab[0] = 0.3f, p.lab[1] = -0.08f, p.lab[2] = 0.05f;
+        if (b == 2)
+            augment_params_identity(&p), p.lab[0] = 0.3f, p.lab[1] = -0.08f, p.lab[2] = 0.05f;
         augment_prepare(&ims[b], &p, (b * 3) % faces, P);
     }
     size_t ni = (size_t)n * si * si * 3, nt = (size_t)n * st * st * 3, nm = (size_t)n * st * st;
@@ -675,10 +698,10 @@ static void run_augment(int si, int st, int with_masks)
         for (int x = 0; x < st; x++) {
             double sx = (x + 0.5) * P / st - 0.5, sy = (y + 0.5) * P / st - 0.5;
             int x0 = (int)sx, y0 = (int)sy;
-            double want = (px[((size_t)y0 * P + x0) * 3] + px[((size_t)y0 * P + x0 + 1) * 3] +
-                           px[((size_t)(y0 + 1) * P + x0) * 3] +
-                           px[((size_t)(y0 + 1) * P + x0 + 1) * 3]) /
-                          (4 * 255.0);
+            double want =
+                (px[((size_t)y0 * P + x0) * 3] + px[((size_t)y0 * P + x0 + 1) * 3] +
+                 px[((size_t)(y0 + 1) * P + x0) * 3] + px[((size_t)(y0 + 1) * P + x0 + 1) * 3]) /
+                (4 * 255.0);
             if (P / st == 2) d = fmax(d, fabs(h.target[((size_t)y * st + x) * 3] - want));
         }
     CHECKF(d < 1e-5, "the identity draw is not the crop resampled: %g", d);
@@ -885,6 +908,7 @@ int main(void)
     }
     run_adam(100003, 7, 1);
     test_adam_flag();
+    test_adam_unaligned();
     run_augment(64, 64, 1);
     run_augment(64, 32, 0);
     test_all_finite();

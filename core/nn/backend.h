@@ -10,6 +10,7 @@
 #define NN_BACKEND_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "tensor.h"
 
@@ -147,11 +148,10 @@ typedef struct nn_backend {
                              int out, nn_accum mode);
     /* dx = dy * act'(.), from the activation's output y (every act here is monotonic, so y is
      * enough); dx may alias dy. */
-    void (*act_bwd)(float *dx, const float *dy, const float *y, size_t n, nn_act act,
-                    float alpha);
+    void (*act_bwd)(float *dx, const float *dy, const float *y, size_t n, nn_act act, float alpha);
     /* Pixel shuffle in TensorFlow's depth_to_space order (what Faceswap's PixelShuffler does):
-     * y[n, y*r+i, x*r+j, c] = x[n, y, x, (i*r + j)*C + c],  y: [n, h*r, w*r, C], x: [n, h, w, r*r*C].
-     * space_to_depth is its inverse (and so its backward pass). */
+     * y[n, y*r+i, x*r+j, c] = x[n, y, x, (i*r + j)*C + c],  y: [n, h*r, w*r, C], x: [n, h, w,
+     * r*r*C]. space_to_depth is its inverse (and so its backward pass). */
     void (*depth_to_space)(nn_tensor *y, const nn_tensor *x, int r);
     void (*space_to_depth)(nn_tensor *y, const nn_tensor *x, int r);
     /* One loss term. pred, target: [n, h, w, c]; mask: [n, h, w] or NULL. With a mask, pred and
@@ -234,6 +234,15 @@ int nn_parse_precision(nn_precision *p, const char *s);
  * is not there. */
 int nn_backend_open(const nn_backend **out, const char *device, nn_precision prec,
                     struct vs_err *e);
+/* Whether the convolutions use only algorithms that give the same bits every run (the default:
+ * a recorded step then matches the same step run call by call, and a run repeats exactly); off,
+ * cuDNN's fastest, some of which add in a varying order. */
+void nn_cuda_deterministic(int on);
+/* Profiling (benchmarks): while on, nn_cuda_backend hands out a table whose operations time
+ * themselves; the report prints the time per operation per step (of `steps` steps run call by
+ * call since the last report), largest first. */
+void nn_cuda_profile(int on);
+void nn_cuda_profile_report(FILE *f, int steps);
 /* Device memory: in use now by this process's backend allocations, and the peak since the last
  * reset. */
 size_t nn_cuda_mem_used(void);
@@ -245,7 +254,6 @@ void nn_cuda_mem_reset_peak(void);
 /* Worker threads for the CPU backend (0 = one per online CPU). Also sets OpenBLAS's count. */
 void nn_cpu_set_threads(int n);
 int nn_cpu_threads(void);
-
 
 /* Output size and padding of a convolution or pool along one axis. */
 int nn_out_size(int in, int k, int stride, nn_pad_mode mode);
