@@ -117,7 +117,7 @@ $(BUILD)/%.o: %.c
 $(BUILD)/%.o: %.cu $(wildcard cuda/*.cuh) core/nn/backend.h
 	@mkdir -p $(dir $@)
 	$(say) NVCC $<
-	$(Q)$(NVCC) $(ALL_NVCCFLAGS) -Icore -c -o $@ $<
+	$(Q)$(NVCC) $(ALL_NVCCFLAGS) -Icore -MMD -MP -c -o $@ $<
 
 $(LIB): $(CORE_OBJ)
 	@rm -f $@

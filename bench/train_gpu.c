@@ -97,13 +97,7 @@ static row run_row(const char *arch, int n, const char *mode, double seconds)
         return r;
     }
     loss_cfg lc = {.n_funcs = 1, .kind = {NN_LOSS_MAE}, .weight = {1.0f}};
-    if (def_loss)
-        lc = (loss_cfg){.n_funcs = 2,
-                        .kind = {NN_LOSS_SSIM, NN_LOSS_MSE},
-                        .weight = {1.0f, 1.0f},
-                        .penalized_mask = 1,
-                        .eye = 3.0f,
-                        .mouth = 2.0f};
+    if (def_loss) loss_cfg_default(&lc);
     nn_adam h = {.lr = 5e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
     step st;
     step_init(&st, m, n, &lc, &h);

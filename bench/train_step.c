@@ -63,13 +63,7 @@ int main(int argc, char **argv)
         }
     }
     loss_cfg lc = {.n_funcs = 1, .kind = {NN_LOSS_MAE}, .weight = {1}};
-    if (masked)
-        lc = (loss_cfg){.n_funcs = 2,
-                        .kind = {NN_LOSS_SSIM, NN_LOSS_MSE},
-                        .weight = {1, 1},
-                        .penalized_mask = 1,
-                        .eye = 3,
-                        .mouth = 2};
+    if (masked) loss_cfg_default(&lc);
     nn_adam h = {.lr = 5e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
     float loss[2];
     double *ms = malloc(sizeof(double) * runs);

@@ -8,6 +8,16 @@
 
 static const char *const kind_names[] = {"mae", "mse", "ssim"};
 
+void loss_cfg_default(loss_cfg *c)
+{
+    *c = (loss_cfg){.n_funcs = 2,
+                    .kind = {NN_LOSS_SSIM, NN_LOSS_MSE},
+                    .weight = {1.0f, 1.0f},
+                    .penalized_mask = 1,
+                    .eye = 3.0f,
+                    .mouth = 2.0f};
+}
+
 int loss_kind_parse(nn_loss_kind *k, const char *s)
 {
     for (int i = 0; i < 3; i++)

@@ -17,6 +17,9 @@ typedef struct loss_cfg {
     float eye, mouth;   /* region multipliers; 1 = no extra term */
 } loss_cfg;
 
+/* Faceswap's default: SSIM + MSE on the masked face, eyes x3, mouth x2. */
+void loss_cfg_default(loss_cfg *c);
+
 /* Parses "mae" | "mse" | "ssim"; -1 if none. */
 int loss_kind_parse(nn_loss_kind *k, const char *s);
 const char *loss_kind_name(nn_loss_kind k);

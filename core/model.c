@@ -460,6 +460,19 @@ static const float *param(const model *m, const float *arena, int idx)
     return idx < 0 ? NULL : arena + m->params[idx].offset;
 }
 
+/* Whether conv layer i and the pixel shuffle after it run as one (conv2d with shuffle): the
+ * shuffle is layer i + 1 and the only user of layer i's output, which is not an output. Layer
+ * i's activation then never exists; layer i + 1's holds the shuffled one. */
+static int fused_shuffle(const mdl_net *n, int i)
+{
+    if (n->layers[i].op != MDL_CONV || i + 1 >= n->n_layers) return 0;
+    if (n->layers[i + 1].op != MDL_SHUFFLE || n->layers[i + 1].in != i) return 0;
+    if (i == n->face_out || i == n->mask_out) return 0;
+    for (int j = i + 2; j < n->n_layers; j++)
+        if (n->layers[j].in == i || (n->layers[j].op == MDL_ADD && n->layers[j].in2 == i)) return 0;
+    return 1;
+}
+
 static void net_forward(model *m, mdl_net *n, const nn_tensor *x)
 {
     const nn_backend *be = m->be;
@@ -471,8 +484,18 @@ static void net_forward(model *m, mdl_net *n, const nn_tensor *x)
         const mdl_layer *l = &n->layers[i];
         nn_tensor *y = &n->act[i];
         const nn_tensor *in = l->in < 0 ? x : &n->act[l->in];
-        ensure(be, y, b, l->h, l->w, l->c);
         const float *w = param(m, m->p, l->pw), *bias = param(m, m->p, l->pb);
+        if (fused_shuffle(n, i)) { /* straight into the shuffle's output */
+            const mdl_layer *s = &n->layers[i + 1];
+            y->n = b, y->h = l->h, y->w = l->w, y->c = l->c; /* its shape only: never written */
+            nn_conv_desc d = l->cd;
+            d.shuffle = 2;
+            ensure(be, &n->act[i + 1], b, s->h, s->w, s->c);
+            be->conv2d(&n->act[i + 1], in, w, bias, &d);
+            i++;
+            continue;
+        }
+        ensure(be, y, b, l->h, l->w, l->c);
         switch (l->op) {
         case MDL_CONV: be->conv2d(y, in, w, bias, &l->cd); break;
         case MDL_DEPTHWISE: be->depthwise(y, in, w, NULL, &l->cd); break;
@@ -513,7 +536,9 @@ static void net_backward(model *m, mdl_net *n, int *written, nn_tensor *dx)
         const mdl_layer *l = &n->layers[i];
         nn_tensor *gy = &n->grad[i];
         const nn_tensor *y = &n->act[i];
-        if (l->act != NN_ACT_NONE) be->act_bwd(gy->d, gy->d, y->d, nn_numel(gy), l->act, l->alpha);
+        /* a conv fused with its shuffle had its activation's gradient taken with the shuffle's */
+        if (l->act != NN_ACT_NONE && !fused_shuffle(n, i))
+            be->act_bwd(gy->d, gy->d, y->d, nn_numel(gy), l->act, l->alpha);
         const nn_tensor *in = l->in < 0 ? x : &n->act[l->in];
         nn_tensor *gin = NULL;
         int *gin_written = &dx_written;
@@ -545,7 +570,11 @@ static void net_backward(model *m, mdl_net *n, int *written, nn_tensor *dx)
         }
         case MDL_SHUFFLE:
             if (!gin) break;
-            if (mode == NN_OVERWRITE) {
+            if (l->in >= 0 && fused_shuffle(n, l->in)) { /* the conv's only user: overwrite */
+                const mdl_layer *c = &n->layers[l->in];
+                VS_CHECK(mode == NN_OVERWRITE);
+                be->shuffle_act_bwd(gin, gy, &n->act[i], 2, c->act, c->alpha);
+            } else if (mode == NN_OVERWRITE) {
                 be->space_to_depth(gin, gy, 2);
             } else {
                 ensure(be, &tmp, b, in->h, in->w, in->c);

@@ -223,6 +223,7 @@ static const nn_backend cu_backend = {
     .act_bwd = cu_act_bwd,
     .depth_to_space = cu_depth_to_space,
     .space_to_depth = cu_space_to_depth,
+    .shuffle_act_bwd = cu_shuffle_act_bwd,
     .loss = cu_loss,
     .adam = cu_adam,
     .all_finite = cu_all_finite,

@@ -52,6 +52,7 @@ typedef enum cu_scratch_slot {
     CU_SCR_PAD,      /* a zero-padded copy of an input (asymmetric TF "same" padding) */
     CU_SCR_PAD_GRAD, /* the gradient of that padded input */
     CU_SCR_LOSS,     /* the SSIM maps */
+    CU_SCR_CONV_OUT, /* a convolution's output before its pixel shuffle */
     CU_SCR_PARTIAL,  /* per-block partial sums of the reductions */
     CU_SCR_SLOTS
 } cu_scratch_slot;
@@ -87,6 +88,18 @@ static inline unsigned cu_blocks(size_t n, unsigned threads)
 #define CU_FOR(i, n)                                                                               \
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                        \
          i += (size_t)blockDim.x * gridDim.x)
+
+/* Element i of an NHWC tensor [n, h, w, c] as (image, y, x, channel). */
+static __device__ __forceinline__ void cu_unravel(size_t i, int h, int w, int c, size_t *img,
+                                                  int *y, int *x, int *ch)
+{
+    *ch = (int)(i % (size_t)c);
+    i /= (size_t)c;
+    *x = (int)(i % (size_t)w);
+    i /= (size_t)w;
+    *y = (int)(i % (size_t)h);
+    *img = i / (size_t)h;
+}
 
 /* The activation, and its slope from its output (as core/nn/cpu_train.c's act_bwd_span). */
 static __device__ __forceinline__ float cu_act(float x, nn_act act, float alpha)
@@ -139,6 +152,11 @@ void cu_bias_act(float *y, const float *bias, size_t rows, int c, nn_act act, fl
 void cu_act_bwd(float *dx, const float *dy, const float *y, size_t n, nn_act act, float alpha);
 void cu_bias_grad(float *db, const float *dy, size_t rows, int c, nn_accum mode);
 void cu_depth_to_space(nn_tensor *y, const nn_tensor *x, int r);
+/* y: [n, h*r, w*r, C] = depth_to_space(act(x + bias), r), x: [n, h, w, r*r*C] */
+void cu_bias_act_shuffle(nn_tensor *y, const nn_tensor *x, const float *bias, int r, nn_act act,
+                         float alpha);
+void cu_shuffle_act_bwd(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, int r, nn_act act,
+                        float alpha);
 void cu_space_to_depth(nn_tensor *y, const nn_tensor *x, int r);
 void cu_fill(float *x, size_t n, float value);
 int cu_all_finite(const float *x, size_t n);

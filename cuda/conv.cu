@@ -17,13 +17,9 @@ static __global__ void pad_kernel(float *xp, const float *x, int h, int w, int c
 {
     CU_FOR(i, total)
     {
-        size_t t = i;
-        int ch = (int)(t % (size_t)c);
-        t /= (size_t)c;
-        int px = (int)(t % (size_t)pw);
-        t /= (size_t)pw;
-        int py = (int)(t % (size_t)ph);
-        size_t img = t / (size_t)ph;
+        size_t img;
+        int py, px, ch;
+        cu_unravel(i, ph, pw, c, &img, &py, &px, &ch);
         int iy = py - pt, ix = px - pl;
         xp[i] = iy >= 0 && iy < h && ix >= 0 && ix < w
                     ? x[((img * h + iy) * w + ix) * (size_t)c + ch]
@@ -37,13 +33,9 @@ static __global__ void crop_kernel(float *dx, const float *dxp, int h, int w, in
 {
     CU_FOR(i, total)
     {
-        size_t t = i;
-        int ch = (int)(t % (size_t)c);
-        t /= (size_t)c;
-        int ix = (int)(t % (size_t)w);
-        t /= (size_t)w;
-        int iy = (int)(t % (size_t)h);
-        size_t img = t / (size_t)h;
+        size_t img;
+        int iy, ix, ch;
+        cu_unravel(i, h, w, c, &img, &iy, &ix, &ch);
         float v = dxp[((img * ph + iy + pt) * pw + ix + pl) * (size_t)c + ch];
         dx[i] = accumulate ? dx[i] + v : v;
     }
@@ -228,10 +220,16 @@ static void check_geometry(const nn_tensor *y, const nn_tensor *x, const nn_conv
 
 /* ---- conv2d --------------------------------------------------------------------------------- */
 
-/* y: [n, oh, ow, cout] = act(conv(x, w) + b) */
-void cu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
+/* y: [n, oh, ow, cout] = act(conv(x, w) + b), or its pixel shuffle with d->shuffle > 1 (through
+ * scratch of the convolution's shape) */
+void cu_conv2d(nn_tensor *y_out, const nn_tensor *x, const float *w, const float *b,
                const nn_conv_desc *d)
 {
+    const int r = d->shuffle > 1 ? d->shuffle : 1;
+    nn_tensor yc = {NULL, y_out->n, y_out->h / r, y_out->w / r, y_out->c * r * r};
+    VS_CHECK(yc.h * r == y_out->h && yc.w * r == y_out->w);
+    yc.d = r > 1 ? (float *)cu_scratch(CU_SCR_CONV_OUT, nn_numel(&yc) * sizeof(float)) : y_out->d;
+    nn_tensor *y = &yc;
     check_geometry(y, x, d);
     if (nn_numel(y) == 0) return;
     nn_tensor xin = symmetric(d) ? *x : pad_input(x, d);
@@ -242,7 +240,10 @@ void cu_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
     CUDNN_CHECK(cudnnConvolutionForward(cu_ctx.cudnn, &one, p->xd, xin.d, p->wd, w, p->cd,
                                         (cudnnConvolutionFwdAlgo_t)p->algo[PLAN_FWD], ws,
                                         p->ws[PLAN_FWD], &zero, p->yd, y->d));
-    cu_bias_act(y->d, b, nn_numel(y) / (size_t)y->c, y->c, d->act, d->alpha);
+    if (r > 1)
+        cu_bias_act_shuffle(y_out, y, b, r, d->act, d->alpha);
+    else
+        cu_bias_act(y->d, b, nn_numel(y) / (size_t)y->c, y->c, d->act, d->alpha);
 }
 
 /* dx: [n, h, w, cin] (+)= conv^T(dy, w) */
@@ -315,13 +316,9 @@ static __global__ void dw_fwd_kernel(float *y, const float *x, const float *w, c
 {
     CU_FOR(i, total)
     {
-        size_t t = i;
-        int ch = (int)(t % (size_t)g.c);
-        t /= (size_t)g.c;
-        int ox = (int)(t % (size_t)g.ow);
-        t /= (size_t)g.ow;
-        int oy = (int)(t % (size_t)g.oh);
-        size_t img = t / (size_t)g.oh;
+        size_t img;
+        int oy, ox, ch;
+        cu_unravel(i, g.oh, g.ow, g.c, &img, &oy, &ox, &ch);
         float s = 0.0f;
         for (int ky = 0; ky < g.kh; ky++) {
             int iy = oy * g.sh - g.pt + ky;
@@ -355,13 +352,9 @@ static __global__ void dw_bwd_data_kernel(float *dx, const float *dy, const floa
 {
     CU_FOR(i, total)
     {
-        size_t t = i;
-        int ch = (int)(t % (size_t)g.c);
-        t /= (size_t)g.c;
-        int ix = (int)(t % (size_t)g.w);
-        t /= (size_t)g.w;
-        int iy = (int)(t % (size_t)g.h);
-        size_t img = t / (size_t)g.h;
+        size_t img;
+        int iy, ix, ch;
+        cu_unravel(i, g.h, g.w, g.c, &img, &iy, &ix, &ch);
         float s = 0.0f;
         for (int ky = 0; ky < g.kh; ky++) {
             int ny = iy + g.pt - ky; /* = oy * sh */
@@ -444,13 +437,9 @@ static __global__ void pool_kernel(float *y, const float *x, dw_geo g, nn_pool_k
 {
     CU_FOR(i, total)
     {
-        size_t t = i;
-        int ch = (int)(t % (size_t)g.c);
-        t /= (size_t)g.c;
-        int ox = (int)(t % (size_t)g.ow);
-        t /= (size_t)g.ow;
-        int oy = (int)(t % (size_t)g.oh);
-        size_t img = t / (size_t)g.oh;
+        size_t img;
+        int oy, ox, ch;
+        cu_unravel(i, g.oh, g.ow, g.c, &img, &oy, &ox, &ch);
         float acc = kind == NN_POOL_MAX ? -INFINITY : 0.0f;
         int cells = 0;
         for (int ky = 0; ky < g.kh; ky++) {

@@ -153,21 +153,27 @@ void cu_bias_grad(float *db, const float *dy, size_t rows, int c, nn_accum mode)
 
 /* ---- pixel shuffle -------------------------------------------------------------------------- */
 
+/* Pixel shuffle (depth_to_space order) as an index map: element i of space [n, h*r, w*r, c]
+ * is element *di of depth [n, h, w, r*r*c], whose channel is *dc. */
+static __device__ __forceinline__ void shuffle_index(size_t *di, int *dc, size_t i, int h, int w,
+                                                     int c, int r)
+{
+    size_t img;
+    int sy, sx, ch;
+    cu_unravel(i, h * r, w * r, c, &img, &sy, &sx, &ch);
+    *dc = ((sy % r) * r + sx % r) * c + ch;
+    *di = ((img * h + sy / r) * w + sx / r) * (size_t)r * r * c + *dc;
+}
+
 /* space: [n, h*r, w*r, c], depth: [n, h, w, r*r*c]; one thread per space element */
 static __global__ void shuffle_kernel(float *space, float *depth, int h, int w, int c, int r,
                                       size_t n_elems, int to_space)
 {
     CU_FOR(i, n_elems)
     {
-        size_t t = i;
-        int ch = (int)(t % (size_t)c);
-        t /= (size_t)c;
-        int sx = (int)(t % (size_t)(w * r));
-        t /= (size_t)(w * r);
-        int sy = (int)(t % (size_t)(h * r));
-        size_t img = t / (size_t)(h * r);
-        int yy = sy / r, ii = sy % r, xx = sx / r, jj = sx % r;
-        size_t di = (((img * h + yy) * w + xx) * (size_t)r * r + (size_t)ii * r + jj) * c + ch;
+        size_t di;
+        int dc;
+        shuffle_index(&di, &dc, i, h, w, c, r);
         if (to_space)
             space[i] = depth[di];
         else
@@ -194,6 +200,61 @@ void cu_space_to_depth(nn_tensor *y, const nn_tensor *x, int r)
     if (n == 0) return;
     shuffle_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(x->d, y->d, y->h,
                                                                                y->w, x->c, r, n, 0);
+    KERNEL_CHECK();
+}
+
+/* y (space order, one thread per element) = act(x + bias) from x in depth order */
+static __global__ void bias_act_shuffle_kernel(float *y, const float *x, const float *bias, int h,
+                                               int w, int c, int r, size_t n_elems, nn_act act,
+                                               float alpha)
+{
+    CU_FOR(i, n_elems)
+    {
+        size_t di;
+        int dc;
+        shuffle_index(&di, &dc, i, h, w, c, r);
+        float v = x[di];
+        if (bias) v += bias[dc];
+        y[i] = cu_act(v, act, alpha);
+    }
+}
+
+void cu_bias_act_shuffle(nn_tensor *y, const nn_tensor *x, const float *bias, int r, nn_act act,
+                         float alpha)
+{
+    VS_CHECK(r >= 1);
+    VS_CHECK(y->n == x->n && y->h == x->h * r && y->w == x->w * r && x->c == r * r * y->c);
+    size_t n = nn_numel(y);
+    if (n == 0) return;
+    bias_act_shuffle_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        y->d, x->d, bias, x->h, x->w, y->c, r, n, act, alpha);
+    KERNEL_CHECK();
+}
+
+/* dx (depth order) = dy * act'(y) (space order); one thread per space element */
+static __global__ void shuffle_act_bwd_kernel(float *dx, const float *dy, const float *y, int h,
+                                              int w, int c, int r, size_t n_elems, nn_act act,
+                                              float alpha)
+{
+    CU_FOR(i, n_elems)
+    {
+        size_t di;
+        int dc;
+        shuffle_index(&di, &dc, i, h, w, c, r);
+        dx[di] = cu_act_grad(dy[i], y[i], act, alpha);
+    }
+}
+
+void cu_shuffle_act_bwd(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, int r, nn_act act,
+                        float alpha)
+{
+    VS_CHECK(r >= 1 && act >= NN_ACT_NONE && act <= NN_ACT_SIGMOID);
+    VS_CHECK(dy->n == dx->n && dy->h == dx->h * r && dy->w == dx->w * r && dx->c == r * r * dy->c);
+    VS_CHECK(y->n == dy->n && y->h == dy->h && y->w == dy->w && y->c == dy->c);
+    size_t n = nn_numel(dx);
+    if (n == 0) return;
+    shuffle_act_bwd_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        dx->d, dy->d, y->d, dx->h, dx->w, dy->c, r, n, act, alpha);
     KERNEL_CHECK();
 }
 

@@ -83,6 +83,9 @@ PROF(act_bwd, (float *dx, const float *dy, const float *y, size_t n, nn_act act,
      (dx, dy, y, n, act, alpha))
 PROF(depth_to_space, (nn_tensor * y, const nn_tensor *x, int r), (y, x, r))
 PROF(space_to_depth, (nn_tensor * y, const nn_tensor *x, int r), (y, x, r))
+PROF(shuffle_act_bwd,
+     (nn_tensor * dx, const nn_tensor *dy, const nn_tensor *y, int r, nn_act act, float alpha),
+     (dx, dy, y, r, act, alpha))
 PROF(loss,
      (float *dpred, float *loss, const nn_tensor *pred, const nn_tensor *target, const float *mask,
       nn_loss_kind kind, float weight),
@@ -110,6 +113,7 @@ void cu_profile_table(nn_backend *t)
     t->act_bwd = prof_act_bwd;
     t->depth_to_space = prof_depth_to_space;
     t->space_to_depth = prof_space_to_depth;
+    t->shuffle_act_bwd = prof_shuffle_act_bwd;
     t->loss = prof_loss;
     t->fill = prof_fill;
     t->augment = prof_augment;

@@ -23,7 +23,8 @@ static float *ohwi_to_hwio(const float *w, const nn_conv_desc *d, int cin, int c
 static void ohwi_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
                         const nn_conv_desc *d)
 {
-    float *t = ohwi_to_hwio(w, d, x->c, y->c);
+    const int r = d->shuffle > 1 ? d->shuffle : 1; /* y may be the pixel-shuffled output */
+    float *t = ohwi_to_hwio(w, d, x->c, y->c * r * r);
     nn_cpu_backend()->conv2d(y, x, t, b, d);
     free(t);
 }

@@ -287,6 +287,48 @@ static void run_conv(const conv_case *c, int depthwise)
     gpu_free(gx), gpu_free(gw), gpu_free(gdy), gpu_free(gb);
 }
 
+/* conv2d with its pixel shuffle in one pass (Faceswap's upscale block), and the backward pass of
+ * the shuffle with the conv's activation: against the CPU, every activation, cout/4 of 1 and 5 */
+static void run_conv_shuffle(int n, int h, int w, int cin, int cout, int k, nn_act act, float alpha)
+{
+    nn_conv_desc d;
+    nn_conv_geometry(&d, h, w, k, k, 1, 1, NN_PAD_SAME);
+    d.act = act, d.alpha = alpha, d.shuffle = 2;
+    const int c = cout / 4;
+    size_t nx = (size_t)n * h * w * cin, ny = (size_t)n * h * w * cout, kk = (size_t)k * k * cin;
+    float *x = check_rand_buf(nx), *wt = check_rand_buf(kk * cout), *b = check_rand_buf(cout);
+    float *gx = to_gpu(x, nx), *gw = to_gpu_k(wt, kk, cout), *gb = to_gpu(b, cout);
+    float *y = vs_malloc(ny * sizeof *y), *gy = nan_gpu(ny);
+    nn_tensor tx = ten(x, n, h, w, cin), gtx = ten(gx, n, h, w, cin);
+    nn_tensor ty = ten(y, n, 2 * h, 2 * w, c), gty = ten(gy, n, 2 * h, 2 * w, c);
+    cpu->conv2d(&ty, &tx, wt, b, &d);
+    gpu->conv2d(&gty, &gtx, gw, gb, &d);
+    fam = F_CONV;
+    check_dev(gy, y, ny, tol_sum(kk), "conv2d+shuffle [%d,%d,%d,%d]->%d k%d %s", n, h, w, cin, cout,
+              k, act_str(act, alpha));
+    /* backward through the shuffle and the activation, from the layer's real output */
+    float *dy = check_rand_buf(ny), *dx = vs_malloc(ny * sizeof *dx);
+    float *gdy = to_gpu(dy, ny), *gdx = nan_gpu(ny), *gy_cpu = to_gpu(y, ny);
+    nn_tensor tdy = ten(dy, n, 2 * h, 2 * w, c), gtdy = ten(gdy, n, 2 * h, 2 * w, c);
+    nn_tensor tdx = ten(dx, n, h, w, cout), gtdx = ten(gdx, n, h, w, cout);
+    nn_tensor gty_cpu = ten(gy_cpu, n, 2 * h, 2 * w, c);
+    cpu->shuffle_act_bwd(&tdx, &tdy, &ty, 2, act, alpha);
+    gpu->shuffle_act_bwd(&gtdx, &gtdy, &gty_cpu, 2, act, alpha);
+    fam = F_SHUFFLE;
+    check_dev(gdx, dx, ny, 0, "shuffle_act_bwd [%d,%d,%d,%d] %s", n, 2 * h, 2 * w, c,
+              act_str(act, alpha));
+    free(x), free(wt), free(b), free(y), free(dy), free(dx);
+    gpu_free(gx), gpu_free(gw), gpu_free(gb), gpu_free(gy), gpu_free(gdy), gpu_free(gdx);
+    gpu_free(gy_cpu);
+}
+
+static void test_conv_shuffle(void)
+{
+    for (int a = 0; a < N_ACTS; a++)
+        run_conv_shuffle(2, 6, 5, 7, a % 2 ? 20 : 4, 3, acts[a].act, acts[a].alpha);
+    run_conv_shuffle(1, 8, 8, 16, 64, 3, NN_ACT_LEAKY, 0.1f);
+}
+
 #define SAME NN_PAD_SAME
 #define VALID NN_PAD_VALID
 
@@ -909,6 +951,7 @@ int main(void)
     run_adam(100003, 7, 1);
     test_adam_flag();
     test_adam_unaligned();
+    test_conv_shuffle();
     run_augment(64, 64, 1);
     run_augment(64, 32, 0);
     test_all_finite();

@@ -110,12 +110,8 @@ static rig rig_new(const nn_backend *be, const mdl_arch *arch, int learn_mask, i
         fprintf(stderr, "model_create %s: %s\n", arch->name, e.msg);
         exit(1);
     }
-    loss_cfg lc = {.n_funcs = 2,
-                   .kind = {NN_LOSS_SSIM, NN_LOSS_MSE},
-                   .weight = {1.0f, 1.0f},
-                   .penalized_mask = 1,
-                   .eye = 3.0f,
-                   .mouth = 2.0f};
+    loss_cfg lc;
+    loss_cfg_default(&lc);
     nn_adam h = {.lr = 5e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
     step_init(&r.st, r.m, n, &lc, &h);
     return r;

@@ -685,12 +685,7 @@ static void test_learning(const char *tmp)
     o.lr = 5e-4f;
     o.eps = 1e-7f;
     /* Faceswap's default loss: SSIM + 100% MSE on the face times its mask, eyes x3, mouth x2 */
-    o.loss = (loss_cfg){.n_funcs = 2,
-                        .kind = {NN_LOSS_SSIM, NN_LOSS_MSE},
-                        .weight = {1.0f, 1.0f},
-                        .penalized_mask = 1,
-                        .eye = 3.0f,
-                        .mouth = 2.0f};
+    loss_cfg_default(&o.loss);
     augment_config_default(&o.aug);
     o.seed = 42;
     o.be = nn_cpu_backend();

@@ -284,12 +284,8 @@ static void test_layout(const char *arch_name, int learn_mask, int shrink)
     mdl_options o;
     mdl_options_default(&o);
     o.learn_mask = learn_mask, o.shrink = shrink;
-    loss_cfg lc = {.n_funcs = 2,
-                   .kind = {NN_LOSS_SSIM, NN_LOSS_MSE},
-                   .weight = {1, 1},
-                   .penalized_mask = 1,
-                   .eye = 3,
-                   .mouth = 2};
+    loss_cfg lc;
+    loss_cfg_default(&lc);
     nn_adam h = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
     const int n = 2, S = a->input_size;
     const size_t per = (size_t)S * S * 3, px = (size_t)S * S;

@@ -49,6 +49,9 @@ typedef struct nn_conv_desc {
     int pad_t, pad_l, pad_b, pad_r;
     nn_act act;  /* fused after the bias */
     float alpha; /* slope for NN_ACT_LEAKY */
+    /* conv2d forward only: r > 1 writes y as depth_to_space(act(conv + b), r), so y is
+     * [n, oh*r, ow*r, cout/(r*r)] (Faceswap's upscale block in one pass); 0 or 1: none */
+    int shuffle;
 } nn_conv_desc;
 
 typedef enum nn_pool_kind { NN_POOL_MAX, NN_POOL_AVG } nn_pool_kind;
@@ -154,6 +157,10 @@ typedef struct nn_backend {
      * r*r*C]. space_to_depth is its inverse (and so its backward pass). */
     void (*depth_to_space)(nn_tensor *y, const nn_tensor *x, int r);
     void (*space_to_depth)(nn_tensor *y, const nn_tensor *x, int r);
+    /* The backward pass of a conv2d with shuffle r: dx: [n, h, w, r*r*C] (overwritten) =
+     * space_to_depth(dy * act'(.), r) from dy and the layer's output y: [n, h*r, w*r, C]. */
+    void (*shuffle_act_bwd)(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, int r,
+                            nn_act act, float alpha);
     /* One loss term. pred, target: [n, h, w, c]; mask: [n, h, w] or NULL. With a mask, pred and
      * target are both multiplied by it first (Faceswap's penalised mask loss). Adds weight * L to
      * *loss (a device scalar) and weight * dL/dpred to dpred ([n, h, w, c]), where L is the mean

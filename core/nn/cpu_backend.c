@@ -235,6 +235,31 @@ static void cpu_dense(float *y, const float *x, const float *w, const float *b, 
 
 /* ---- the backend --------------------------------------------------------------------------- */
 
+/* conv2d, then the pixel shuffle when d asks for one (through a temporary of the conv's shape) */
+static void cpu_conv2d_shuffle(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
+                               const nn_conv_desc *d)
+{
+    const int r = d->shuffle;
+    if (r <= 1) {
+        cpu_conv2d(y, x, w, b, d);
+        return;
+    }
+    nn_tensor t = nn_tensor_new(y->n, y->h / r, y->w / r, y->c * r * r);
+    cpu_conv2d(&t, x, w, b, d);
+    cpu_depth_to_space(y, &t, r);
+    nn_tensor_free(&t);
+}
+
+static void cpu_shuffle_act_bwd(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, int r,
+                                nn_act act, float alpha)
+{
+    nn_tensor ys = nn_tensor_new(dx->n, dx->h, dx->w, dx->c);
+    cpu_space_to_depth(dx, dy, r);
+    cpu_space_to_depth(&ys, y, r);
+    cpu_act_bwd(dx->d, dx->d, ys.d, nn_numel(dx), act, alpha);
+    nn_tensor_free(&ys);
+}
+
 static const nn_backend cpu_backend = {
     .name = "cpu",
     .conv_layout = NN_LAYOUT_HWIO,
@@ -243,7 +268,7 @@ static const nn_backend cpu_backend = {
     .copy_in = cpu_copy,
     .copy_out = cpu_copy,
     .sync = cpu_sync,
-    .conv2d = cpu_conv2d,
+    .conv2d = cpu_conv2d_shuffle,
     .depthwise = cpu_depthwise,
     .pool = cpu_pool,
     .dense = cpu_dense,
@@ -259,6 +284,7 @@ static const nn_backend cpu_backend = {
     .act_bwd = cpu_act_bwd,
     .depth_to_space = cpu_depth_to_space,
     .space_to_depth = cpu_space_to_depth,
+    .shuffle_act_bwd = cpu_shuffle_act_bwd,
     .loss = cpu_loss,
     .adam = cpu_adam,
     .all_finite = cpu_all_finite,

@@ -488,8 +488,9 @@ float nn_adam_step_size(const nn_adam *h)
     return (float)(h->lr * sqrt(1.0 - pow(h->beta2, t)) / (1.0 - pow(h->beta1, t)));
 }
 
-/* p, m, v, g: [n]; t >= 1. */
-void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h)
+/* p, m, v, g: [n], one step of size lr_t */
+static void adam_run(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
+                     float lr_t)
 {
     if (n == 0) return;
     adam_job j = {
@@ -498,7 +499,7 @@ void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_a
         .v = v,
         .g = g,
         .n = n,
-        .lr_t = nn_adam_step_size(h),
+        .lr_t = lr_t,
         .b1 = h->beta1,
         .b2 = h->beta2,
         .one_b1 = 1.0f - h->beta1,
@@ -508,30 +509,23 @@ void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_a
     cpu_pool_run(adam_task, &j, n_chunks(n));
 }
 
+/* t >= 1 */
+void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h)
+{
+    adam_run(p, m, v, g, n, h, nn_adam_step_size(h));
+}
+
 /* The same step with lr_t from ctl[0]; nothing done when ctl[1] flags a non-finite loss, or
  * (flagged here) gradient. */
 void cpu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
                   float *ctl)
 {
-    if (ctl[1] != 0.0f || n == 0) return;
+    if (ctl[1] != 0.0f) return;
     if (!cpu_all_finite(g, n)) {
         ctl[1] = 1.0f;
         return;
     }
-    adam_job j = {
-        .p = p,
-        .m = m,
-        .v = v,
-        .g = g,
-        .n = n,
-        .lr_t = ctl[0],
-        .b1 = h->beta1,
-        .b2 = h->beta2,
-        .one_b1 = 1.0f - h->beta1,
-        .one_b2 = 1.0f - h->beta2,
-        .eps = h->eps,
-    };
-    cpu_pool_run(adam_task, &j, n_chunks(n));
+    adam_run(p, m, v, g, n, h, ctl[0]);
 }
 
 /* ---- finiteness, fill ---------------------------------------------------------------------- */
