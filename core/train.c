@@ -454,18 +454,18 @@ static void alloc_batch(trainer *t, const nn_adam *h)
     step_init(&t->step, t->m, n, &t->o->loss, h);
 }
 
-/* On a GPU, where both face sets fit (after the step's planned memory), they go there and the
- * step augments its own batch; otherwise the CPU augments and the batch is copied in. */
+/* On a device backend, where both face sets fit beside the model (on a GPU: in its free memory
+ * less a reserve), they go there and the step augments its own batch; otherwise the CPU
+ * augments and the batch is copied in. */
 static void setup_gpu_augment(trainer *t)
 {
-    nn_gpu_info gi;
-    if (host_is_backend(t->be) || !t->be->augment || nn_cuda_device_info(&gi, nn_cuda_device()))
-        return;
+    if (host_is_backend(t->be) || !t->be->augment) return;
     const size_t P = (size_t)t->fs[0].size;
     size_t bytes = 0;
     for (int s = 0; s < 2; s++) bytes += (size_t)t->fs[s].n * P * P * (3 + FACESET_MASKS);
-    const size_t reserve = gi.mem_total / 32 + ((size_t)512 << 20);
-    if (bytes + reserve > gi.mem_free) {
+    nn_gpu_info gi;
+    if (nn_cuda_device_info(&gi, nn_cuda_device()) == 0 &&
+        bytes + gi.mem_total / 32 + ((size_t)512 << 20) > gi.mem_free) {
         event(t, EVENT_INFO,
               "the face sets (%.2f GiB) do not fit beside the model in GPU memory: "
               "augmenting on the CPU",
@@ -492,7 +492,8 @@ static void setup_gpu_augment(trainer *t)
     const uint8_t *px[2] = {t->fs_dev[0][0], t->fs_dev[1][0]};
     const uint8_t *mk[2] = {t->fs_dev[0][1], t->fs_dev[1][1]};
     step_set_augment(&t->step, px, mk, (int)P, t->aug_dev);
-    event(t, EVENT_INFO, "augmenting on the GPU (face sets %.2f GiB there)", gib(bytes));
+    event(t, EVENT_INFO, "augmenting on the device (%s; the face sets, %.2f GiB, are there)",
+          t->be->name, gib(bytes));
 }
 
 static void free_batch(trainer *t)

@@ -18,6 +18,7 @@
 #include "fsutil.h"
 #include "image.h"
 #include "model.h"
+#include "ohwi_backend.h"
 #include "rng.h"
 #include "train.h"
 
@@ -772,6 +773,118 @@ done:
     }
 }
 
+/* ---- the trainer's device path ------------------------------------------------------------ */
+
+/* Trains `iterations` (from wherever dir's checkpoint is) on backend be; 0 or -1. */
+static int train_dir(const char *model_dir, const char *dir_a, const char *dir_b,
+                     const nn_backend *be, long iterations, vs_err *e)
+{
+    train_opts o;
+    memset(&o, 0, sizeof o);
+    o.dir_a = dir_a, o.dir_b = dir_b, o.model_dir = model_dir;
+    o.arch = "original";
+    mdl_options_default(&o.mopt);
+    o.mopt.shrink = 16, o.mopt.learn_mask = 1;
+    o.batch = 4;
+    o.iterations = iterations;
+    o.save_every = 10;
+    o.keep_backups = 1;
+    o.lr = 5e-4f, o.eps = 1e-7f;
+    loss_cfg_default(&o.loss);
+    augment_config_default(&o.aug);
+    o.seed = 5;
+    o.be = be;
+    job j;
+    train_status st;
+    memset(&st, 0, sizeof st);
+    job_start(&j, train_run, &o, &st, sizeof st);
+    return job_wait(&j, e);
+}
+
+/* A file's bytes (free()), NULL if it cannot be read. */
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (;;) {
+        if (*n + 65536 > cap) buf = realloc(buf, cap = 2 * cap + 65536);
+        size_t got = fread(buf + *n, 1, cap - *n, f);
+        *n += got;
+        if (got == 0) break;
+    }
+    fclose(f);
+    return buf;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    size_t na, nb;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    int same = x && y && na == nb && !memcmp(x, y, na);
+    free(x), free(y);
+    return same;
+}
+
+/* Every tensor of two checkpoints, bit for bit. */
+static int same_tensors(const char *a, const char *b)
+{
+    vs_err e;
+    ckpt *ca = ckpt_open(a, &e), *cb = ckpt_open(b, &e);
+    int same = ca && cb && ckpt_n_tensors(ca) == ckpt_n_tensors(cb);
+    for (int i = 0; same && i < ckpt_n_tensors(ca); i++) {
+        int ndim;
+        int64_t shape[4];
+        const char *name = ckpt_tensor_name(ca, i, &ndim, shape);
+        size_t count = 1;
+        for (int d = 0; d < ndim; d++) count *= (size_t)shape[d];
+        float *x = malloc(count * sizeof *x), *y = malloc(count * sizeof *y);
+        same = !ckpt_read(ca, name, x, ndim, shape, &e) &&
+               !ckpt_read(cb, name, y, ndim, shape, &e) && !memcmp(x, y, count * sizeof *x);
+        free(x), free(y);
+    }
+    ckpt_close(ca), ckpt_close(cb);
+    return same;
+}
+
+/* The trainer on a device backend (here the CPU with its kernels in the GPU's layout, which
+ * trains bit for bit as the CPU does) takes the device path: both face sets in backend memory,
+ * the step augmenting its own batch, the preview's targets read back, checkpoints through host
+ * copies and the kernel layout. It must give the CPU path's losses, preview and checkpoint
+ * exactly; and a model saved by one path resumes on the other as if it had never moved. */
+static void test_device_path(const char *tmp)
+{
+    char a[600], b[600], dirs[4][600], p1[700], p2[700];
+    snprintf(a, sizeof a, "%s/dev_a", tmp);
+    snprintf(b, sizeof b, "%s/dev_b", tmp);
+    vs_err e;
+    int rc = synth_write_faces(a, 0, 0, 12, 21, NULL, &e);
+    if (!rc) rc = synth_write_faces(b, 1, 0, 12, 22, NULL, &e);
+    CHECKF(rc == 0, "%s", e.msg);
+    if (rc) return;
+    static const char *names[4] = {"cpu", "device", "cpu_then_device", "device_then_cpu"};
+    for (int k = 0; k < 4; k++) snprintf(dirs[k], sizeof dirs[k], "%s/dev_%s", tmp, names[k]);
+    const nn_backend *cpu = nn_cpu_backend(), *dev = ohwi_backend();
+    CHECKF(train_dir(dirs[0], a, b, cpu, 20, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(dirs[1], a, b, dev, 20, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(dirs[2], a, b, cpu, 10, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(dirs[2], a, b, dev, 20, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(dirs[3], a, b, dev, 10, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(dirs[3], a, b, cpu, 20, &e) == 0, "%s", e.msg);
+    const char *files[3] = {TRAIN_LOG_NAME, TRAIN_PREVIEW_NAME, TRAIN_CKPT_NAME};
+    for (int k = 1; k < 4; k++)
+        for (int f = 0; f < 3; f++) {
+            snprintf(p1, sizeof p1, "%s/%s", dirs[0], files[f]);
+            snprintf(p2, sizeof p2, "%s/%s", dirs[k], files[f]);
+            /* checkpoints differ in their header (the time, the backend), not their tensors */
+            int same = f == 2 ? same_tensors(p1, p2) : same_file(p1, p2);
+            CHECKF(same, "%s: %s differs from the CPU's", names[k], files[f]);
+        }
+    printf("device path: trained, previewed and saved as the CPU does, resumed both ways\n");
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 static int write_faces_main(int argc, char **argv)
@@ -808,6 +921,7 @@ int main(int argc, char **argv)
     char tmp[] = "/tmp/visage-test-learn-XXXXXX";
     if (!mkdtemp(tmp)) return 1;
     test_synthetic_faces(tmp);
+    test_device_path(tmp);
     test_learning(tmp);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
