@@ -14,8 +14,9 @@ GEN=$(dirname "$VISAGE")/tests/test_learn
 "$GEN" --write-faces "$T/a" a 12 1 >/dev/null || fail "cannot write synthetic faces (a)"
 "$GEN" --write-faces "$T/b" b 12 2 >/dev/null || fail "cannot write synthetic faces (b)"
 
-# a small model: fast enough to train a few dozen iterations in seconds on two cores
-SMALL="--model lightweight --shrink 16 --batch 4 --seed 7 --threads 2 -q"
+# a small model: fast enough to train a few dozen iterations in seconds on two cores (on the CPU
+# even where there is a GPU: these runs are compared bit for bit)
+SMALL="--model lightweight --shrink 16 --batch 4 --seed 7 --threads 2 --device cpu -q"
 
 # weights FILE: one "name crc" line per tensor (parameters and Adam moments) of a checkpoint
 weights() { "$VISAGE" model info "$1" | awk '$1 ~ /^(encoder|decoder_|adam_)/ { print $1, $NF }'; }
@@ -52,6 +53,28 @@ run_visage train -A "$T/a" -B "$T/b" -m "$T/m0" --model villain2 $SMALL
 [ "$rc" -eq 1 ] || fail "unknown model: exit $rc"
 grep -q "villain2" "$T/err" || fail "unknown model not named"
 expect_bad_input "missing faces" "$T/nope" train -A "$T/nope" -B "$T/b" -m "$T/m0" $SMALL
+
+# --- devices: `visage gpus` lists the cards or says why there are none; a device that is not
+# there and a device name that means nothing are refused before anything is written
+run_visage gpus
+[ "$rc" -eq 0 ] || fail "gpus: exit $rc"
+grep -Eq '^(no GPU: .+|cuda:0  .+ compute [0-9]+\.[0-9]+ .+ GiB)' "$T/out" || fail "gpus: $(cat "$T/out")"
+if grep -q '^no GPU' "$T/out"; then
+    run_visage train -A "$T/a" -B "$T/b" -m "$T/m_gpu" $SMALL --device cuda:0
+    [ "$rc" -eq 1 ] || fail "--device cuda:0 without a GPU: exit $rc, expected 1"
+    grep -q "device 'cuda:0': no GPU" "$T/err" || fail "--device cuda:0: $(cat "$T/err")"
+else
+    run_visage train -A "$T/a" -B "$T/b" -m "$T/m_gpu" $SMALL --device cuda:64
+    [ "$rc" -eq 1 ] || fail "--device cuda:64: exit $rc, expected 1"
+    grep -q "no CUDA device 64" "$T/err" || fail "--device cuda:64: $(cat "$T/err")"
+fi
+[ ! -e "$T/m_gpu" ] || fail "a refused device left $T/m_gpu"
+run_visage train -A "$T/a" -B "$T/b" -m "$T/m_gpu" $SMALL --device tpu:0
+[ "$rc" -eq 1 ] || fail "--device tpu:0: exit $rc, expected 1"
+grep -q "unknown device 'tpu:0'" "$T/err" || fail "--device tpu:0: $(cat "$T/err")"
+run_visage train -A "$T/a" -B "$T/b" -m "$T/m_gpu" $SMALL --precision fp8
+[ "$rc" -eq 1 ] || fail "--precision fp8: exit $rc, expected 1"
+grep -q "fp8" "$T/err" || fail "--precision fp8 not named: $(cat "$T/err")"
 
 # --- a short run: checkpoint, loss log, preview; model info
 run_visage train -A "$T/a" -B "$T/b" -m "$T/m1" $SMALL --iterations 6 --save-every 3
