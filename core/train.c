@@ -476,13 +476,12 @@ static void setup_gpu_augment(trainer *t)
         const uint8_t *src[2] = {t->fs[s].px, t->fs[s].mask};
         size_t len[2] = {(size_t)t->fs[s].n * P * P * 3,
                          (size_t)t->fs[s].n * P * P * FACESET_MASKS};
-        for (int k = 0; k < 2; k++) {
-            size_t words = (len[k] + 3) / 4;
-            float *host = vs_calloc(words ? words : 1, sizeof(float));
-            memcpy(host, src[k], len[k]);
-            float *dev = t->be->alloc(words);
-            t->be->copy_in(dev, host, words);
-            free(host);
+        for (int k = 0; k < 2; k++) { /* the backend copies floats: whole ones, the tail padded */
+            size_t words = len[k] / 4;
+            float *dev = t->be->alloc(words + 1), tail = 0.0f;
+            t->be->copy_in(dev, (const float *)(const void *)src[k], words);
+            memcpy(&tail, src[k] + 4 * words, len[k] - 4 * words);
+            t->be->copy_in(dev + words, &tail, 1);
             t->fs_dev[s][k] = (uint8_t *)dev;
         }
     }
