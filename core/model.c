@@ -319,6 +319,33 @@ int model_plan_largest_batch(const mdl_arch *a, const mdl_options *o, size_t byt
     return lo;
 }
 
+static double gib(size_t bytes)
+{
+    return (double)bytes / (1u << 30);
+}
+
+int model_plan_check(mdl_plan *p, const mdl_arch *a, const mdl_options *o, int n, size_t mem_free,
+                     size_t mem_total, const char *card, vs_err *e)
+{
+    if (model_plan(p, a, o, n, e)) return -1;
+    const size_t reserve = mem_total / 32 + ((size_t)256 << 20);
+    const size_t usable = mem_free > reserve ? mem_free - reserve : 0;
+    if (p->total <= usable) return 0;
+    int fits = model_plan_largest_batch(a, o, usable, n - 1);
+    if (fits == 0) {
+        mdl_plan one;
+        model_plan(&one, a, o, 1, NULL);
+        return vs_fail(e,
+                       "the %s model needs %.1f GiB of GPU memory at batch 1 and %s has %.1f GiB "
+                       "free (%.1f usable): train it on the CPU (--device cpu) or a larger card",
+                       a->name, gib(one.total), card, gib(mem_free), gib(usable));
+    }
+    return vs_fail(e,
+                   "the %s model at batch %d needs %.1f GiB of GPU memory and %s has %.1f GiB "
+                   "free (%.1f usable): the largest batch that fits is %d (--batch %d)",
+                   a->name, n, gib(p->total), card, gib(mem_free), gib(usable), fits, fits);
+}
+
 int model_create_arch(model **out, const mdl_arch *a, const mdl_options *o, const nn_backend *be,
                       uint64_t seed, vs_err *e)
 {

@@ -117,6 +117,11 @@ typedef struct mdl_plan {
 int model_plan(mdl_plan *p, const mdl_arch *a, const mdl_options *o, int n_per_side, vs_err *e);
 /* The largest batch (faces per side, at most `most`) whose plan fits in `bytes`; 0 if none. */
 int model_plan_largest_batch(const mdl_arch *a, const mdl_options *o, size_t bytes, int most);
+/* Whether a model and batch fit a card with mem_free of mem_total bytes free (less a reserve for
+ * the libraries' own allocations: 1/32 of the card and 256 MiB): 0 with *p the plan, or -1 with
+ * a message naming the card and the largest batch that fits (or the CPU, when none does). */
+int model_plan_check(mdl_plan *p, const mdl_arch *a, const mdl_options *o, int n, size_t mem_free,
+                     size_t mem_total, const char *card, vs_err *e);
 
 /* One arena (m->p, m->g, m->m or m->v) to or from host memory (n_floats), every conv2d kernel in
  * TensorFlow's HWIO layout on the host whatever the backend keeps (checkpoints, tests). */

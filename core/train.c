@@ -298,35 +298,20 @@ static double gib(size_t bytes)
 }
 
 /* On the GPU: says how much memory the model and batch will take, and refuses, naming the
- * largest batch that fits, when that is more than the card has free (less a reserve for the
- * libraries' own allocations), rather than failing mid-run. */
+ * largest batch that fits, when that is more than the card has free, rather than failing
+ * mid-run. */
 static int check_memory(trainer *t, const char *arch, const mdl_options *mo, vs_err *e)
 {
     nn_gpu_info gi;
-    if (host_is_backend(t->be) || nn_cuda_device_info(&gi, nn_cuda_device())) return 0;
     const mdl_arch *a = model_arch_find(arch);
+    if (!a || host_is_backend(t->be) || nn_cuda_device_info(&gi, nn_cuda_device())) return 0;
     mdl_plan p;
-    if (!a || model_plan(&p, a, mo, t->n, e)) return a ? -1 : 0;
-    const size_t reserve = gi.mem_total / 32 + ((size_t)256 << 20);
-    const size_t usable = gi.mem_free > reserve ? gi.mem_free - reserve : 0;
-    if (p.total <= usable) {
-        event(t, EVENT_INFO,
-              "GPU memory: %.2f GiB planned (weights and optimiser %.2f, batch %.2f, scratch "
-              "%.2f) of %.1f GiB free on %s",
-              gib(p.total), gib(p.params), gib(p.batch), gib(p.scratch), gib(gi.mem_free), gi.name);
-        return 0;
-    }
-    int fits = model_plan_largest_batch(a, mo, usable, t->n - 1);
-    if (fits == 0)
-        return vs_fail(e,
-                       "the %s model needs %.1f GiB of GPU memory at batch 1 and %s has %.1f GiB "
-                       "free (%.1f usable): train it on the CPU (--device cpu) or a larger card",
-                       arch, gib(model_plan(&p, a, mo, 1, NULL) ? 0 : p.total), gi.name,
-                       gib(gi.mem_free), gib(usable));
-    return vs_fail(e,
-                   "the %s model at batch %d needs %.1f GiB of GPU memory and %s has %.1f GiB "
-                   "free (%.1f usable): the largest batch that fits is %d (--batch %d)",
-                   arch, t->n, gib(p.total), gi.name, gib(gi.mem_free), gib(usable), fits, fits);
+    if (model_plan_check(&p, a, mo, t->n, gi.mem_free, gi.mem_total, gi.name, e)) return -1;
+    event(t, EVENT_INFO,
+          "GPU memory: %.2f GiB planned (weights and optimiser %.2f, batch %.2f, scratch %.2f) of "
+          "%.1f GiB free on %s",
+          gib(p.total), gib(p.params), gib(p.batch), gib(p.scratch), gib(gi.mem_free), gi.name);
+    return 0;
 }
 
 /* Opens the model folder: resumes its checkpoint, or creates a new model where there is none.

@@ -270,6 +270,19 @@ static void test_plan(void)
     CHECK(model_plan_largest_batch(a, &o, p1.total - 1, 1000) == 9);
     CHECK(model_plan_largest_batch(a, &o, p1.total, 7) == 7);
     CHECK(model_plan_largest_batch(a, &o, p.params, 1000) == 0);
+    /* the trainer's check: an 80 GiB card with room for exactly batch 10 beside its reserve
+     * takes 10, refuses 11 naming 10, and refuses any batch when the weights alone do not fit */
+    const size_t card = (size_t)80 << 30, reserve = card / 32 + ((size_t)256 << 20);
+    mdl_plan pc;
+    vs_err e;
+    CHECK(model_plan_check(&pc, a, &o, 10, p1.total + reserve, card, "Test GPU", &e) == 0);
+    CHECK(pc.total == p1.total);
+    CHECK(model_plan_check(&pc, a, &o, 11, p1.total + reserve, card, "Test GPU", &e) == -1);
+    CHECKF(strstr(e.msg, "the largest batch that fits is 10 (--batch 10)") &&
+               strstr(e.msg, "Test GPU"),
+           "%s", e.msg);
+    CHECK(model_plan_check(&pc, a, &o, 4, p.params + reserve, card, "Small GPU", &e) == -1);
+    CHECKF(strstr(e.msg, "--device cpu") != NULL, "%s", e.msg);
     nn_tensor_free(&x);
     model_free(m);
 }
