@@ -2,8 +2,9 @@
  * BENCH_PROFILE=1). nn_cuda_profile(1) makes nn_cuda_backend hand out a table whose every
  * operation records a CUDA event before and after itself on the stream; nn_cuda_profile_report
  * waits for the GPU and prints the time per operation, summed over the calls since the last
- * report, largest first. Only for steps run call by call (events cannot be read back from a
- * recorded graph). */
+ * report, largest first, then the convolutions one by one (operation, kernel, stride and
+ * shapes: which layer costs what). Only for steps run call by call (events cannot be read back from
+ * a recorded graph). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@ static struct {
     int on;
     int n;
     const char *op[PROF_MAX];
+    char shape[PROF_MAX][48]; /* convolutions: kernel, stride, input and output; else "" */
     cudaEvent_t ev[PROF_MAX][2];
     int created;
 } prof;
@@ -30,8 +32,17 @@ static int prof_begin(const char *op)
         prof.created = i + 1;
     }
     prof.op[i] = op;
+    prof.shape[i][0] = '\0';
     CUDA_CHECK(cudaEventRecord(prof.ev[i][0], cu_ctx.stream));
     return i;
+}
+
+/* the shape of convolution entry i: x [n, h, w, c] to y through d */
+static void prof_shape(int i, const nn_tensor *x, const nn_tensor *y, const nn_conv_desc *d)
+{
+    if (i >= 0)
+        snprintf(prof.shape[i], sizeof prof.shape[i], "k%d s%d %dx%dx%dx%d>%dx%dx%d%s", d->kh,
+                 d->sh, x->n, x->h, x->w, x->c, y->h, y->w, y->c, d->shuffle > 1 ? " shuf" : "");
 }
 
 static void prof_end(int i)
@@ -47,16 +58,32 @@ static void prof_end(int i)
         prof_end(i_);                                                                              \
     }
 
-PROF(conv2d,
-     (nn_tensor * y, const nn_tensor *x, const float *w, const float *b, const nn_conv_desc *d),
-     (y, x, w, b, d))
-PROF(conv2d_bwd_data,
-     (nn_tensor * dx, const nn_tensor *dy, const float *w, const nn_conv_desc *d, nn_accum mode),
-     (dx, dy, w, d, mode))
-PROF(conv2d_bwd_filter,
-     (float *dw, float *db, const nn_tensor *dy, const nn_tensor *x, const nn_conv_desc *d,
-      nn_accum mode),
-     (dw, db, dy, x, d, mode))
+static void prof_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
+                        const nn_conv_desc *d)
+{
+    int i = prof_begin("conv2d");
+    prof_shape(i, x, y, d);
+    cu_conv2d(y, x, w, b, d);
+    prof_end(i);
+}
+
+static void prof_conv2d_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w,
+                                 const nn_conv_desc *d, nn_accum mode)
+{
+    int i = prof_begin("conv2d_bwd_data");
+    prof_shape(i, dx, dy, d);
+    cu_conv2d_bwd_data(dx, dy, w, d, mode);
+    prof_end(i);
+}
+
+static void prof_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
+                                   const nn_conv_desc *d, nn_accum mode)
+{
+    int i = prof_begin("conv2d_bwd_filter");
+    prof_shape(i, x, dy, d);
+    cu_conv2d_bwd_filter(dw, db, dy, x, d, mode);
+    prof_end(i);
+}
 PROF(depthwise,
      (nn_tensor * y, const nn_tensor *x, const float *w, const float *b, const nn_conv_desc *d),
      (y, x, w, b, d))
@@ -132,36 +159,61 @@ void nn_cuda_profile(int on)
     prof.n = 0;
 }
 
+/* time per key (the op, or the op and its shape), summed; keys in order of first appearance */
+typedef struct prof_sum {
+    char key[80];
+    double ms;
+    int calls;
+} prof_sum;
+
+static int prof_sum_cmp(const void *a, const void *b)
+{
+    double x = ((const prof_sum *)a)->ms, y = ((const prof_sum *)b)->ms;
+    return (x < y) - (x > y);
+}
+
+static int prof_add(prof_sum *s, int k, int max, const char *key, double ms)
+{
+    int j = 0;
+    while (j < k && strcmp(s[j].key, key)) j++;
+    if (j == k) {
+        if (k == max) return k;
+        snprintf(s[k].key, sizeof s[k].key, "%s", key);
+        s[k].ms = 0, s[k].calls = 0;
+        k++;
+    }
+    s[j].ms += ms, s[j].calls++;
+    return k;
+}
+
 void nn_cuda_profile_report(FILE *f, int steps)
 {
     CUDA_CHECK(cudaStreamSynchronize(cu_ctx.stream));
-    enum { MAX_OPS = 32 };
-    const char *name[MAX_OPS];
-    double ms[MAX_OPS] = {0}, total = 0;
-    int calls[MAX_OPS] = {0}, k = 0;
+    enum { MAX_OPS = 32, MAX_LAYERS = 128, TOP_LAYERS = 12 };
+    static prof_sum ops[MAX_OPS], layers[MAX_LAYERS];
+    int k = 0, kl = 0;
+    double total = 0;
     for (int i = 0; i < prof.n; i++) {
         float t = 0;
         CUDA_CHECK(cudaEventElapsedTime(&t, prof.ev[i][0], prof.ev[i][1]));
-        int j = 0;
-        while (j < k && strcmp(name[j], prof.op[i])) j++;
-        if (j == k && k < MAX_OPS) name[k++] = prof.op[i];
-        if (j < k) ms[j] += t, calls[j]++;
+        k = prof_add(ops, k, MAX_OPS, prof.op[i], t);
+        if (prof.shape[i][0]) {
+            char key[80];
+            snprintf(key, sizeof key, "%s %s", prof.op[i], prof.shape[i]);
+            kl = prof_add(layers, kl, MAX_LAYERS, key, t);
+        }
         total += t;
     }
     steps = steps > 0 ? steps : 1;
-    for (int a = 0; a < k; a++) /* largest first */
-        for (int b = a + 1; b < k; b++)
-            if (ms[b] > ms[a]) {
-                double tm = ms[a];
-                ms[a] = ms[b], ms[b] = tm;
-                int tc = calls[a];
-                calls[a] = calls[b], calls[b] = tc;
-                const char *tn = name[a];
-                name[a] = name[b], name[b] = tn;
-            }
+    qsort(ops, (size_t)k, sizeof ops[0], prof_sum_cmp);
+    qsort(layers, (size_t)kl, sizeof layers[0], prof_sum_cmp);
     fprintf(f, "  per step (%d steps call by call): %.3f ms in operations\n", steps, total / steps);
     for (int j = 0; j < k; j++)
-        fprintf(f, "  %-22s %8.3f ms %5.1f%%  %4d calls\n", name[j], ms[j] / steps,
-                100 * ms[j] / (total > 0 ? total : 1), calls[j] / steps);
+        fprintf(f, "  %-22s %8.3f ms %5.1f%%  %4d calls\n", ops[j].key, ops[j].ms / steps,
+                100 * ops[j].ms / (total > 0 ? total : 1), ops[j].calls / steps);
+    fprintf(f, "  the costliest convolutions (op, kernel, stride, input > output):\n");
+    for (int j = 0; j < kl && j < TOP_LAYERS; j++)
+        fprintf(f, "    %-62s %8.3f ms %4d calls\n", layers[j].key, layers[j].ms / steps,
+                layers[j].calls / steps);
     prof.n = 0;
 }
