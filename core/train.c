@@ -44,11 +44,14 @@ typedef struct trainer {
     float *tgt_host[2];    /* [n, S, S, 3] */
     float *mask_host[2][3];
     step step; /* the batch in backend memory and the step's state */
-    /* augmentation on the GPU: both face sets' crops and masks there, and the batch's transforms
-     * (host and backend copies); NULL when the CPU augments */
+    /* augmentation on the device: the crops and masks there (both whole face sets, or with
+     * `stream` only each batch's faces, copied in per iteration through stage), and the batch's
+     * transforms (host and backend copies); NULL when the CPU augments */
     uint8_t *fs_dev[2][2];
     nn_aug_image *aug_host, *aug_dev;
-    char *log; /* loss rows since the last save */
+    int stream;
+    uint8_t *stage[2]; /* [n, P, P, 3] crops, then [n, P, P, masks] */
+    char *log;         /* loss rows since the last save */
     size_t log_len, log_cap;
     long rollback_at; /* iteration of the last rollback, -1 none */
     int nan_used[4];
@@ -449,15 +452,18 @@ static void setup_gpu_augment(trainer *t)
     size_t bytes = 0;
     for (int s = 0; s < 2; s++) bytes += (size_t)t->fs[s].n * P * P * (3 + FACESET_MASKS);
     nn_gpu_info gi;
-    if (nn_cuda_device_info(&gi, nn_cuda_device()) == 0 &&
-        bytes + gi.mem_total / 32 + ((size_t)512 << 20) > gi.mem_free) {
-        event(t, EVENT_INFO,
-              "the face sets (%.2f GiB) do not fit beside the model in GPU memory: "
-              "augmenting on the CPU",
-              gib(bytes));
-        return;
+    t->stream =
+        t->o->stream_faces || (nn_cuda_device_info(&gi, nn_cuda_device()) == 0 &&
+                               bytes + gi.mem_total / 32 + ((size_t)512 << 20) > gi.mem_free);
+    /* streaming: room for one batch's crops and masks a side, in whole floats */
+    const size_t one = P * P * (3 + FACESET_MASKS);
+    for (int s = 0; s < 2 && t->stream; s++) {
+        t->stage[s] = vs_malloc((size_t)t->n * one + 4);
+        float *dev = t->be->alloc(((size_t)t->n * one + 3) / 4);
+        t->fs_dev[s][0] = (uint8_t *)dev;
+        t->fs_dev[s][1] = (uint8_t *)dev + (size_t)t->n * P * P * 3;
     }
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < 2 && !t->stream; s++) {
         const uint8_t *src[2] = {t->fs[s].px, t->fs[s].mask};
         size_t len[2] = {(size_t)t->fs[s].n * P * P * 3,
                          (size_t)t->fs[s].n * P * P * FACESET_MASKS};
@@ -476,15 +482,23 @@ static void setup_gpu_augment(trainer *t)
     const uint8_t *px[2] = {t->fs_dev[0][0], t->fs_dev[1][0]};
     const uint8_t *mk[2] = {t->fs_dev[0][1], t->fs_dev[1][1]};
     step_set_augment(&t->step, px, mk, (int)P, t->aug_dev);
-    event(t, EVENT_INFO, "augmenting on the device (%s; the face sets, %.2f GiB, are there)",
-          t->be->name, gib(bytes));
+    if (t->stream)
+        event(t, EVENT_INFO,
+              "augmenting on the device (%s); the face sets (%.2f GiB) do not fit there, so each "
+              "batch's faces are copied in",
+              t->be->name, gib(bytes));
+    else
+        event(t, EVENT_INFO, "augmenting on the device (%s; the face sets, %.2f GiB, are there)",
+              t->be->name, gib(bytes));
 }
 
 static void free_batch(trainer *t)
 {
-    for (int s = 0; s < 2; s++)
-        for (int k = 0; k < 2; k++)
+    for (int s = 0; s < 2; s++) {
+        for (int k = 0; k < 2 - t->stream; k++) /* streamed: one buffer holds both */
             if (t->fs_dev[s][k]) t->be->free((float *)t->fs_dev[s][k]);
+        free(t->stage[s]);
+    }
     if (t->aug_dev) t->be->free((float *)t->aug_dev);
     free(t->aug_host);
     free(t->in_host);
@@ -504,8 +518,19 @@ static void next_batch(trainer *t)
     if (t->aug_dev) { /* the step augments: only the transforms go over */
         for (int s = 0; s < 2; s++) {
             faceset_cursor_next(idx, &t->cur[s], t->fs[s].n, n, t->seed ^ (uint64_t)(s + 1));
-            augment_draw_batch(t->aug_host + (size_t)s * n, &t->fs[s], idx, n, &t->o->aug, t->seed,
-                               t->iteration, s);
+            nn_aug_image *ims = t->aug_host + (size_t)s * n;
+            augment_draw_batch(ims, &t->fs[s], idx, n, &t->o->aug, t->seed, t->iteration, s);
+            if (!t->stream) continue;
+            /* the batch's faces into the device's slots 0 .. n-1 */
+            const faceset *fs = &t->fs[s];
+            const size_t P = (size_t)fs->size, ci = P * P * 3, cm = P * P * FACESET_MASKS;
+            for (int b = 0; b < n; b++) {
+                memcpy(t->stage[s] + b * ci, fs->px + (size_t)ims[b].face * ci, ci);
+                memcpy(t->stage[s] + n * ci + b * cm, fs->mask + (size_t)ims[b].face * cm, cm);
+                ims[b].face = b;
+            }
+            t->be->copy_in((float *)t->fs_dev[s][0], (const float *)(const void *)t->stage[s],
+                           ((size_t)n * (ci + cm) + 3) / 4);
         }
         t->be->copy_in((float *)t->aug_dev, (const float *)t->aug_host,
                        2 * (size_t)n * sizeof(nn_aug_image) / sizeof(float));

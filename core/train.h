@@ -37,6 +37,8 @@ typedef struct train_opts {
     /* Testing: make the gradients non-finite the first time each listed iteration is reached. */
     long nan_at[4];
     int n_nan_at;
+    /* Testing: on a device, stream the batch's face crops as if the face sets did not fit. */
+    int stream_faces;
 } train_opts;
 
 /* Fills o from the [train] section of c (paths, backend and seed left empty). An unknown loss or

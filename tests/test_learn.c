@@ -777,7 +777,7 @@ done:
 
 /* Trains `iterations` (from wherever dir's checkpoint is) on backend be; 0 or -1. */
 static int train_dir(const char *model_dir, const char *dir_a, const char *dir_b,
-                     const nn_backend *be, long iterations, vs_err *e)
+                     const nn_backend *be, long iterations, int stream, vs_err *e)
 {
     train_opts o;
     memset(&o, 0, sizeof o);
@@ -794,6 +794,7 @@ static int train_dir(const char *model_dir, const char *dir_a, const char *dir_b
     augment_config_default(&o.aug);
     o.seed = 5;
     o.be = be;
+    o.stream_faces = stream;
     job j;
     train_status st;
     memset(&st, 0, sizeof st);
@@ -853,10 +854,11 @@ static int same_tensors(const char *a, const char *b)
  * trains bit for bit as the CPU does) takes the device path: both face sets in backend memory,
  * the step augmenting its own batch, the preview's targets read back, checkpoints through host
  * copies and the kernel layout. It must give the CPU path's losses, preview and checkpoint
- * exactly; and a model saved by one path resumes on the other as if it had never moved. */
+ * exactly, also when each batch's faces are streamed in (face sets too big for the card); and a
+ * model saved by one path resumes on the other as if it had never moved. */
 static void test_device_path(const char *tmp)
 {
-    char a[600], b[600], dirs[4][600], p1[700], p2[700];
+    char a[600], b[600], dirs[5][600], p1[700], p2[700];
     snprintf(a, sizeof a, "%s/dev_a", tmp);
     snprintf(b, sizeof b, "%s/dev_b", tmp);
     vs_err e;
@@ -864,17 +866,20 @@ static void test_device_path(const char *tmp)
     if (!rc) rc = synth_write_faces(b, 1, 0, 12, 22, NULL, &e);
     CHECKF(rc == 0, "%s", e.msg);
     if (rc) return;
-    static const char *names[4] = {"cpu", "device", "cpu_then_device", "device_then_cpu"};
-    for (int k = 0; k < 4; k++) snprintf(dirs[k], sizeof dirs[k], "%s/dev_%s", tmp, names[k]);
+    static const char *names[5] = {"cpu", "device", "cpu_then_device", "device_then_cpu",
+                                   "device_streaming"};
+    for (int k = 0; k < 5; k++) snprintf(dirs[k], sizeof dirs[k], "%s/dev_%s", tmp, names[k]);
     const nn_backend *cpu = nn_cpu_backend(), *dev = ohwi_backend();
-    CHECKF(train_dir(dirs[0], a, b, cpu, 20, &e) == 0, "%s", e.msg);
-    CHECKF(train_dir(dirs[1], a, b, dev, 20, &e) == 0, "%s", e.msg);
-    CHECKF(train_dir(dirs[2], a, b, cpu, 10, &e) == 0, "%s", e.msg);
-    CHECKF(train_dir(dirs[2], a, b, dev, 20, &e) == 0, "%s", e.msg);
-    CHECKF(train_dir(dirs[3], a, b, dev, 10, &e) == 0, "%s", e.msg);
-    CHECKF(train_dir(dirs[3], a, b, cpu, 20, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(dirs[0], a, b, cpu, 20, 0, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(dirs[1], a, b, dev, 20, 0, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(dirs[2], a, b, cpu, 10, 0, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(dirs[2], a, b, dev, 20, 0, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(dirs[3], a, b, dev, 10, 0, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(dirs[3], a, b, cpu, 20, 0, &e) == 0, "%s", e.msg);
+    /* and with each batch's faces copied in, as when the face sets do not fit on the card */
+    CHECKF(train_dir(dirs[4], a, b, dev, 20, 1, &e) == 0, "%s", e.msg);
     const char *files[3] = {TRAIN_LOG_NAME, TRAIN_PREVIEW_NAME, TRAIN_CKPT_NAME};
-    for (int k = 1; k < 4; k++)
+    for (int k = 1; k < 5; k++)
         for (int f = 0; f < 3; f++) {
             snprintf(p1, sizeof p1, "%s/%s", dirs[0], files[f]);
             snprintf(p2, sizeof p2, "%s/%s", dirs[k], files[f]);
@@ -882,7 +887,8 @@ static void test_device_path(const char *tmp)
             int same = f == 2 ? same_tensors(p1, p2) : same_file(p1, p2);
             CHECKF(same, "%s: %s differs from the CPU's", names[k], files[f]);
         }
-    printf("device path: trained, previewed and saved as the CPU does, resumed both ways\n");
+    printf("device path: trained, previewed and saved as the CPU does, with the face sets there "
+           "or streamed, and resumed both ways\n");
 }
 
 /* ---- main ---------------------------------------------------------------------------------- */
