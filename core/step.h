@@ -1,8 +1,9 @@
 /* step.h: one training step of a model on its backend, the arithmetic the trainer runs each
  * iteration (and the GPU tests and benchmarks run without the trainer's files and threads):
- * forward through the encoder and both decoders, the configured loss of each side, backward, a
- * finiteness check of the losses and every gradient, and Adam, which is skipped when something
- * was not finite. The per-step values live in backend memory, so on a backend with graphs the
+ * optionally the batch's augmentation, forward through the encoder and both decoders, the
+ * configured loss of each side, backward, and Adam, which checks the gradients as it reads them
+ * (a step with a non-finite loss or gradient is flagged and its weights must be reloaded). The
+ * per-step values live in backend memory, so on a backend with graphs the
  * step is recorded once (after one step run call by call, which allocates and chooses
  * algorithms) and replayed every iteration. */
 #ifndef VS_STEP_H
@@ -48,7 +49,9 @@ void step_set_augment(step *s, const uint8_t *const px[2], const uint8_t *const 
 
 /* Runs one step. With `poison` (tests), a NaN goes into the first gradient after backward (the
  * step then runs call by call). Returns 1 when everything was finite and Adam was applied
- * (m->adam_t counts it), 0 when it was skipped; loss[] gets both sides' losses either way. */
+ * (m->adam_t counts it); 0 when a loss or gradient was not finite, after which the weights and
+ * moments are to be reloaded (on the CPU they are untouched; the GPU may have written some).
+ * loss[] gets both sides' losses either way. */
 int step_run(step *s, double loss[2], step_mode mode, int poison);
 
 #endif
