@@ -165,6 +165,14 @@ static __device__ __forceinline__ void shuffle_index(size_t *di, int *dc, size_t
     *di = ((img * h + sy / r) * w + sx / r) * (size_t)r * r * c + *dc;
 }
 
+/* the shapes of a pixel shuffle: space [n, h*r, w*r, C], depth [n, h, w, r*r*C] */
+static void check_shuffle(const nn_tensor *space, const nn_tensor *depth, int r)
+{
+    VS_CHECK(r >= 1);
+    VS_CHECK(space->n == depth->n && space->h == depth->h * r && space->w == depth->w * r &&
+             depth->c == r * r * space->c);
+}
+
 /* space: [n, h*r, w*r, c], depth: [n, h, w, r*r*c]; one thread per space element */
 static __global__ void shuffle_kernel(float *space, float *depth, int h, int w, int c, int r,
                                       size_t n_elems, int to_space)
@@ -183,8 +191,7 @@ static __global__ void shuffle_kernel(float *space, float *depth, int h, int w, 
 
 void cu_depth_to_space(nn_tensor *y, const nn_tensor *x, int r)
 {
-    VS_CHECK(r >= 1);
-    VS_CHECK(y->n == x->n && y->h == x->h * r && y->w == x->w * r && x->c == r * r * y->c);
+    check_shuffle(y, x, r);
     size_t n = nn_numel(y);
     if (n == 0) return;
     shuffle_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(y->d, x->d, x->h,
@@ -194,8 +201,7 @@ void cu_depth_to_space(nn_tensor *y, const nn_tensor *x, int r)
 
 void cu_space_to_depth(nn_tensor *y, const nn_tensor *x, int r)
 {
-    VS_CHECK(r >= 1);
-    VS_CHECK(y->n == x->n && x->h == y->h * r && x->w == y->w * r && y->c == r * r * x->c);
+    check_shuffle(x, y, r);
     size_t n = nn_numel(x);
     if (n == 0) return;
     shuffle_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(x->d, y->d, y->h,
@@ -222,8 +228,7 @@ static __global__ void bias_act_shuffle_kernel(float *y, const float *x, const f
 void cu_bias_act_shuffle(nn_tensor *y, const nn_tensor *x, const float *bias, int r, nn_act act,
                          float alpha)
 {
-    VS_CHECK(r >= 1);
-    VS_CHECK(y->n == x->n && y->h == x->h * r && y->w == x->w * r && x->c == r * r * y->c);
+    check_shuffle(y, x, r);
     size_t n = nn_numel(y);
     if (n == 0) return;
     bias_act_shuffle_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
@@ -248,8 +253,8 @@ static __global__ void shuffle_act_bwd_kernel(float *dx, const float *dy, const 
 void cu_shuffle_act_bwd(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, int r, nn_act act,
                         float alpha)
 {
-    VS_CHECK(r >= 1 && act >= NN_ACT_NONE && act <= NN_ACT_SIGMOID);
-    VS_CHECK(dy->n == dx->n && dy->h == dx->h * r && dy->w == dx->w * r && dx->c == r * r * dy->c);
+    VS_CHECK(act >= NN_ACT_NONE && act <= NN_ACT_SIGMOID);
+    check_shuffle(dy, dx, r);
     VS_CHECK(y->n == dy->n && y->h == dy->h && y->w == dy->w && y->c == dy->c);
     size_t n = nn_numel(dx);
     if (n == 0) return;
