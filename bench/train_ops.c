@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "nn/backend.h"
+#include "../tests/flat_ops.h"
 
 static double now(void)
 {
@@ -69,9 +70,9 @@ static void dense(const nn_backend *be, int n, int in, int out, int reps)
     float *b = vs_calloc((size_t)out, 4), *db = vs_malloc((size_t)out * 4);
     fill(x, (size_t)n * in), fill(dy, (size_t)n * out), fill(w, (size_t)in * out);
     double gf = 2.0 * n * in * out * 1e-6;
-    double tf = BEST(reps, be->dense(y, x, w, b, n, in, out, NN_ACT_NONE, 0));
-    double td = BEST(reps, be->dense_bwd_data(dx, dy, w, n, in, out, NN_OVERWRITE));
-    double tw = BEST(reps, be->dense_bwd_filter(dw, db, dy, x, n, in, out, NN_OVERWRITE));
+    double tf = BEST(reps, be_dense(be, y, x, w, b, n, in, out, NN_ACT_NONE, 0));
+    double td = BEST(reps, be_dense_bwd_data(be, dx, dy, w, n, in, out, NN_OVERWRITE));
+    double tw = BEST(reps, be_dense_bwd_filter(be, dw, db, dy, x, n, in, out, NN_OVERWRITE));
     printf("dense n%-2d %6d -> %-6d                     fwd %7.2f ms %4.0f  bwd_data %7.2f ms "
            "%4.0f  bwd_filter %7.2f ms %4.0f GFLOP/s\n",
            n, in, out, tf, gf / tf, td, gf / td, tw, gf / tw);

@@ -72,9 +72,8 @@ int main(int argc, char **argv)
         model_forward(m, &x);
         be->fill(loss, 2, 0.0f);
         for (int s = 0; s < 2; s++) {
-            const mdl_net *d = &m->dec[s];
             nn_tensor *g = model_output_grad(m, s, 0);
-            loss_face(be, g->d, loss + s, &d->act[d->face_out], &tgt[s], mask[s][0], mask[s][1],
+            loss_face(be, g->d, loss + s, model_output(m, s, 0), &tgt[s], mask[s][0], mask[s][1],
                       mask[s][2], &lc);
         }
         model_backward(m);

@@ -216,16 +216,16 @@ static void forward(fn_embedder *m)
             be->pool(&r->pooled, x, &ap);
             join_down(m, r);
         } else {
-            size_t n = nn_numel(&r->y);
-            be->add(r->y.d, r->u.d, x->d, n);
-            be->act(r->y.d, n, NN_ACT_RELU, 0);
+            be->add(&r->y, &r->u, x);
+            be->act(&r->y, NN_ACT_RELU, 0);
         }
         x = &r->y;
     }
     /* global average over the final 2x2, then the 256x128 matrix */
     nn_pool_desc gp = {.kind = NN_POOL_AVG, .kh = x->h, .kw = x->w, .sh = 1, .sw = 1};
     be->pool(&m->avg, x, &gp);
-    be->dense(m->desc, m->avg.d, m->fc, m->zeros, 1, 256, 128, NN_ACT_NONE, 0);
+    nn_tensor desc = nn_rows(m->desc, 1, 128);
+    be->dense(&desc, &m->avg, m->fc, m->zeros, NN_ACT_NONE, 0);
 }
 
 /* FaceLandmarks.alignDlib: a square of side floor(eye-to-mouth / 0.45) around the centre of the

@@ -160,7 +160,6 @@ static void run_sep(const nn_backend *be, nn_tensor *y, const nn_tensor *x, sep_
 
 static void run_block(const nn_backend *be, dense_block *b, const nn_tensor *x, const float *zeros)
 {
-    size_t n = nn_numel(&b->y);
     nn_tensor *o = b->out;
     if (b->w0)
         be->conv2d(&o[0], x, b->w0, b->b0, &b->d0);
@@ -168,19 +167,19 @@ static void run_block(const nn_backend *be, dense_block *b, const nn_tensor *x, 
         run_sep(be, &o[0], x, &b->conv[0], zeros);
     run_sep(be, &o[1], &o[0], &b->conv[1], zeros);
     /* in3 = relu(out1 + out2) */
-    be->add(b->sum.d, o[0].d, o[1].d, n);
-    be->act(b->sum.d, n, NN_ACT_RELU, 0);
+    be->add(&b->sum, &o[0], &o[1]);
+    be->act(&b->sum, NN_ACT_RELU, 0);
     run_sep(be, &o[2], &b->sum, &b->conv[2], zeros);
     /* in4 = relu(out1 + (out2 + out3)) */
-    be->add(b->tmp.d, o[1].d, o[2].d, n);
-    be->add(b->sum.d, o[0].d, b->tmp.d, n);
-    be->act(b->sum.d, n, NN_ACT_RELU, 0);
+    be->add(&b->tmp, &o[1], &o[2]);
+    be->add(&b->sum, &o[0], &b->tmp);
+    be->act(&b->sum, NN_ACT_RELU, 0);
     run_sep(be, &o[3], &b->sum, &b->conv[3], zeros);
     /* y = relu(out1 + (out2 + (out3 + out4))) */
-    be->add(b->tmp.d, o[2].d, o[3].d, n);
-    be->add(b->tmp.d, o[1].d, b->tmp.d, n);
-    be->add(b->y.d, o[0].d, b->tmp.d, n);
-    be->act(b->y.d, n, NN_ACT_RELU, 0);
+    be->add(&b->tmp, &o[2], &o[3]);
+    be->add(&b->tmp, &o[1], &b->tmp);
+    be->add(&b->y, &o[0], &b->tmp);
+    be->act(&b->y, NN_ACT_RELU, 0);
 }
 
 void fn_landmarks(float out[136], fn_landmarker *l, const img *im, const fn_box *box)
@@ -205,7 +204,8 @@ void fn_landmarks(float out[136], fn_landmarker *l, const img *im, const fn_box 
     }
     nn_pool_desc pd = {.kind = NN_POOL_AVG, .kh = 7, .kw = 7, .sh = 2, .sw = 2};
     be->pool(&l->pooled, x, &pd);
-    be->dense(l->fc_out, l->pooled.d, l->fc_w, l->fc_b, 1, 256, 136, NN_ACT_NONE, 0);
+    nn_tensor fc_out = nn_rows(l->fc_out, 1, 136);
+    be->dense(&fc_out, &l->pooled, l->fc_w, l->fc_b, NN_ACT_NONE, 0);
     float o[136];
     be->copy_out(o, l->fc_out, 136);
     be->sync();

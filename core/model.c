@@ -292,9 +292,13 @@ int model_plan(mdl_plan *p, const mdl_arch *a, const mdl_options *o, int n, vs_e
     size_t pad_max = 0;
     size_t act = net_floats(&m->enc, 2 * b, &pad_max) + net_floats(&m->dec[0], b, &pad_max) +
                  net_floats(&m->dec[1], b, &pad_max);
-    p->params = 4 * m->n_floats * sizeof(float);
-    /* the step's inputs, targets and masks, then the activations and gradients */
-    p->batch = (4 * b * S * S * 3 + 6 * b * S * S + act) * sizeof(float);
+    const size_t So = (size_t)a->output_size;
+    /* the four arenas and, for a backend that trains in bf16, the parameters' bf16 copy */
+    p->params = (4 * m->n_floats + nn_floats_for(m->n_floats, NN_BF16)) * sizeof(float);
+    /* the step's inputs, targets and masks, then the activations and gradients (counted as fp32,
+     * and with a bf16 model's fp32 copies of its input and outputs and their gradients) */
+    p->batch = (4 * b * S * S * 3 + 6 * b * S * S + act + 2 * b * S * S * 3 + 4 * b * So * So * 4) *
+               sizeof(float);
     /* scratch, each grown by a quarter when it grows: two padded inputs, the SSIM maps (7 per
      * pixel and channel at most) */
     p->scratch = (size_t)(1.25 * (double)((2 * pad_max + 7 * b * S * S * 3) * sizeof(float))) +
@@ -352,7 +356,9 @@ int model_create_arch(model **out, const mdl_arch *a, const mdl_options *o, cons
     *out = NULL;
     if (check_options(o, e)) return -1;
     model *m = build(a, o, be);
+    m->dt = be->train_dtype;
     m->p = be->alloc(m->n_floats);
+    if (m->dt != NN_F32) m->pw = be->alloc(nn_floats_for(m->n_floats, m->dt));
     m->g = be->alloc(m->n_floats);
     m->m = be->alloc(m->n_floats);
     m->v = be->alloc(m->n_floats);
@@ -382,6 +388,16 @@ static void convert_kernels(const model *m, float *dst, const float *src, int to
     }
 }
 
+/* A bf16 model's weight copy from its fp32 parameters. */
+static void refresh_weights(const model *m)
+{
+    if (!m->pw) return;
+    VS_CHECK(m->n_floats <= INT32_MAX);
+    nn_tensor p = nn_rows(m->p, 1, (int)m->n_floats), w = p;
+    w.d = m->pw, w.dt = m->dt;
+    m->be->convert(&w, &p);
+}
+
 void model_arena_download(const model *m, float *host, const float *arena)
 {
     if (m->be->conv_layout == NN_LAYOUT_HWIO) {
@@ -398,12 +414,13 @@ void model_arena_upload(const model *m, float *arena, const float *host)
 {
     if (m->be->conv_layout == NN_LAYOUT_HWIO) {
         m->be->copy_in(arena, host, m->n_floats);
-        return;
+    } else {
+        float *t = vs_malloc(m->n_floats * sizeof(float));
+        convert_kernels(m, t, host, 1);
+        m->be->copy_in(arena, t, m->n_floats);
+        free(t);
     }
-    float *t = vs_malloc(m->n_floats * sizeof(float));
-    convert_kernels(m, t, host, 1);
-    m->be->copy_in(arena, t, m->n_floats);
-    free(t);
+    if (arena == m->p) refresh_weights(m);
 }
 
 static void free_net(const nn_backend *be, mdl_net *n)
@@ -424,6 +441,13 @@ void model_free(model *m)
     m->be->free(m->g);
     m->be->free(m->m);
     m->be->free(m->v);
+    if (m->pw) m->be->free(m->pw);
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < 2; k++) {
+            if (m->out[s][k].d) m->be->free(m->out[s][k].d);
+            if (m->out_grad[s][k].d) m->be->free(m->out_grad[s][k].d);
+        }
+    if (m->x_conv.d) m->be->free(m->x_conv.d);
     free(m);
 }
 
@@ -462,29 +486,45 @@ size_t model_param_count(const model *m)
 
 /* ---- forward and backward ------------------------------------------------------------------ */
 
-/* t: [n, h, w, c] in backend memory, reallocated only when it must grow. */
-static void ensure(const nn_backend *be, nn_tensor *t, int n, int h, int w, int c)
+/* t: [n, h, w, c] of type dt in backend memory, reallocated only when it must grow (a tensor
+ * keeps its type). */
+static void ensure_dt(const nn_backend *be, nn_tensor *t, nn_dtype dt, int n, int h, int w, int c)
 {
     size_t need = (size_t)n * h * w * c, have = nn_numel(t);
+    VS_CHECK(!t->d || t->dt == dt);
     if (!t->d || need > have) {
         if (t->d) be->free(t->d);
-        t->d = be->alloc(need);
+        t->d = be->alloc(nn_floats_for(need, dt));
     }
-    t->n = n, t->h = h, t->w = w, t->c = c;
+    t->n = n, t->h = h, t->w = w, t->c = c, t->dt = dt;
+}
+
+/* an activation or its gradient: of the model's type */
+static void ensure(const model *m, nn_tensor *t, int n, int h, int w, int c)
+{
+    ensure_dt(m->be, t, m->dt, n, h, w, c);
 }
 
 /* Samples [n0, n0 + n) of t. */
 static nn_tensor batch_view(const nn_tensor *t, int n0, int n)
 {
     nn_tensor v = *t;
-    v.d = t->d + (size_t)n0 * t->h * t->w * t->c;
+    v.d = nn_at(t->d, t->dt, (size_t)n0 * t->h * t->w * t->c);
     v.n = n;
     return v;
 }
 
+/* a bias (fp32 always) */
 static const float *param(const model *m, const float *arena, int idx)
 {
     return idx < 0 ? NULL : arena + m->params[idx].offset;
+}
+
+/* the weights the layers read: the parameters, or a bf16 model's copy of them */
+static const float *weights(const model *m, int idx)
+{
+    if (idx < 0) return NULL;
+    return m->pw ? nn_at(m->pw, m->dt, m->params[idx].offset) : m->p + m->params[idx].offset;
 }
 
 /* Whether conv layer i and the pixel shuffle after it run as one (conv2d with shuffle): the
@@ -511,29 +551,26 @@ static void net_forward(model *m, mdl_net *n, const nn_tensor *x)
         const mdl_layer *l = &n->layers[i];
         nn_tensor *y = &n->act[i];
         const nn_tensor *in = l->in < 0 ? x : &n->act[l->in];
-        const float *w = param(m, m->p, l->pw), *bias = param(m, m->p, l->pb);
+        const float *w = weights(m, l->pw), *bias = param(m, m->p, l->pb);
         if (fused_shuffle(n, i)) { /* straight into the shuffle's output */
             const mdl_layer *s = &n->layers[i + 1];
             y->n = b, y->h = l->h, y->w = l->w, y->c = l->c; /* its shape only: never written */
             nn_conv_desc d = l->cd;
             d.shuffle = 2;
-            ensure(be, &n->act[i + 1], b, s->h, s->w, s->c);
+            ensure(m, &n->act[i + 1], b, s->h, s->w, s->c);
             be->conv2d(&n->act[i + 1], in, w, bias, &d);
             i++;
             continue;
         }
-        ensure(be, y, b, l->h, l->w, l->c);
+        ensure(m, y, b, l->h, l->w, l->c);
         switch (l->op) {
         case MDL_CONV: be->conv2d(y, in, w, bias, &l->cd); break;
         case MDL_DEPTHWISE: be->depthwise(y, in, w, NULL, &l->cd); break;
-        case MDL_DENSE:
-            be->dense(y->d, in->d, w, bias, b, l->ih * l->iw * l->ic, l->h * l->w * l->c, l->act,
-                      l->alpha);
-            break;
+        case MDL_DENSE: be->dense(y, in, w, bias, l->act, l->alpha); break;
         case MDL_SHUFFLE: be->depth_to_space(y, in, 2); break;
         case MDL_ADD:
-            be->add(y->d, in->d, n->act[l->in2].d, nn_numel(y));
-            be->act(y->d, nn_numel(y), l->act, l->alpha);
+            be->add(y, in, &n->act[l->in2]);
+            be->act(y, l->act, l->alpha);
             break;
         }
     }
@@ -543,8 +580,10 @@ static void net_forward(model *m, mdl_net *n, const nn_tensor *x)
  * added after. */
 static void grad_into(const nn_backend *be, nn_tensor *dst, int *written, const nn_tensor *g)
 {
-    if (!*written) be->fill(dst->d, nn_numel(g), 0.0f);
-    be->add(dst->d, dst->d, g->d, nn_numel(g));
+    if (*written)
+        be->add(dst, dst, g);
+    else
+        be->convert(dst, g);
     *written = 1;
 }
 
@@ -565,7 +604,7 @@ static void net_backward(model *m, mdl_net *n, int *written, nn_tensor *dx)
         const nn_tensor *y = &n->act[i];
         /* a conv fused with its shuffle had its activation's gradient taken with the shuffle's */
         if (l->act != NN_ACT_NONE && !fused_shuffle(n, i))
-            be->act_bwd(gy->d, gy->d, y->d, nn_numel(gy), l->act, l->alpha);
+            be->act_bwd(gy, gy, y, l->act, l->alpha);
         const nn_tensor *in = l->in < 0 ? x : &n->act[l->in];
         nn_tensor *gin = NULL;
         int *gin_written = &dx_written;
@@ -574,12 +613,12 @@ static void net_backward(model *m, mdl_net *n, int *written, nn_tensor *dx)
         } else {
             gin = &n->grad[l->in];
             gin_written = &written[l->in];
-            ensure(be, gin, b, in->h, in->w, in->c);
+            ensure(m, gin, b, in->h, in->w, in->c);
         }
         nn_accum mode = *gin_written ? NN_ACCUMULATE : NN_OVERWRITE;
         float *gw = m->g + (l->pw >= 0 ? m->params[l->pw].offset : 0);
         float *gb = l->pb >= 0 ? m->g + m->params[l->pb].offset : NULL;
-        const float *w = param(m, m->p, l->pw);
+        const float *w = weights(m, l->pw);
         switch (l->op) {
         case MDL_CONV:
             be->conv2d_bwd_filter(gw, gb, gy, in, &l->cd, NN_OVERWRITE);
@@ -589,12 +628,10 @@ static void net_backward(model *m, mdl_net *n, int *written, nn_tensor *dx)
             be->depthwise_bwd_filter(gw, NULL, gy, in, &l->cd, NN_OVERWRITE);
             if (gin) be->depthwise_bwd_data(gin, gy, w, &l->cd, mode);
             break;
-        case MDL_DENSE: {
-            int fin = l->ih * l->iw * l->ic, fout = l->h * l->w * l->c;
-            be->dense_bwd_filter(gw, gb, gy->d, in->d, b, fin, fout, NN_OVERWRITE);
-            if (gin) be->dense_bwd_data(gin->d, gy->d, w, b, fin, fout, mode);
+        case MDL_DENSE:
+            be->dense_bwd_filter(gw, gb, gy, in, NN_OVERWRITE);
+            if (gin) be->dense_bwd_data(gin, gy, w, mode);
             break;
-        }
         case MDL_SHUFFLE:
             if (!gin) break;
             if (l->in >= 0 && fused_shuffle(n, l->in)) { /* the conv's only user: overwrite */
@@ -604,14 +641,14 @@ static void net_backward(model *m, mdl_net *n, int *written, nn_tensor *dx)
             } else if (mode == NN_OVERWRITE) {
                 be->space_to_depth(gin, gy, 2);
             } else {
-                ensure(be, &tmp, b, in->h, in->w, in->c);
+                ensure(m, &tmp, b, in->h, in->w, in->c);
                 be->space_to_depth(&tmp, gy, 2);
-                be->add(gin->d, gin->d, tmp.d, nn_numel(&tmp));
+                be->add(gin, gin, &tmp);
             }
             break;
         case MDL_ADD:
             if (gin) grad_into(be, gin, gin_written, gy);
-            ensure(be, &n->grad[l->in2], b, l->h, l->w, l->c);
+            ensure(m, &n->grad[l->in2], b, l->h, l->w, l->c);
             grad_into(be, &n->grad[l->in2], &written[l->in2], gy);
             break;
         }
@@ -620,16 +657,51 @@ static void net_backward(model *m, mdl_net *n, int *written, nn_tensor *dx)
     if (tmp.d) be->free(tmp.d);
 }
 
+/* x (fp32) in the model's type: x itself, or its copy */
+static const nn_tensor *model_input(model *m, const nn_tensor *x)
+{
+    VS_CHECK(x->dt == NN_F32);
+    if (m->dt == NN_F32) return x;
+    ensure(m, &m->x_conv, x->n, x->h, x->w, x->c);
+    m->be->convert(&m->x_conv, x);
+    return &m->x_conv;
+}
+
+/* Output `which` (0 face, 1 mask) of decoder `side` after a forward pass, in fp32: the layer's
+ * activation, or a bf16 model's fp32 copy of it (made here). NULL for a mask not learned. */
+static const nn_tensor *output_f32(model *m, int side, int which)
+{
+    const mdl_net *d = &m->dec[side];
+    int l = which ? d->mask_out : d->face_out;
+    if (l < 0) return NULL;
+    const nn_tensor *y = &d->act[l];
+    if (m->dt == NN_F32) return y;
+    nn_tensor *o = &m->out[side][which];
+    ensure_dt(m->be, o, NN_F32, y->n, y->h, y->w, y->c);
+    m->be->convert(o, y);
+    return o;
+}
+
 void model_forward(model *m, const nn_tensor *x)
 {
     VS_CHECK(x->n % 2 == 0);
     const int n = x->n / 2;
-    net_forward(m, &m->enc, x);
+    net_forward(m, &m->enc, model_input(m, x));
     const nn_tensor *code = &m->enc.act[m->enc.n_layers - 1];
     for (int s = 0; s < 2; s++) {
         nn_tensor half = batch_view(code, s * n, n);
         net_forward(m, &m->dec[s], &half);
+        output_f32(m, s, 0);
+        output_f32(m, s, 1);
     }
+}
+
+const nn_tensor *model_output(const model *m, int side, int which)
+{
+    const mdl_net *d = &m->dec[side];
+    int l = which ? d->mask_out : d->face_out;
+    if (l < 0) return NULL;
+    return m->dt == NN_F32 ? &d->act[l] : &m->out[side][which];
 }
 
 nn_tensor *model_output_grad(model *m, int side, int which)
@@ -638,8 +710,13 @@ nn_tensor *model_output_grad(model *m, int side, int which)
     int l = which ? d->mask_out : d->face_out;
     if (l < 0) return NULL;
     const nn_tensor *y = &d->act[l];
-    ensure(m->be, &d->grad[l], y->n, y->h, y->w, y->c);
-    return &d->grad[l];
+    if (m->dt == NN_F32) {
+        ensure(m, &d->grad[l], y->n, y->h, y->w, y->c);
+        return &d->grad[l];
+    }
+    nn_tensor *g = &m->out_grad[side][which];
+    ensure_dt(m->be, g, NN_F32, y->n, y->h, y->w, y->c);
+    return g;
 }
 
 void model_backward(model *m)
@@ -647,7 +724,17 @@ void model_backward(model *m)
     mdl_net *enc = &m->enc;
     const int last = enc->n_layers - 1;
     const nn_tensor *code = &enc->act[last];
-    ensure(m->be, &enc->grad[last], code->n, code->h, code->w, code->c);
+    ensure(m, &enc->grad[last], code->n, code->h, code->w, code->c);
+    if (m->dt != NN_F32) /* the loss gradients into the model's type */
+        for (int s = 0; s < 2; s++)
+            for (int k = 0; k < 2; k++) {
+                mdl_net *d = &m->dec[s];
+                int l = k ? d->mask_out : d->face_out;
+                if (l < 0) continue;
+                const nn_tensor *y = &d->act[l];
+                ensure(m, &d->grad[l], y->n, y->h, y->w, y->c);
+                m->be->convert(&d->grad[l], &m->out_grad[s][k]);
+            }
     const int n = code->n / 2;
     for (int s = 0; s < 2; s++) {
         mdl_net *d = &m->dec[s];
@@ -665,14 +752,14 @@ void model_backward(model *m)
 void model_infer(model *m, nn_tensor *y, nn_tensor *mask, const nn_tensor *x, int side)
 {
     VS_CHECK(side == 0 || side == 1);
-    net_forward(m, &m->enc, x);
+    net_forward(m, &m->enc, model_input(m, x));
     mdl_net *d = &m->dec[side];
     net_forward(m, d, &m->enc.act[m->enc.n_layers - 1]);
-    const nn_tensor *face = &d->act[d->face_out];
+    const nn_tensor *face = output_f32(m, side, 0);
     VS_CHECK(y->n == face->n && y->h == face->h && y->w == face->w && y->c == face->c);
     m->be->copy_out(y->d, face->d, nn_numel(face));
-    if (mask && d->mask_out >= 0) {
-        const nn_tensor *mk = &d->act[d->mask_out];
+    const nn_tensor *mk = mask ? output_f32(m, side, 1) : NULL;
+    if (mk) {
         VS_CHECK(nn_numel(mask) == nn_numel(mk));
         m->be->copy_out(mask->d, mk->d, nn_numel(mk));
     }

@@ -88,6 +88,12 @@ struct model {
     size_t n_floats;
     float *p, *g, *m, *v; /* parameters, gradients, Adam m and v: n_floats each, backend memory */
     long adam_t;          /* Adam steps taken */
+    /* The type of the activations and their gradients (the backend's train_dtype). A bf16 model
+     * also keeps pw, the parameters rounded to bf16 (what its layers read: Adam rewrites it), a
+     * bf16 copy of its input, and fp32 copies of its outputs and their gradients for the loss. */
+    nn_dtype dt;
+    float *pw;
+    nn_tensor x_conv, out[2][2], out_grad[2][2];
 };
 
 const mdl_arch *model_arch_find(const char *name);
@@ -131,16 +137,17 @@ void model_arena_upload(const model *m, float *arena, const float *host);
 /* Parameters of the face outputs only (what Faceswap's summary counts with learn_mask off). */
 size_t model_param_count(const model *m);
 
-/* Training forward pass. x: [2n, S, S, 3], side A's n samples first, then side B's. The encoder
- * runs on all 2n, decoder A on the first n of its output, decoder B on the rest. Outputs are in
- * m->dec[s].act[face_out] ([n, S', S', 3]) and act[mask_out] ([n, S', S', 1]). */
+/* Training forward pass. x: [2n, S, S, 3] (fp32), side A's n samples first, then side B's. The
+ * encoder runs on all 2n, decoder A on the first n of its output, decoder B on the rest. */
 void model_forward(model *m, const nn_tensor *x);
-/* Backward pass after model_forward: the caller has written the loss gradients into
- * m->dec[s].grad[face_out] (and grad[mask_out] with a learned mask). Overwrites m->g. */
+/* The outputs of the last forward pass (fp32, backend memory): the face [n, S', S', 3]
+ * (which = 0) or the learned mask [n, S', S', 1] (which = 1) of decoder `side`; NULL for a mask
+ * the model does not learn. */
+const nn_tensor *model_output(const model *m, int side, int which);
+/* Backward pass after model_forward: the caller has written the loss gradients of the outputs
+ * into model_output_grad's tensors. Overwrites m->g. */
 void model_backward(model *m);
-/* Where the caller writes those gradients: [n, S', S', 3] for the face (which = 0) or
- * [n, S', S', 1] for the learned mask (which = 1) of decoder `side`, shaped for the last forward
- * pass. NULL for a mask the model does not learn. */
+/* Where the caller writes those gradients (fp32, the shape of model_output's). */
 nn_tensor *model_output_grad(model *m, int side, int which);
 
 /* Inference: y: [n, S', S', 3] = decoder `side` (0 = A, 1 = B) of encoder(x: [n, S, S, 3]);

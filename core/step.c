@@ -10,9 +10,9 @@ void step_init(step *s, model *m, int n, const loss_cfg *lc, const nn_adam *h)
     const int S = m->arch->input_size;
     const size_t per = (size_t)S * S * 3, px = (size_t)S * S;
     *s = (step){.be = be, .m = m, .n = n, .lc = *lc, .h = *h};
-    s->x = (nn_tensor){be->alloc(2 * n * per), 2 * n, S, S, 3};
+    s->x = (nn_tensor){be->alloc(2 * n * per), 2 * n, S, S, 3, NN_F32};
     for (int k = 0; k < 2; k++) {
-        s->tgt[k] = (nn_tensor){be->alloc(n * per), n, S, S, 3};
+        s->tgt[k] = (nn_tensor){be->alloc(n * per), n, S, S, 3, NN_F32};
         for (int q = 0; q < 3; q++) s->mask[k][q] = be->alloc(n * px);
     }
     s->ctl = be->alloc(4);
@@ -65,12 +65,11 @@ static void enqueue(step *s, const nn_adam *h, int poison)
     model_forward(m, &s->x);
     be->fill(s->ctl + 1, 3, 0.0f);
     for (int k = 0; k < 2; k++) {
-        const mdl_net *d = &m->dec[k];
         nn_tensor *g = model_output_grad(m, k, 0);
-        loss_face(be, g->d, loss + k, &d->act[d->face_out], &s->tgt[k], s->mask[k][0],
+        loss_face(be, g->d, loss + k, model_output(m, k, 0), &s->tgt[k], s->mask[k][0],
                   s->mask[k][1], s->mask[k][2], &s->lc);
         nn_tensor *gm = model_output_grad(m, k, 1);
-        if (gm) loss_mask(be, gm->d, loss + k, &d->act[d->mask_out], s->mask[k][0]);
+        if (gm) loss_mask(be, gm->d, loss + k, model_output(m, k, 1), s->mask[k][0]);
     }
     model_backward(m);
     if (poison) {
@@ -78,7 +77,7 @@ static void enqueue(step *s, const nn_adam *h, int poison)
         be->copy_in(m->g + m->params[0].offset, &nan, 1);
     }
     be->flag_nonfinite(s->ctl + 1, loss, 2);
-    be->adam_ctl(m->p, m->m, m->v, m->g, m->n_floats, h, s->ctl); /* flags a bad gradient */
+    be->adam_ctl(m->p, m->m, m->v, m->g, m->n_floats, h, s->ctl, m->pw); /* flags a bad gradient */
 }
 
 int step_run(step *s, double loss[2], step_mode mode, int poison)

@@ -399,7 +399,7 @@ static int write_preview(trainer *t, vs_err *e)
                 nn_tensor x = src;
                 nn_tensor dev = {0};
                 if (!host_is_backend(t->be)) {
-                    dev = (nn_tensor){t->be->alloc(nn_numel(&src)), rows, S, S, 3};
+                    dev = (nn_tensor){t->be->alloc(nn_numel(&src)), rows, S, S, 3, NN_F32};
                     t->be->copy_in(dev.d, src.d, nn_numel(&src));
                     x = dev;
                 }

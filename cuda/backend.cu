@@ -199,9 +199,11 @@ static void cu_graph_free(void *graph)
     while (n_retired > 0) dev_free(retired[--n_retired]);
 }
 
-static const nn_backend cu_backend = {
+/* train_dtype follows the precision (set_precision) */
+static nn_backend cu_backend = {
     .name = "cuda",
     .conv_layout = NN_LAYOUT_OHWI,
+    .train_dtype = NN_F32,
     .alloc = cu_alloc,
     .free = cu_free,
     .copy_in = cu_copy_in,
@@ -213,6 +215,7 @@ static const nn_backend cu_backend = {
     .dense = cu_dense,
     .act = cu_act_fw,
     .add = cu_add,
+    .convert = cu_convert,
     .scale_bias = cu_scale_bias,
     .conv2d_bwd_data = cu_conv2d_bwd_data,
     .conv2d_bwd_filter = cu_conv2d_bwd_filter,
@@ -335,13 +338,17 @@ nn_precision nn_cuda_precision(void)
 
 static void set_precision(nn_precision prec)
 {
-    if (prec == NN_PREC_AUTO) prec = cu_ctx.prop.major >= 8 ? NN_PREC_TF32 : NN_PREC_FP32;
-    if (prec == NN_PREC_TF32 && cu_ctx.prop.major < 8) prec = NN_PREC_FP32;
+    if (prec == NN_PREC_AUTO) prec = cu_ctx.prop.major >= 8 ? NN_PREC_BF16 : NN_PREC_FP32;
+    if ((prec == NN_PREC_TF32 || prec == NN_PREC_BF16) && cu_ctx.prop.major < 8)
+        prec = NN_PREC_FP32;
     cu_ctx.prec = prec;
-    /* pedantic: no tensor-core rounding, so fp32 results compare with the CPU's tightly */
-    CUBLAS_CHECK(cublasSetMathMode(cu_ctx.cublas, prec == NN_PREC_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                                       : CUBLAS_PEDANTIC_MATH));
+    /* pedantic: no tensor-core rounding, so fp32 results compare with the CPU's tightly; bf16
+     * products go to the tensor cores with fp32 sums */
+    CUBLAS_CHECK(cublasSetMathMode(cu_ctx.cublas, prec == NN_PREC_TF32   ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                  : prec == NN_PREC_BF16 ? CUBLAS_DEFAULT_MATH
+                                                                         : CUBLAS_PEDANTIC_MATH));
     cu_conv_set_precision(prec);
+    cu_backend.train_dtype = prec == NN_PREC_BF16 ? NN_BF16 : NN_F32;
 }
 
 /* the table handed out while profiling (profile.cu) */

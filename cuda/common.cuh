@@ -6,6 +6,7 @@
 #ifndef CUDA_COMMON_CUH
 #define CUDA_COMMON_CUH
 
+#include <cuda_bf16.h>
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -54,12 +55,13 @@ typedef enum cu_scratch_slot {
     CU_SCR_LOSS,     /* the SSIM maps */
     CU_SCR_CONV_OUT, /* a convolution's output before its pixel shuffle */
     CU_SCR_PARTIAL,  /* per-block partial sums of the reductions */
+    CU_SCR_WGRAD,    /* a bf16 convolution's weight gradient before it is widened */
     CU_SCR_SLOTS
 } cu_scratch_slot;
 
 typedef struct cu_context {
     int device;
-    nn_precision prec; /* FP32 or TF32 once resolved */
+    nn_precision prec; /* FP32, TF32 or BF16 once resolved */
     cudaDeviceProp prop;
     cudaStream_t stream;
     cudnnHandle_t cudnn;
@@ -88,6 +90,21 @@ static inline unsigned cu_blocks(size_t n, unsigned threads)
 #define CU_FOR(i, n)                                                                               \
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                        \
          i += (size_t)blockDim.x * gridDim.x)
+
+/* Element i of memory holding elements of type dt (nn_dtype), as fp32, and storing one (rounded
+ * to nearest even). The type is the same for every thread, so the branch costs nothing. */
+static __device__ __forceinline__ float cu_ld(const float *p, nn_dtype dt, size_t i)
+{
+    return dt == NN_BF16 ? __bfloat162float(((const __nv_bfloat16 *)p)[i]) : p[i];
+}
+
+static __device__ __forceinline__ void cu_st(float *p, nn_dtype dt, size_t i, float v)
+{
+    if (dt == NN_BF16)
+        ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
+    else
+        p[i] = v;
+}
 
 /* Element i of an NHWC tensor [n, h, w, c] as (image, y, x, channel). */
 static __device__ __forceinline__ void cu_unravel(size_t i, int h, int w, int c, size_t *img,
@@ -145,12 +162,18 @@ void cu_sum_partials(float *out, const float *partial, int n, double offset, dou
 
 /* ---- the operations, by file (the backend table in backend.cu points at them) ---- */
 /* elementwise.cu */
-void cu_act_fw(float *x, size_t n, nn_act act, float alpha);
-void cu_add(float *y, const float *a, const float *b, size_t n);
+void cu_act_fw(nn_tensor *x, nn_act act, float alpha);
+void cu_add(nn_tensor *y, const nn_tensor *a, const nn_tensor *b);
+void cu_convert(nn_tensor *dst, const nn_tensor *src);
+/* dst: n fp32 values (+)= src: n elements of type dt */
+void cu_widen(float *dst, const float *src, nn_dtype dt, size_t n, nn_accum mode);
 void cu_scale_bias(nn_tensor *x, const float *scale, const float *bias);
-void cu_bias_act(float *y, const float *bias, size_t rows, int c, nn_act act, float alpha);
-void cu_act_bwd(float *dx, const float *dy, const float *y, size_t n, nn_act act, float alpha);
-void cu_bias_grad(float *db, const float *dy, size_t rows, int c, nn_accum mode);
+/* y: [rows, c] of type dt = act(y + bias) */
+void cu_bias_act(float *y, nn_dtype dt, const float *bias, size_t rows, int c, nn_act act,
+                 float alpha);
+void cu_act_bwd(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, nn_act act, float alpha);
+/* db: [c] (fp32) (+)= the column sums of dy: [rows, c] of type dt */
+void cu_bias_grad(float *db, const float *dy, nn_dtype dt, size_t rows, int c, nn_accum mode);
 void cu_depth_to_space(nn_tensor *y, const nn_tensor *x, int r);
 /* y: [n, h*r, w*r, C] = depth_to_space(act(x + bias), r), x: [n, h, w, r*r*C] */
 void cu_bias_act_shuffle(nn_tensor *y, const nn_tensor *x, const float *bias, int r, nn_act act,
@@ -162,7 +185,7 @@ void cu_fill(float *x, size_t n, float value);
 int cu_all_finite(const float *x, size_t n);
 void cu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h);
 void cu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                 float *ctl);
+                 float *ctl, float *p16);
 void cu_flag_nonfinite(float *flag, const float *x, size_t n);
 /* profile.cu: the same table with every operation timed by events */
 void cu_profile_table(nn_backend *t);
@@ -185,12 +208,11 @@ void cu_depthwise_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn
 void cu_pool(nn_tensor *y, const nn_tensor *x, const nn_pool_desc *d);
 void cu_conv_set_precision(nn_precision p);
 /* dense.cu */
-void cu_dense(float *y, const float *x, const float *w, const float *b, int n, int in, int out,
-              nn_act act, float alpha);
-void cu_dense_bwd_data(float *dx, const float *dy, const float *w, int n, int in, int out,
-                       nn_accum mode);
-void cu_dense_bwd_filter(float *dw, float *db, const float *dy, const float *x, int n, int in,
-                         int out, nn_accum mode);
+void cu_dense(nn_tensor *y, const nn_tensor *x, const float *w, const float *b, nn_act act,
+              float alpha);
+void cu_dense_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w, nn_accum mode);
+void cu_dense_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
+                         nn_accum mode);
 /* loss.cu */
 void cu_loss(float *dpred, float *loss, const nn_tensor *pred, const nn_tensor *target,
              const float *mask, nn_loss_kind kind, float weight);

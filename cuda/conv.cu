@@ -12,8 +12,8 @@
 /* ---- explicit padding ----------------------------------------------------------------------- */
 
 /* xp: [n, h + pt + pb, w + pl + pr, c] = x with a zero border */
-static __global__ void pad_kernel(float *xp, const float *x, int h, int w, int c, int ph, int pw,
-                                  int pt, int pl, size_t total)
+static __global__ void pad_kernel(float *xp, const float *x, nn_dtype dt, int h, int w, int c,
+                                  int ph, int pw, int pt, int pl, size_t total)
 {
     CU_FOR(i, total)
     {
@@ -21,23 +21,24 @@ static __global__ void pad_kernel(float *xp, const float *x, int h, int w, int c
         int py, px, ch;
         cu_unravel(i, ph, pw, c, &img, &py, &px, &ch);
         int iy = py - pt, ix = px - pl;
-        xp[i] = iy >= 0 && iy < h && ix >= 0 && ix < w
-                    ? x[((img * h + iy) * w + ix) * (size_t)c + ch]
-                    : 0.0f;
+        cu_st(xp, dt, i,
+              iy >= 0 && iy < h && ix >= 0 && ix < w
+                  ? cu_ld(x, dt, ((img * h + iy) * w + ix) * (size_t)c + ch)
+                  : 0.0f);
     }
 }
 
 /* dx (+)= the interior of dxp (the inverse of pad_kernel) */
-static __global__ void crop_kernel(float *dx, const float *dxp, int h, int w, int c, int ph, int pw,
-                                   int pt, int pl, size_t total, int accumulate)
+static __global__ void crop_kernel(float *dx, const float *dxp, nn_dtype dt, int h, int w, int c,
+                                   int ph, int pw, int pt, int pl, size_t total, int accumulate)
 {
     CU_FOR(i, total)
     {
         size_t img;
         int iy, ix, ch;
         cu_unravel(i, h, w, c, &img, &iy, &ix, &ch);
-        float v = dxp[((img * ph + iy + pt) * pw + ix + pl) * (size_t)c + ch];
-        dx[i] = accumulate ? dx[i] + v : v;
+        float v = cu_ld(dxp, dt, ((img * ph + iy + pt) * pw + ix + pl) * (size_t)c + ch);
+        cu_st(dx, dt, i, accumulate ? cu_ld(dx, dt, i) + v : v);
     }
 }
 
@@ -49,8 +50,8 @@ static int symmetric(const nn_conv_desc *d)
 /* x padded by d's margins into scratch `slot` (a view with the padded shape) */
 static nn_tensor padded(const nn_tensor *x, const nn_conv_desc *d, cu_scratch_slot slot)
 {
-    nn_tensor p = {NULL, x->n, x->h + d->pad_t + d->pad_b, x->w + d->pad_l + d->pad_r, x->c};
-    p.d = (float *)cu_scratch(slot, nn_numel(&p) * sizeof(float));
+    nn_tensor p = {NULL, x->n, x->h + d->pad_t + d->pad_b, x->w + d->pad_l + d->pad_r, x->c, x->dt};
+    p.d = (float *)cu_scratch(slot, nn_numel(&p) * nn_dtype_size(p.dt));
     return p;
 }
 
@@ -60,7 +61,7 @@ static nn_tensor pad_input(const nn_tensor *x, const nn_conv_desc *d)
     size_t total = nn_numel(&p);
     if (total)
         pad_kernel<<<cu_blocks(total, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
-            p.d, x->d, x->h, x->w, x->c, p.h, p.w, d->pad_t, d->pad_l, total);
+            p.d, x->d, x->dt, x->h, x->w, x->c, p.h, p.w, d->pad_t, d->pad_l, total);
     KERNEL_CHECK();
     return p;
 }
@@ -70,7 +71,8 @@ static nn_tensor pad_input(const nn_tensor *x, const nn_conv_desc *d)
 enum { PLAN_FWD, PLAN_BWD_DATA, PLAN_BWD_FILTER };
 
 typedef struct conv_plan {
-    int key[13];
+    int key[14];
+    nn_dtype dt;
     cudnnTensorDescriptor_t xd, yd;
     cudnnFilterDescriptor_t wd;
     cudnnConvolutionDescriptor_t cd;
@@ -96,11 +98,13 @@ void cu_conv_set_precision(nn_precision p)
     conv_prec = p;
 }
 
-/* x: [n, h, w, cin] (already padded when the padding is asymmetric), y: [n, oh, ow, cout] */
+/* x: [n, h, w, cin] (already padded when the padding is asymmetric), y: [n, oh, ow, cout], of one
+ * element type */
 static conv_plan *plan_for(const nn_tensor *x, const nn_tensor *y, const nn_conv_desc *d, int pad_h,
                            int pad_w)
 {
-    int key[13] = {x->n,
+    VS_CHECK(x->dt == y->dt);
+    int key[14] = {x->n,
                    x->h,
                    x->w,
                    x->c,
@@ -112,23 +116,25 @@ static conv_plan *plan_for(const nn_tensor *x, const nn_tensor *y, const nn_conv
                    pad_h,
                    pad_w,
                    (int)conv_prec,
-                   conv_deterministic};
+                   conv_deterministic,
+                   (int)x->dt};
     for (int i = 0; i < n_plans; i++)
         if (memcmp(plans[i].key, key, sizeof key) == 0) return &plans[i];
     VS_CHECK(n_plans < MAX_PLANS);
     conv_plan *p = &plans[n_plans++];
     memset(p, 0, sizeof *p);
     memcpy(p->key, key, sizeof key);
+    p->dt = x->dt;
+    const cudnnDataType_t t = x->dt == NN_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->xd));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->yd));
     CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->wd));
     CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p->cd));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, x->n, x->c,
-                                           x->h, x->w));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, y->n, y->c,
-                                           y->h, y->w));
-    CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, y->c, x->c,
-                                           d->kh, d->kw));
+    CUDNN_CHECK(
+        cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NHWC, t, x->n, x->c, x->h, x->w));
+    CUDNN_CHECK(
+        cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NHWC, t, y->n, y->c, y->h, y->w));
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->wd, t, CUDNN_TENSOR_NHWC, y->c, x->c, d->kh, d->kw));
     CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->cd, pad_h, pad_w, d->sh, d->sw, 1, 1,
                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     int oh = 0, ow = 0, on = 0, oc = 0;
@@ -146,16 +152,22 @@ typedef struct algo_perf {
     cudnnMathType_t math;
 } algo_perf;
 
-/* The fastest result that ran, within the workspace cap, and, in FP32, does not round through
- * TF32; a deterministic one (the same answer every time, so captured and uncaptured steps agree)
- * when there is one. */
-static int pick_algo(const algo_perf *r, int n)
+/* Whether plan p's products must stay IEEE fp32 (fp32 tensors in FP32 precision). */
+static int strict_fp32(const conv_plan *p)
+{
+    return p->dt == NN_F32 && conv_prec == NN_PREC_FP32;
+}
+
+/* The fastest result that ran, within the workspace cap, and, for strict fp32, does not round
+ * through TF32; a deterministic one (the same answer every time, so captured and uncaptured steps
+ * agree) when there is one. */
+static int pick_algo(const conv_plan *p, const algo_perf *r, int n)
 {
     for (int strict = conv_deterministic; strict >= 0; strict--)
         for (int i = 0; i < n; i++) {
             if (r[i].status != CUDNN_STATUS_SUCCESS || r[i].memory > NN_GPU_WORKSPACE_MAX) continue;
             if (strict && r[i].determinism != CUDNN_DETERMINISTIC) continue;
-            if (conv_prec == NN_PREC_FP32 && r[i].math != CUDNN_FMA_MATH) continue;
+            if (strict_fp32(p) && r[i].math != CUDNN_FMA_MATH) continue;
             return i;
         }
     return -1;
@@ -169,8 +181,10 @@ static void find_algo(conv_plan *p, int kind)
     cudaStreamCaptureStatus cap;
     CUDA_CHECK(cudaStreamIsCapturing(cu_ctx.stream, &cap));
     VS_CHECK(cap == cudaStreamCaptureStatusNone); /* a new shape inside a captured step */
-    CUDNN_CHECK(cudnnSetConvolutionMathType(p->cd, conv_prec == NN_PREC_FP32 ? CUDNN_FMA_MATH
-                                                                             : CUDNN_DEFAULT_MATH));
+    /* bf16 tensors: tensor cores; fp32: TF32 allowed unless strict */
+    CUDNN_CHECK(cudnnSetConvolutionMathType(p->cd, strict_fp32(p)      ? CUDNN_FMA_MATH
+                                                   : p->dt == NN_BF16 ? CUDNN_TENSOR_OP_MATH
+                                                                      : CUDNN_DEFAULT_MATH));
     CUDA_CHECK(cudaStreamSynchronize(cu_ctx.stream));
     enum { N = 16 };
     algo_perf r[N];
@@ -196,7 +210,7 @@ static void find_algo(conv_plan *p, int kind)
         COPY_PERF(res);
     }
 #undef COPY_PERF
-    int pick = pick_algo(r, got);
+    int pick = pick_algo(p, r, got);
     VS_CHECK(pick >= 0); /* cuDNN has no algorithm for this shape and precision */
     p->algo[kind] = r[pick].algo, p->ws[kind] = r[pick].memory, p->math[kind] = r[pick].math;
     p->found[kind] = 1;
@@ -226,9 +240,10 @@ void cu_conv2d(nn_tensor *y_out, const nn_tensor *x, const float *w, const float
                const nn_conv_desc *d)
 {
     const int r = d->shuffle > 1 ? d->shuffle : 1;
-    nn_tensor yc = {NULL, y_out->n, y_out->h / r, y_out->w / r, y_out->c * r * r};
+    nn_tensor yc = {NULL, y_out->n, y_out->h / r, y_out->w / r, y_out->c * r * r, y_out->dt};
     VS_CHECK(yc.h * r == y_out->h && yc.w * r == y_out->w);
-    yc.d = r > 1 ? (float *)cu_scratch(CU_SCR_CONV_OUT, nn_numel(&yc) * sizeof(float)) : y_out->d;
+    yc.d = r > 1 ? (float *)cu_scratch(CU_SCR_CONV_OUT, nn_numel(&yc) * nn_dtype_size(yc.dt))
+                 : y_out->d;
     nn_tensor *y = &yc;
     check_geometry(y, x, d);
     if (nn_numel(y) == 0) return;
@@ -243,7 +258,7 @@ void cu_conv2d(nn_tensor *y_out, const nn_tensor *x, const float *w, const float
     if (r > 1)
         cu_bias_act_shuffle(y_out, y, b, r, d->act, d->alpha);
     else
-        cu_bias_act(y->d, b, nn_numel(y) / (size_t)y->c, y->c, d->act, d->alpha);
+        cu_bias_act(y->d, y->dt, b, nn_numel(y) / (size_t)y->c, y->c, d->act, d->alpha);
 }
 
 /* dx: [n, h, w, cin] (+)= conv^T(dy, w) */
@@ -270,18 +285,19 @@ void cu_conv2d_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w, cons
                                              ws, p->ws[PLAN_BWD_DATA], &zero, p->xd, dxp.d));
     size_t total = nn_numel(dx);
     crop_kernel<<<cu_blocks(total, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
-        dx->d, dxp.d, dx->h, dx->w, dx->c, dxp.h, dxp.w, d->pad_t, d->pad_l, total,
+        dx->d, dxp.d, dx->dt, dx->h, dx->w, dx->c, dxp.h, dxp.w, d->pad_t, d->pad_l, total,
         mode == NN_ACCUMULATE);
     KERNEL_CHECK();
 }
 
-/* dw: [cout, kh, kw, cin] (+)= the weight gradient, db: [cout] (+)= the sum of dy */
+/* dw: [cout, kh, kw, cin] (+)= the weight gradient, db: [cout] (+)= the sum of dy, both fp32
+ * (for bf16 tensors cuDNN writes a bf16 gradient into scratch, widened into dw) */
 void cu_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
                           const nn_conv_desc *d, nn_accum mode)
 {
     check_geometry(dy, x, d);
     const int k = d->kh * d->kw * x->c, cout = dy->c;
-    if (db) cu_bias_grad(db, dy->d, nn_numel(dy) / (size_t)(cout ? cout : 1), cout, mode);
+    if (db) cu_bias_grad(db, dy->d, dy->dt, nn_numel(dy) / (size_t)(cout ? cout : 1), cout, mode);
     if (nn_numel(dy) == 0 || nn_numel(x) == 0) {
         if (mode == NN_OVERWRITE) cu_fill(dw, (size_t)k * cout, 0.0f);
         return;
@@ -291,24 +307,29 @@ void cu_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_te
     conv_plan *p = plan_for(&xin, dy, d, ph, pw);
     void *ws = use_algo(p, PLAN_BWD_FILTER);
     const float one = 1.0f, zero = 0.0f;
+    const size_t count = (size_t)k * cout;
+    const int wide = x->dt == NN_F32;
+    float *out = wide ? dw : (float *)cu_scratch(CU_SCR_WGRAD, count * nn_dtype_size(x->dt));
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(
         cu_ctx.cudnn, &one, p->xd, xin.d, p->yd, dy->d, p->cd,
         (cudnnConvolutionBwdFilterAlgo_t)p->algo[PLAN_BWD_FILTER], ws, p->ws[PLAN_BWD_FILTER],
-        mode == NN_ACCUMULATE ? &one : &zero, p->wd, dw));
+        wide && mode == NN_ACCUMULATE ? &one : &zero, p->wd, out));
+    if (!wide) cu_widen(dw, out, x->dt, count, mode);
 }
 
 /* ---- depthwise (channel multiplier 1) ------------------------------------------------------- */
 
 typedef struct dw_geo {
     int n, h, w, c, oh, ow, kh, kw, sh, sw, pt, pl;
+    nn_dtype dt; /* of the tensors and the weights (the weight gradient is fp32) */
 } dw_geo;
 
 static dw_geo dw_geometry(const nn_tensor *y, const nn_tensor *x, const nn_conv_desc *d)
 {
     check_geometry(y, x, d);
-    VS_CHECK(y->c == x->c);
-    return (dw_geo){x->n,  x->h,  x->w,  x->c,  y->h,     y->w,
-                    d->kh, d->kw, d->sh, d->sw, d->pad_t, d->pad_l};
+    VS_CHECK(y->c == x->c && y->dt == x->dt);
+    return (dw_geo){x->n,  x->h,  x->w,  x->c,     y->h,     y->w, d->kh,
+                    d->kw, d->sh, d->sw, d->pad_t, d->pad_l, x->dt};
 }
 
 static __global__ void dw_fwd_kernel(float *y, const float *x, const float *w, const float *b,
@@ -326,12 +347,12 @@ static __global__ void dw_fwd_kernel(float *y, const float *x, const float *w, c
             for (int kx = 0; kx < g.kw; kx++) {
                 int ix = ox * g.sw - g.pl + kx;
                 if (ix < 0 || ix >= g.w) continue;
-                s += x[((img * g.h + iy) * g.w + ix) * (size_t)g.c + ch] *
-                     w[((size_t)ky * g.kw + kx) * g.c + ch];
+                s += cu_ld(x, g.dt, ((img * g.h + iy) * g.w + ix) * (size_t)g.c + ch) *
+                     cu_ld(w, g.dt, ((size_t)ky * g.kw + kx) * g.c + ch);
             }
         }
         if (b) s += b[ch];
-        y[i] = cu_act(s, act, alpha);
+        cu_st(y, g.dt, i, cu_act(s, act, alpha));
     }
 }
 
@@ -366,11 +387,11 @@ static __global__ void dw_bwd_data_kernel(float *dx, const float *dy, const floa
                 if (nx < 0 || nx % g.sw) continue;
                 int ox = nx / g.sw;
                 if (ox >= g.ow) continue;
-                s += dy[((img * g.oh + oy) * g.ow + ox) * (size_t)g.c + ch] *
-                     w[((size_t)ky * g.kw + kx) * g.c + ch];
+                s += cu_ld(dy, g.dt, ((img * g.oh + oy) * g.ow + ox) * (size_t)g.c + ch) *
+                     cu_ld(w, g.dt, ((size_t)ky * g.kw + kx) * g.c + ch);
             }
         }
-        dx[i] = accumulate ? dx[i] + s : s;
+        cu_st(dx, g.dt, i, accumulate ? cu_ld(dx, g.dt, i) + s : s);
     }
 }
 
@@ -406,7 +427,8 @@ static __global__ void dw_bwd_filter_kernel(float *dw, const float *dy, const fl
             size_t img = t / (size_t)g.oh;
             int iy = oy * g.sh - g.pt + ky, ix = ox * g.sw - g.pl + kx;
             if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
-            acc += dy[pos * g.c + ch] * x[((img * g.h + iy) * g.w + ix) * (size_t)g.c + ch];
+            acc += cu_ld(dy, g.dt, pos * g.c + ch) *
+                   cu_ld(x, g.dt, ((img * g.h + iy) * g.w + ix) * (size_t)g.c + ch);
         }
     s[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
@@ -423,7 +445,7 @@ void cu_depthwise_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn
 {
     dw_geo g = dw_geometry(dy, x, d);
     if (g.c == 0) return;
-    if (db) cu_bias_grad(db, dy->d, nn_numel(dy) / (size_t)g.c, g.c, mode);
+    if (db) cu_bias_grad(db, dy->d, dy->dt, nn_numel(dy) / (size_t)g.c, g.c, mode);
     dim3 grid((unsigned)((g.c + DWF_TX - 1) / DWF_TX), (unsigned)(g.kh * g.kw));
     dw_bwd_filter_kernel<<<grid, dim3(DWF_TX, DWF_TY), 0, cu_ctx.stream>>>(dw, dy->d, x->d, g,
                                                                            mode == NN_ACCUMULATE);
@@ -448,23 +470,25 @@ static __global__ void pool_kernel(float *y, const float *x, dw_geo g, nn_pool_k
             for (int kx = 0; kx < g.kw; kx++) {
                 int ix = ox * g.sw - g.pl + kx;
                 if (ix < 0 || ix >= g.w) continue;
-                float v = x[((img * g.h + iy) * g.w + ix) * (size_t)g.c + ch];
+                float v = cu_ld(x, g.dt, ((img * g.h + iy) * g.w + ix) * (size_t)g.c + ch);
                 acc = kind == NN_POOL_MAX ? fmaxf(acc, v) : acc + v;
                 cells++;
             }
         }
         /* TF: padded cells do not count; a window over padding only gives 0 */
-        y[i] = cells == 0 ? 0.0f : kind == NN_POOL_MAX ? acc : acc * (1.0f / (float)cells);
+        cu_st(y, g.dt, i,
+              cells == 0 ? 0.0f : kind == NN_POOL_MAX ? acc : acc * (1.0f / (float)cells));
     }
 }
 
 void cu_pool(nn_tensor *y, const nn_tensor *x, const nn_pool_desc *d)
 {
     VS_CHECK(d->kh >= 1 && d->kw >= 1 && d->sh >= 1 && d->sw >= 1);
-    VS_CHECK(y->n == x->n && y->c == x->c);
+    VS_CHECK(y->n == x->n && y->c == x->c && y->dt == x->dt);
     VS_CHECK(y->h == (x->h + d->pad_t + d->pad_b - d->kh) / d->sh + 1);
     VS_CHECK(y->w == (x->w + d->pad_l + d->pad_r - d->kw) / d->sw + 1);
-    dw_geo g = {x->n, x->h, x->w, x->c, y->h, y->w, d->kh, d->kw, d->sh, d->sw, d->pad_t, d->pad_l};
+    dw_geo g = {x->n,  x->h,  x->w,  x->c,     y->h,     y->w, d->kh,
+                d->kw, d->sh, d->sw, d->pad_t, d->pad_l, x->dt};
     size_t total = nn_numel(y);
     if (total == 0) return;
     pool_kernel<<<cu_blocks(total, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(y->d, x->d, g,

@@ -9,27 +9,78 @@
 
 /* ---- activation, add, scale/bias ------------------------------------------------------------ */
 
-static __global__ void act_kernel(float *x, size_t n, nn_act act, float alpha)
+static __global__ void act_kernel(float *x, nn_dtype dt, size_t n, nn_act act, float alpha)
 {
-    CU_FOR(i, n) x[i] = cu_act(x[i], act, alpha);
+    CU_FOR(i, n) cu_st(x, dt, i, cu_act(cu_ld(x, dt, i), act, alpha));
 }
 
-void cu_act_fw(float *x, size_t n, nn_act act, float alpha)
+void cu_act_fw(nn_tensor *x, nn_act act, float alpha)
 {
+    size_t n = nn_numel(x);
     if (n == 0 || act == NN_ACT_NONE) return;
-    act_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(x, n, act, alpha);
+    act_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(x->d, x->dt, n, act,
+                                                                           alpha);
     KERNEL_CHECK();
 }
 
-static __global__ void add_kernel(float *y, const float *a, const float *b, size_t n)
+static __global__ void add_kernel(float *y, const float *a, const float *b, nn_dtype dt, size_t n)
 {
-    CU_FOR(i, n) y[i] = a[i] + b[i];
+    CU_FOR(i, n) cu_st(y, dt, i, cu_ld(a, dt, i) + cu_ld(b, dt, i));
 }
 
-void cu_add(float *y, const float *a, const float *b, size_t n)
+/* the element types of the tensors of one call agree */
+static void same_dtype(const nn_tensor *a, const nn_tensor *b)
+{
+    VS_CHECK(a->dt == b->dt);
+}
+
+void cu_add(nn_tensor *y, const nn_tensor *a, const nn_tensor *b)
+{
+    size_t n = nn_numel(y);
+    VS_CHECK(nn_numel(a) == n && nn_numel(b) == n);
+    same_dtype(y, a), same_dtype(y, b);
+    if (n == 0) return;
+    add_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(y->d, a->d, b->d, y->dt,
+                                                                           n);
+    KERNEL_CHECK();
+}
+
+static __global__ void convert_kernel(float *dst, nn_dtype dt_dst, const float *src,
+                                      nn_dtype dt_src, size_t n)
+{
+    CU_FOR(i, n) cu_st(dst, dt_dst, i, cu_ld(src, dt_src, i));
+}
+
+void cu_convert(nn_tensor *dst, const nn_tensor *src)
+{
+    size_t n = nn_numel(dst);
+    VS_CHECK(nn_numel(src) == n);
+    if (n == 0 || (dst->d == src->d && dst->dt == src->dt)) return;
+    if (dst->dt == src->dt) {
+        CUDA_CHECK(cudaMemcpyAsync(dst->d, src->d, n * nn_dtype_size(dst->dt),
+                                   cudaMemcpyDeviceToDevice, cu_ctx.stream));
+        return;
+    }
+    convert_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(dst->d, dst->dt,
+                                                                               src->d, src->dt, n);
+    KERNEL_CHECK();
+}
+
+static __global__ void widen_kernel(float *dst, const float *src, nn_dtype dt, size_t n,
+                                    int accumulate)
+{
+    CU_FOR(i, n)
+    {
+        float v = cu_ld(src, dt, i);
+        dst[i] = accumulate ? dst[i] + v : v;
+    }
+}
+
+void cu_widen(float *dst, const float *src, nn_dtype dt, size_t n, nn_accum mode)
 {
     if (n == 0) return;
-    add_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(y, a, b, n);
+    widen_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        dst, src, dt, n, mode == NN_ACCUMULATE);
     KERNEL_CHECK();
 }
 
@@ -55,45 +106,46 @@ void cu_scale_bias(nn_tensor *x, const float *scale, const float *bias)
     KERNEL_CHECK();
 }
 
-static __global__ void bias_act_kernel(float *y, const float *bias, size_t n, int c, nn_act act,
-                                       float alpha)
+static __global__ void bias_act_kernel(float *y, nn_dtype dt, const float *bias, size_t n, int c,
+                                       nn_act act, float alpha)
 {
     CU_FOR(i, n)
     {
-        float v = y[i];
+        float v = cu_ld(y, dt, i);
         if (bias) v += bias[i % (size_t)c];
-        y[i] = cu_act(v, act, alpha);
+        cu_st(y, dt, i, cu_act(v, act, alpha));
     }
 }
 
-/* y: [rows, c] = act(y + bias) */
-void cu_bias_act(float *y, const float *bias, size_t rows, int c, nn_act act, float alpha)
+void cu_bias_act(float *y, nn_dtype dt, const float *bias, size_t rows, int c, nn_act act,
+                 float alpha)
 {
     size_t n = rows * (size_t)c;
     if (n == 0 || (!bias && act == NN_ACT_NONE)) return;
-    bias_act_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(y, bias, n, c, act,
-                                                                                alpha);
+    bias_act_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(y, dt, bias, n, c,
+                                                                                act, alpha);
     KERNEL_CHECK();
 }
 
-static __global__ void act_bwd_kernel(float *dx, const float *dy, const float *y, size_t n,
-                                      nn_act act, float alpha)
+static __global__ void act_bwd_kernel(float *dx, const float *dy, const float *y, nn_dtype dt,
+                                      size_t n, nn_act act, float alpha)
 {
-    CU_FOR(i, n) dx[i] = cu_act_grad(dy[i], y[i], act, alpha);
+    CU_FOR(i, n) cu_st(dx, dt, i, cu_act_grad(cu_ld(dy, dt, i), cu_ld(y, dt, i), act, alpha));
 }
 
-void cu_act_bwd(float *dx, const float *dy, const float *y, size_t n, nn_act act, float alpha)
+void cu_act_bwd(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, nn_act act, float alpha)
 {
     VS_CHECK(act >= NN_ACT_NONE && act <= NN_ACT_SIGMOID);
+    size_t n = nn_numel(dx);
+    VS_CHECK(nn_numel(dy) == n && nn_numel(y) == n);
+    same_dtype(dx, dy), same_dtype(dx, y);
     if (n == 0) return;
     if (act == NN_ACT_NONE) {
-        if (dx != dy)
-            CUDA_CHECK(cudaMemcpyAsync(dx, dy, n * sizeof(float), cudaMemcpyDeviceToDevice,
-                                       cu_ctx.stream));
+        cu_convert(dx, dy);
         return;
     }
-    act_bwd_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(dx, dy, y, n, act,
-                                                                               alpha);
+    act_bwd_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        dx->d, dy->d, y->d, dx->dt, n, act, alpha);
     KERNEL_CHECK();
 }
 
@@ -103,7 +155,8 @@ void cu_act_bwd(float *dx, const float *dy, const float *y, size_t n, nn_act act
 #define BG_TY 8  /* row lanes per block */
 
 /* partial[by * c + ch] = sum of dy[r, ch] over the rows r = (by * BG_TY + ty) + k * stride */
-static __global__ void bias_grad_partial(float *partial, const float *dy, size_t rows, int c)
+static __global__ void bias_grad_partial(float *partial, const float *dy, nn_dtype dt, size_t rows,
+                                         int c)
 {
     __shared__ float s[BG_TY][BG_TX + 1];
     const int ch = blockIdx.x * BG_TX + threadIdx.x;
@@ -111,7 +164,7 @@ static __global__ void bias_grad_partial(float *partial, const float *dy, size_t
     if (ch < c)
         for (size_t r = (size_t)blockIdx.y * BG_TY + threadIdx.y; r < rows;
              r += (size_t)gridDim.y * BG_TY)
-            acc += dy[r * c + ch];
+            acc += cu_ld(dy, dt, r * c + ch);
     s[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
     if (threadIdx.y == 0 && ch < c) {
@@ -132,8 +185,7 @@ static __global__ void bias_grad_final(float *db, const float *partial, int part
     }
 }
 
-/* db: [c] (+)= the sum over rows of dy: [rows, c] */
-void cu_bias_grad(float *db, const float *dy, size_t rows, int c, nn_accum mode)
+void cu_bias_grad(float *db, const float *dy, nn_dtype dt, size_t rows, int c, nn_accum mode)
 {
     if (c == 0) return;
     if (rows == 0) {
@@ -144,7 +196,7 @@ void cu_bias_grad(float *db, const float *dy, size_t rows, int c, nn_accum mode)
     int parts = (int)(want < 128 ? want : 128);
     float *partial = (float *)cu_scratch(CU_SCR_PARTIAL, (size_t)parts * c * sizeof(float));
     dim3 grid((unsigned)((c + BG_TX - 1) / BG_TX), (unsigned)parts), block(BG_TX, BG_TY);
-    bias_grad_partial<<<grid, block, 0, cu_ctx.stream>>>(partial, dy, rows, c);
+    bias_grad_partial<<<grid, block, 0, cu_ctx.stream>>>(partial, dy, dt, rows, c);
     KERNEL_CHECK();
     bias_grad_final<<<cu_blocks((size_t)c, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
         db, partial, parts, c, mode);
@@ -169,23 +221,31 @@ static __device__ __forceinline__ void shuffle_index(size_t *di, int *dc, size_t
 static void check_shuffle(const nn_tensor *space, const nn_tensor *depth, int r)
 {
     VS_CHECK(r >= 1);
+    same_dtype(space, depth);
     VS_CHECK(space->n == depth->n && space->h == depth->h * r && space->w == depth->w * r &&
              depth->c == r * r * space->c);
 }
 
 /* space: [n, h*r, w*r, c], depth: [n, h, w, r*r*c]; one thread per space element */
-static __global__ void shuffle_kernel(float *space, float *depth, int h, int w, int c, int r,
-                                      size_t n_elems, int to_space)
+static __global__ void shuffle_kernel(float *space, float *depth, nn_dtype dt, int h, int w, int c,
+                                      int r, size_t n_elems, int to_space)
 {
     CU_FOR(i, n_elems)
     {
         size_t di;
         int dc;
         shuffle_index(&di, &dc, i, h, w, c, r);
-        if (to_space)
+        if (dt == NN_BF16) { /* a move: no need to go through fp32 */
+            __nv_bfloat16 *s = (__nv_bfloat16 *)space, *d = (__nv_bfloat16 *)depth;
+            if (to_space)
+                s[i] = d[di];
+            else
+                d[di] = s[i];
+        } else if (to_space) {
             space[i] = depth[di];
-        else
+        } else {
             depth[di] = space[i];
+        }
     }
 }
 
@@ -194,8 +254,8 @@ void cu_depth_to_space(nn_tensor *y, const nn_tensor *x, int r)
     check_shuffle(y, x, r);
     size_t n = nn_numel(y);
     if (n == 0) return;
-    shuffle_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(y->d, x->d, x->h,
-                                                                               x->w, y->c, r, n, 1);
+    shuffle_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        y->d, x->d, y->dt, x->h, x->w, y->c, r, n, 1);
     KERNEL_CHECK();
 }
 
@@ -204,24 +264,24 @@ void cu_space_to_depth(nn_tensor *y, const nn_tensor *x, int r)
     check_shuffle(x, y, r);
     size_t n = nn_numel(x);
     if (n == 0) return;
-    shuffle_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(x->d, y->d, y->h,
-                                                                               y->w, x->c, r, n, 0);
+    shuffle_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
+        x->d, y->d, y->dt, y->h, y->w, x->c, r, n, 0);
     KERNEL_CHECK();
 }
 
 /* y (space order, one thread per element) = act(x + bias) from x in depth order */
-static __global__ void bias_act_shuffle_kernel(float *y, const float *x, const float *bias, int h,
-                                               int w, int c, int r, size_t n_elems, nn_act act,
-                                               float alpha)
+static __global__ void bias_act_shuffle_kernel(float *y, const float *x, nn_dtype dt,
+                                               const float *bias, int h, int w, int c, int r,
+                                               size_t n_elems, nn_act act, float alpha)
 {
     CU_FOR(i, n_elems)
     {
         size_t di;
         int dc;
         shuffle_index(&di, &dc, i, h, w, c, r);
-        float v = x[di];
+        float v = cu_ld(x, dt, di);
         if (bias) v += bias[dc];
-        y[i] = cu_act(v, act, alpha);
+        cu_st(y, dt, i, cu_act(v, act, alpha));
     }
 }
 
@@ -232,21 +292,21 @@ void cu_bias_act_shuffle(nn_tensor *y, const nn_tensor *x, const float *bias, in
     size_t n = nn_numel(y);
     if (n == 0) return;
     bias_act_shuffle_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
-        y->d, x->d, bias, x->h, x->w, y->c, r, n, act, alpha);
+        y->d, x->d, y->dt, bias, x->h, x->w, y->c, r, n, act, alpha);
     KERNEL_CHECK();
 }
 
 /* dx (depth order) = dy * act'(y) (space order); one thread per space element */
-static __global__ void shuffle_act_bwd_kernel(float *dx, const float *dy, const float *y, int h,
-                                              int w, int c, int r, size_t n_elems, nn_act act,
-                                              float alpha)
+static __global__ void shuffle_act_bwd_kernel(float *dx, const float *dy, const float *y,
+                                              nn_dtype dt, int h, int w, int c, int r,
+                                              size_t n_elems, nn_act act, float alpha)
 {
     CU_FOR(i, n_elems)
     {
         size_t di;
         int dc;
         shuffle_index(&di, &dc, i, h, w, c, r);
-        dx[di] = cu_act_grad(dy[i], y[i], act, alpha);
+        cu_st(dx, dt, di, cu_act_grad(cu_ld(dy, dt, i), cu_ld(y, dt, i), act, alpha));
     }
 }
 
@@ -256,10 +316,11 @@ void cu_shuffle_act_bwd(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, 
     VS_CHECK(act >= NN_ACT_NONE && act <= NN_ACT_SIGMOID);
     check_shuffle(dy, dx, r);
     VS_CHECK(y->n == dy->n && y->h == dy->h && y->w == dy->w && y->c == dy->c);
+    same_dtype(y, dy);
     size_t n = nn_numel(dx);
     if (n == 0) return;
     shuffle_act_bwd_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
-        dx->d, dy->d, y->d, dx->h, dx->w, dy->c, r, n, act, alpha);
+        dx->d, dy->d, y->d, dx->dt, dx->h, dx->w, dy->c, r, n, act, alpha);
     KERNEL_CHECK();
 }
 
@@ -307,10 +368,11 @@ int cu_all_finite(const float *x, size_t n)
 /* ---- Adam ----------------------------------------------------------------------------------- */
 
 /* Keras's order of operations, as cpu_adam. With ctl: lr_t from ctl[0], nothing done when
- * ctl[1] != 0 on entry, and ctl[1] set when a gradient is not finite (checked as it is read). */
+ * ctl[1] != 0 on entry, and ctl[1] set when a gradient is not finite (checked as it is read).
+ * With p16, the new parameters rounded to bf16 there too. */
 static __global__ void adam_kernel(float *p, float *m, float *v, const float *g, size_t n,
-                                   float lr_t, float *ctl, float b1, float b2, float one_b1,
-                                   float one_b2, float eps)
+                                   float lr_t, float *ctl, __nv_bfloat16 *p16, float b1, float b2,
+                                   float one_b1, float one_b2, float eps)
 {
     if (ctl) {
         if (ctl[1] != 0.0f) return;
@@ -318,7 +380,8 @@ static __global__ void adam_kernel(float *p, float *m, float *v, const float *g,
     }
     int bad = 0;
     /* four at a time where every array is 16-byte aligned (the arenas are), then the rest */
-    const int vec = !(((uintptr_t)p | (uintptr_t)m | (uintptr_t)v | (uintptr_t)g) & 15);
+    const int vec = !(((uintptr_t)p | (uintptr_t)m | (uintptr_t)v | (uintptr_t)g) & 15) &&
+                    !((uintptr_t)p16 & 7);
     const size_t n4 = vec ? n / 4 : 0;
     CU_FOR(i, n4)
     {
@@ -334,6 +397,12 @@ static __global__ void adam_kernel(float *p, float *m, float *v, const float *g,
             ps[k] = __fsub_rn(ps[k], __fdiv_rn(__fmul_rn(lr_t, mi), __fadd_rn(sqrtf(vi), eps)));
         }
         ((float4 *)m)[i] = m4, ((float4 *)v)[i] = v4, ((float4 *)p)[i] = p4;
+        if (p16) {
+            __nv_bfloat162 lo = __floats2bfloat162_rn(p4.x, p4.y),
+                           hi = __floats2bfloat162_rn(p4.z, p4.w);
+            ((__nv_bfloat162 *)p16)[2 * i] = lo;
+            ((__nv_bfloat162 *)p16)[2 * i + 1] = hi;
+        }
     }
     for (size_t i = 4 * n4 + (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)blockDim.x * gridDim.x) {
@@ -343,6 +412,7 @@ static __global__ void adam_kernel(float *p, float *m, float *v, const float *g,
         float vi = __fadd_rn(__fmul_rn(b2, v[i]), __fmul_rn(one_b2, __fmul_rn(gi, gi)));
         m[i] = mi, v[i] = vi;
         p[i] = __fsub_rn(p[i], __fdiv_rn(__fmul_rn(lr_t, mi), __fadd_rn(sqrtf(vi), eps)));
+        if (p16) p16[i] = __float2bfloat16_rn(p[i]);
     }
     /* every block sees ctl[1] == 0 on entry: the flag only rises after all have read it (a block
      * that starts later and reads 1 skips, which is as unspecified as the rest) */
@@ -350,23 +420,24 @@ static __global__ void adam_kernel(float *p, float *m, float *v, const float *g,
 }
 
 static void adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                 float lr_t, float *ctl)
+                 float lr_t, float *ctl, float *p16)
 {
     if (n == 0) return;
     adam_kernel<<<cu_blocks((n + 3) / 4, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
-        p, m, v, g, n, lr_t, ctl, h->beta1, h->beta2, 1.0f - h->beta1, 1.0f - h->beta2, h->eps);
+        p, m, v, g, n, lr_t, ctl, (__nv_bfloat16 *)p16, h->beta1, h->beta2, 1.0f - h->beta1,
+        1.0f - h->beta2, h->eps);
     KERNEL_CHECK();
 }
 
 void cu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h)
 {
-    adam(p, m, v, g, n, h, nn_adam_step_size(h), NULL);
+    adam(p, m, v, g, n, h, nn_adam_step_size(h), NULL, NULL);
 }
 
 void cu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                 float *ctl)
+                 float *ctl, float *p16)
 {
-    adam(p, m, v, g, n, h, 0.0f, ctl);
+    adam(p, m, v, g, n, h, 0.0f, ctl, p16);
 }
 
 /* ---- ordered sums --------------------------------------------------------------------------- */

@@ -181,6 +181,7 @@ void cu_loss(float *dpred, float *loss, const nn_tensor *pred, const nn_tensor *
              const float *mask, nn_loss_kind kind, float weight)
 {
     VS_CHECK(kind == NN_LOSS_MAE || kind == NN_LOSS_MSE || kind == NN_LOSS_SSIM);
+    VS_CHECK(pred->dt == NN_F32 && target->dt == NN_F32); /* the loss is fp32 always */
     VS_CHECK(pred->n == target->n && pred->h == target->h && pred->w == target->w &&
              pred->c == target->c);
     const size_t numel = nn_numel(pred);

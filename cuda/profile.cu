@@ -95,19 +95,18 @@ PROF(depthwise_bwd_filter,
       nn_accum mode),
      (dw, db, dy, x, d, mode))
 PROF(dense,
-     (float *y, const float *x, const float *w, const float *b, int n, int in, int out, nn_act act,
-      float alpha),
-     (y, x, w, b, n, in, out, act, alpha))
-PROF(dense_bwd_data,
-     (float *dx, const float *dy, const float *w, int n, int in, int out, nn_accum mode),
-     (dx, dy, w, n, in, out, mode))
+     (nn_tensor * y, const nn_tensor *x, const float *w, const float *b, nn_act act, float alpha),
+     (y, x, w, b, act, alpha))
+PROF(dense_bwd_data, (nn_tensor * dx, const nn_tensor *dy, const float *w, nn_accum mode),
+     (dx, dy, w, mode))
 PROF(dense_bwd_filter,
-     (float *dw, float *db, const float *dy, const float *x, int n, int in, int out, nn_accum mode),
-     (dw, db, dy, x, n, in, out, mode))
-PROF(act_fw, (float *x, size_t n, nn_act act, float alpha), (x, n, act, alpha))
-PROF(add, (float *y, const float *a, const float *b, size_t n), (y, a, b, n))
-PROF(act_bwd, (float *dx, const float *dy, const float *y, size_t n, nn_act act, float alpha),
-     (dx, dy, y, n, act, alpha))
+     (float *dw, float *db, const nn_tensor *dy, const nn_tensor *x, nn_accum mode),
+     (dw, db, dy, x, mode))
+PROF(act_fw, (nn_tensor * x, nn_act act, float alpha), (x, act, alpha))
+PROF(add, (nn_tensor * y, const nn_tensor *a, const nn_tensor *b), (y, a, b))
+PROF(convert, (nn_tensor * dst, const nn_tensor *src), (dst, src))
+PROF(act_bwd, (nn_tensor * dx, const nn_tensor *dy, const nn_tensor *y, nn_act act, float alpha),
+     (dx, dy, y, act, alpha))
 PROF(depth_to_space, (nn_tensor * y, const nn_tensor *x, int r), (y, x, r))
 PROF(space_to_depth, (nn_tensor * y, const nn_tensor *x, int r), (y, x, r))
 PROF(shuffle_act_bwd,
@@ -121,8 +120,9 @@ PROF(fill, (float *x, size_t n, float value), (x, n, value))
 PROF(augment, (const nn_aug_batch *b), (b))
 PROF(flag_nonfinite, (float *flag, const float *x, size_t n), (flag, x, n))
 PROF(adam_ctl,
-     (float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h, float *ctl),
-     (p, m, v, g, n, h, ctl))
+     (float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h, float *ctl,
+      float *p16),
+     (p, m, v, g, n, h, ctl, p16))
 
 void cu_profile_table(nn_backend *t)
 {
@@ -137,6 +137,7 @@ void cu_profile_table(nn_backend *t)
     t->dense_bwd_filter = prof_dense_bwd_filter;
     t->act = prof_act_fw;
     t->add = prof_add;
+    t->convert = prof_convert;
     t->act_bwd = prof_act_bwd;
     t->depth_to_space = prof_depth_to_space;
     t->space_to_depth = prof_space_to_depth;

@@ -14,6 +14,7 @@
 #include "check.h"
 #include "err.h"
 #include "nn/backend.h"
+#include "flat_ops.h"
 
 static const nn_backend *cpu, *gpu;
 static int tf32; /* the GPU is in TF32 mode: convolution and GEMM tolerances are 1e-2 */
@@ -372,8 +373,8 @@ static void run_dense(int n, int in, int out, nn_act act, float alpha, int no_bi
              b ? "" : " no bias", tf32 ? " tf32" : "");
 
     float *y = vs_malloc(ny * sizeof *y), *gy = nan_gpu(ny);
-    cpu->dense(y, x, w, b, n, in, out, act, alpha);
-    gpu->dense(gy, gx, gw, gb, n, in, out, act, alpha);
+    be_dense(cpu, y, x, w, b, n, in, out, act, alpha);
+    be_dense(gpu, gy, gx, gw, gb, n, in, out, act, alpha);
     fam = F_DENSE;
     check_dev(gy, y, ny, tol_sum((size_t)in), "%s fwd", tag);
     free(y), gpu_free(gy);
@@ -381,8 +382,8 @@ static void run_dense(int n, int in, int out, nn_act act, float alpha, int no_bi
     for (int m = 0; m < 2; m++) {
         nn_accum mode = m ? NN_ACCUMULATE : NN_OVERWRITE;
         float *dx = check_rand_buf(nx), *gdx = gpu_out(dx, nx, mode);
-        cpu->dense_bwd_data(dx, dy, w, n, in, out, mode);
-        gpu->dense_bwd_data(gdx, gdy, gw, n, in, out, mode);
+        be_dense_bwd_data(cpu, dx, dy, w, n, in, out, mode);
+        be_dense_bwd_data(gpu, gdx, gdy, gw, n, in, out, mode);
         fam = F_DENSE_BD;
         check_dev(gdx, dx, nx, tol_sum((size_t)out), "%s bwd_data %s", tag, mode_name(mode));
         free(dx), gpu_free(gdx);
@@ -390,8 +391,8 @@ static void run_dense(int n, int in, int out, nn_act act, float alpha, int no_bi
             float *dw = check_rand_buf(nw), *gdw = gpu_out(dw, nw, mode);
             float *db = with_db ? check_rand_buf(nb) : NULL;
             float *gdb = with_db ? gpu_out(db, nb, mode) : NULL;
-            cpu->dense_bwd_filter(dw, db, dy, x, n, in, out, mode);
-            gpu->dense_bwd_filter(gdw, gdb, gdy, gx, n, in, out, mode);
+            be_dense_bwd_filter(cpu, dw, db, dy, x, n, in, out, mode);
+            be_dense_bwd_filter(gpu, gdw, gdb, gdy, gx, n, in, out, mode);
             fam = F_DENSE_BF;
             check_dev(gdw, dw, nw, tol_sum((size_t)n), "%s bwd_filter dw %s%s", tag,
                       mode_name(mode), with_db ? "" : " (db NULL)");
@@ -466,20 +467,20 @@ static void test_act(void)
         float *x = vs_malloc(n * sizeof *x);
         for (size_t i = 0; i < n; i++) x[i] = 8.0f * check_frand();
         float *gx = to_gpu(x, n);
-        cpu->act(x, n, act, alpha);
-        gpu->act(gx, n, act, alpha);
+        be_act(cpu, x, n, act, alpha);
+        be_act(gpu, gx, n, act, alpha);
         fam = F_ACT;
         check_dev(gx, x, n, RTOL, "act %s", acts[a].name);
 
         /* backward from the CPU's outputs on both sides */
         float *dy = check_rand_buf(n), *dx = vs_malloc(n * sizeof *dx);
         float *gy = to_gpu(x, n), *gdy = to_gpu(dy, n), *gdx = nan_gpu(n);
-        cpu->act_bwd(dx, dy, x, n, act, alpha);
-        gpu->act_bwd(gdx, gdy, gy, n, act, alpha);
+        be_act_bwd(cpu, dx, dy, x, n, act, alpha);
+        be_act_bwd(gpu, gdx, gdy, gy, n, act, alpha);
         fam = F_ACT_BWD;
         check_dev(gdx, dx, n, RTOL, "act_bwd %s", acts[a].name);
-        cpu->act_bwd(dy, dy, x, n, act, alpha); /* dx aliasing dy */
-        gpu->act_bwd(gdy, gdy, gy, n, act, alpha);
+        be_act_bwd(cpu, dy, dy, x, n, act, alpha); /* dx aliasing dy */
+        be_act_bwd(gpu, gdy, gdy, gy, n, act, alpha);
         check_dev(gdy, dy, n, RTOL, "act_bwd %s, dx == dy", acts[a].name);
         free(x), free(dy), free(dx);
         gpu_free(gx), gpu_free(gy), gpu_free(gdy), gpu_free(gdx);
@@ -494,14 +495,14 @@ static void test_add(void)
         size_t n = sizes[s];
         float *a = check_rand_buf(n), *b = check_rand_buf(n), *y = vs_malloc(n * sizeof *y);
         float *ga = to_gpu(a, n), *gb = to_gpu(b, n), *gy = nan_gpu(n);
-        cpu->add(y, a, b, n);
-        gpu->add(gy, ga, gb, n);
+        be_add(cpu, y, a, b, n);
+        be_add(gpu, gy, ga, gb, n);
         check_dev(gy, y, n, 0, "add n %zu", n);
-        cpu->add(a, a, b, n); /* y aliasing a */
-        gpu->add(ga, ga, gb, n);
+        be_add(cpu, a, a, b, n); /* y aliasing a */
+        be_add(gpu, ga, ga, gb, n);
         check_dev(ga, a, n, 0, "add n %zu, y == a", n);
-        cpu->add(b, a, b, n); /* y aliasing b */
-        gpu->add(gb, ga, gb, n);
+        be_add(cpu, b, a, b, n); /* y aliasing b */
+        be_add(gpu, gb, ga, gb, n);
         check_dev(gb, b, n, 0, "add n %zu, y == b", n);
         free(a), free(b), free(y), gpu_free(ga), gpu_free(gb), gpu_free(gy);
     }
@@ -611,8 +612,8 @@ static void run_adam(size_t n, long t0, int via_ctl)
         if (via_ctl) {
             float ctl[2] = {nn_adam_step_size(&hp), step == 1 ? 1.0f : 0.0f};
             gpu->copy_in(gctl, ctl, 2);
-            cpu->adam_ctl(p, m, v, g, n, &hp, ctl);
-            gpu->adam_ctl(gp, gm, gv, gg, n, &hp, gctl);
+            cpu->adam_ctl(p, m, v, g, n, &hp, ctl, NULL);
+            gpu->adam_ctl(gp, gm, gv, gg, n, &hp, gctl, NULL);
         } else {
             cpu->adam(p, m, v, g, n, &hp);
             gpu->adam(gp, gm, gv, gg, n, &hp);
@@ -664,8 +665,8 @@ static void test_adam_flag(void)
         gpu->copy_in(gg, g, n);
         float ctl[2] = {nn_adam_step_size(&hp), 0.0f}, gctl_h[2];
         float *gctl = to_gpu(ctl, 2);
-        cpu->adam_ctl(p, m, v, g, n, &hp, ctl);
-        gpu->adam_ctl(gp, gm, gv, gg, n, &hp, gctl);
+        cpu->adam_ctl(p, m, v, g, n, &hp, ctl, NULL);
+        gpu->adam_ctl(gp, gm, gv, gg, n, &hp, gctl, NULL);
         gpu->copy_out(gctl_h, gctl, 2);
         fam = F_ADAM;
         CHECKF(ctl[1] == 1.0f && gctl_h[1] == 1.0f,
@@ -839,7 +840,7 @@ static void run_step(const nn_backend *be, step_bufs *s, const conv_case *c, con
     be->conv2d(&y, &x, s->w, s->b, d);
     be->conv2d_bwd_filter(s->dw, s->db, &dy, &x, d, NN_OVERWRITE);
     be->flag_nonfinite(s->ctl + 1, s->dw, nw);
-    be->adam_ctl(s->w, s->m, s->v, s->dw, nw, hp, s->ctl);
+    be->adam_ctl(s->w, s->m, s->v, s->dw, nw, hp, s->ctl, NULL);
 }
 
 /* The first step uncaptured (it sizes everything), the second recorded, then replays with new

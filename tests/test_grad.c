@@ -9,6 +9,7 @@
 #include "check.h"
 #include "err.h"
 #include "nn/backend.h"
+#include "flat_ops.h"
 
 static const nn_backend *be;
 
@@ -326,7 +327,7 @@ static void test_conv_ref(void)
 static double dense_proj(float *y, const float *x, const float *w, const float *b, const float *r,
                          int n, int in, int out)
 {
-    be->dense(y, x, w, b, n, in, out, NN_ACT_NONE, 0);
+    be_dense(be, y, x, w, b, n, in, out, NN_ACT_NONE, 0);
     double s = 0;
     for (size_t i = 0; i < (size_t)n * out; i++) s += (double)r[i] * y[i];
     return s;
@@ -347,8 +348,8 @@ static void dense_case(int n, int in, int out, nn_accum mode, int with_db, int f
     prefill(dx, px, xn, mode);
     prefill(dw, pw, wn, mode);
     prefill(db, pb, (size_t)out, mode);
-    be->dense_bwd_data(dx, dy, w, n, in, out, mode);
-    be->dense_bwd_filter(dw, with_db ? db : NULL, dy, x, n, in, out, mode);
+    be_dense_bwd_data(be, dx, dy, w, n, in, out, mode);
+    be_dense_bwd_filter(be, dw, with_db ? db : NULL, dy, x, n, in, out, mode);
 
     if (fd) {
         double *num = vs_malloc((xn + wn) * sizeof *num);
@@ -437,12 +438,12 @@ static void test_empty(void)
 {
     float dw[6], db[2] = {NAN, NAN};
     for (int i = 0; i < 6; i++) dw[i] = NAN;
-    be->dense_bwd_filter(dw, db, NULL, NULL, 0, 3, 2, NN_OVERWRITE);
+    be_dense_bwd_filter(be, dw, db, NULL, NULL, 0, 3, 2, NN_OVERWRITE);
     int zero = 1;
     for (int i = 0; i < 6; i++) zero &= dw[i] == 0.0f;
     CHECK(zero && db[0] == 0.0f && db[1] == 0.0f);
     dw[0] = 1.5f, db[0] = 2.5f;
-    be->dense_bwd_filter(dw, db, NULL, NULL, 0, 3, 2, NN_ACCUMULATE);
+    be_dense_bwd_filter(be, dw, db, NULL, NULL, 0, 3, 2, NN_ACCUMULATE);
     CHECK(dw[0] == 1.5f && db[0] == 2.5f);
 
     nn_conv_desc d;

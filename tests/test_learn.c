@@ -429,7 +429,7 @@ static void score_swaps(swap_score *sc, model *m, const crops *a, const float re
 {
     const int n = a->n, S = a->S;
     const size_t isz = (size_t)S * S * 3;
-    nn_tensor x = {a->x, n, S, S, 3};
+    nn_tensor x = {a->x, n, S, S, 3, NN_F32};
     nn_tensor y[2] = {nn_tensor_new(n, S, S, 3), nn_tensor_new(n, S, S, 3)};
     model_infer(m, &y[0], NULL, &x, 0);
     model_infer(m, &y[1], NULL, &x, swap);

@@ -130,8 +130,7 @@ static double step_loss(model *m, const batch *b, const loss_cfg *lc, int with_g
             for (int which = 0; which < 2; which++) {
                 nn_tensor *g = model_output_grad(m, s, which);
                 if (!g) continue;
-                const mdl_net *d = &m->dec[s];
-                const nn_tensor *y = &d->act[which ? d->mask_out : d->face_out];
+                const nn_tensor *y = model_output(m, s, which);
                 rng r;
                 rng_stream(&r, 5, (uint64_t)s, (uint64_t)which, 0);
                 for (size_t i = 0; i < nn_numel(y); i++) {
@@ -144,12 +143,11 @@ static double step_loss(model *m, const batch *b, const loss_cfg *lc, int with_g
     }
     for (int s = 0; s < 2; s++) {
         float loss = 0;
-        const mdl_net *d = &m->dec[s];
         nn_tensor *g = model_output_grad(m, s, 0);
-        loss_face(be, g->d, &loss, &d->act[d->face_out], &b->target[s], b->mask[s][0],
+        loss_face(be, g->d, &loss, model_output(m, s, 0), &b->target[s], b->mask[s][0],
                   b->mask[s][1], b->mask[s][2], lc);
         nn_tensor *gm = model_output_grad(m, s, 1);
-        if (gm) loss_mask(be, gm->d, &loss, &d->act[d->mask_out], b->mask[s][0]);
+        if (gm) loss_mask(be, gm->d, &loss, model_output(m, s, 1), b->mask[s][0]);
         total += loss;
     }
     if (with_grads) model_backward(m);

@@ -9,6 +9,7 @@
 #include "check.h"
 #include "err.h"
 #include "nn/backend.h"
+#include "flat_ops.h"
 #include "nn/weights.h"
 
 static const nn_backend *be;
@@ -283,7 +284,7 @@ static void test_dense(void)
             float *b = check_rand_buf((size_t)out), *y = check_rand_buf((size_t)n * out);
             double *ref = vs_malloc((size_t)n * out * sizeof *ref);
             double *mag = vs_malloc((size_t)n * out * sizeof *mag);
-            be->dense(y, x, w, b, n, in, out, (nn_act)act, 0.2f);
+            be_dense(be, y, x, w, b, n, in, out, (nn_act)act, 0.2f);
             for (int i = 0; i < n; i++)
                 for (int o = 0; o < out; o++) {
                     double acc = b[o], m = fabs(acc);
@@ -310,18 +311,18 @@ static void test_elementwise(void)
 
     for (int act = NN_ACT_NONE; act <= NN_ACT_LEAKY; act++) {
         for (size_t i = 0; i < n; i++) y[i] = a[i] * 8; /* reaches past relu6's 6 */
-        be->act(y, n, (nn_act)act, 0.3f);
+        be_act(be, y, n, (nn_act)act, 0.3f);
         for (size_t i = 0; i < n; i++)
             ref[i] = check_ref_act((double)(a[i] * 8), (nn_act)act, 0.3f);
         snprintf(what, sizeof what, "act %s", act_name[act]);
         compare(what, y, ref, NULL, n);
     }
 
-    be->add(y, a, b, n);
+    be_add(be, y, a, b, n);
     for (size_t i = 0; i < n; i++) ref[i] = (double)a[i] + b[i];
     compare("add", y, ref, NULL, n);
     memcpy(y, a, n * sizeof *y);
-    be->add(y, y, b, n); /* in place */
+    be_add(be, y, y, b, n); /* in place */
     compare("add in place", y, ref, NULL, n);
 
     nn_tensor x = rand_tensor(2, 29, 31, 19);

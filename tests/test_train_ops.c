@@ -10,6 +10,7 @@
 #include "check.h"
 #include "err.h"
 #include "nn/backend.h"
+#include "flat_ops.h"
 
 static const nn_backend *be;
 
@@ -103,26 +104,26 @@ static void test_act_bwd(void)
             want[i] = dy[i] * num;
         }
         memcpy(y, x, n * sizeof *y);
-        be->act(y, n, act, alpha);
+        be_act(be, y, n, act, alpha);
         for (size_t i = 0; i < n; i++) dx[i] = NAN;
-        be->act_bwd(dx, dy, y, n, act, alpha);
+        be_act_bwd(be, dx, dy, y, n, act, alpha);
         char what[64];
         snprintf(what, sizeof what, "act_bwd %s", cases[c].name);
         check_grad(what, dx, want, n, 1e-4, 1e-6);
         /* in place (dx == dy) gives the same bits */
-        be->act_bwd(dy, dy, y, n, act, alpha);
+        be_act_bwd(be, dy, dy, y, n, act, alpha);
         CHECKF(memcmp(dx, dy, n * sizeof *dx) == 0, "%s in place differs", what);
         if (act == NN_ACT_LEAKY) { /* the other slope must fail */
             for (size_t i = 0; i < n; i++) dy[i] = (float)(want[i] / (x[i] > 0 ? 1 : alpha));
-            be->act_bwd(dx, dy, y, n, act, alpha == 0.1f ? 0.2f : 0.1f);
+            be_act_bwd(be, dx, dy, y, n, act, alpha == 0.1f ? 0.2f : 0.1f);
             CHECKF(count_off(what, dx, want, n, 1e-4, 1e-6, 0) > 0, "%s: wrong alpha passes", what);
         }
     }
     /* the kinks: TF's relu/relu6 gradient is 0 at y = 0 and y = 6, leaky's is alpha at 0 */
     float yk[3] = {0.0f, 6.0f, 3.0f}, gk[3] = {1, 1, 1}, dk[3];
-    be->act_bwd(dk, gk, yk, 3, NN_ACT_RELU6, 0);
+    be_act_bwd(be, dk, gk, yk, 3, NN_ACT_RELU6, 0);
     CHECK(dk[0] == 0 && dk[1] == 0 && dk[2] == 1);
-    be->act_bwd(dk, gk, yk, 1, NN_ACT_LEAKY, 0.2f);
+    be_act_bwd(be, dk, gk, yk, 1, NN_ACT_LEAKY, 0.2f);
     CHECK(dk[0] == 0.2f);
     free(x), free(y), free(dy), free(dx), free(want);
 }

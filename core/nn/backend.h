@@ -5,7 +5,14 @@
  *   conv2d     w: [kh, kw, cin, cout]   b: [cout]
  *   depthwise  w: [kh, kw, c]           b: [c]      (channel multiplier 1)
  *   dense      w: [in, out]             b: [out]
- * Outputs first, then inputs, then sizes/descriptors. y must already have the output shape. */
+ * Outputs first, then inputs, then sizes/descriptors. y must already have the output shape.
+ *
+ * Element types: activations and their gradients (the tensors of conv2d, depthwise, pool, dense,
+ * act, add, the shuffles and their backward passes) are fp32, or bf16 on a backend whose
+ * train_dtype is NN_BF16, all the tensors of one call alike; the weights a call reads (w) are
+ * then in that type too (the model's bf16 copy of its parameters). Everything else is fp32
+ * whatever the backend: biases, weight and bias gradients (a bf16 backend widens them), the loss
+ * and its inputs, augmentation, Adam and its arenas. convert moves between the two. */
 #ifndef NN_BACKEND_H
 #define NN_BACKEND_H
 
@@ -104,6 +111,7 @@ typedef struct nn_aug_batch {
 typedef struct nn_backend {
     const char *name;
     nn_weight_layout conv_layout; /* of conv2d kernels (w and dw) in this backend's memory */
+    nn_dtype train_dtype;         /* of a model's activations and their gradients when it trains */
 
     float *(*alloc)(size_t n_floats);
     void (*free)(float *p);
@@ -118,13 +126,16 @@ typedef struct nn_backend {
     void (*depthwise)(nn_tensor *y, const nn_tensor *x, const float *w, const float *b,
                       const nn_conv_desc *d);
     void (*pool)(nn_tensor *y, const nn_tensor *x, const nn_pool_desc *d);
-    /* y: [n, out]   x: [n, in] */
-    void (*dense)(float *y, const float *x, const float *w, const float *b, int n, int in, int out,
-                  nn_act act, float alpha);
+    /* y: [n, out]   x: [n, in], each of any shape with n samples (flattened per sample) */
+    void (*dense)(nn_tensor *y, const nn_tensor *x, const float *w, const float *b, nn_act act,
+                  float alpha);
     /* in place */
-    void (*act)(float *x, size_t n, nn_act act, float alpha);
-    /* y = a + b (y may alias a or b) */
-    void (*add)(float *y, const float *a, const float *b, size_t n);
+    void (*act)(nn_tensor *x, nn_act act, float alpha);
+    /* y = a + b, all of one size (y may alias a or b) */
+    void (*add)(nn_tensor *y, const nn_tensor *a, const nn_tensor *b);
+    /* dst = src, element by element (any shapes of one size): widened or rounded to nearest
+     * even when the types differ, copied when they agree */
+    void (*convert)(nn_tensor *dst, const nn_tensor *src);
     /* x[.., ch] = x[.., ch] * scale[ch] + bias[ch], in place; scale may be NULL (bias only) */
     void (*scale_bias)(nn_tensor *x, const float *scale, const float *bias);
 
@@ -145,13 +156,13 @@ typedef struct nn_backend {
     void (*depthwise_bwd_filter)(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
                                  const nn_conv_desc *d, nn_accum mode);
     /* dense: dx: [n, in] <- dy: [n, out] w: [in, out];  dw: [in, out], db: [out] (may be NULL) */
-    void (*dense_bwd_data)(float *dx, const float *dy, const float *w, int n, int in, int out,
-                           nn_accum mode);
-    void (*dense_bwd_filter)(float *dw, float *db, const float *dy, const float *x, int n, int in,
-                             int out, nn_accum mode);
+    void (*dense_bwd_data)(nn_tensor *dx, const nn_tensor *dy, const float *w, nn_accum mode);
+    void (*dense_bwd_filter)(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
+                             nn_accum mode);
     /* dx = dy * act'(.), from the activation's output y (every act here is monotonic, so y is
      * enough); dx may alias dy. */
-    void (*act_bwd)(float *dx, const float *dy, const float *y, size_t n, nn_act act, float alpha);
+    void (*act_bwd)(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, nn_act act,
+                    float alpha);
     /* Pixel shuffle in TensorFlow's depth_to_space order (what Faceswap's PixelShuffler does):
      * y[n, y*r+i, x*r+j, c] = x[n, y, x, (i*r + j)*C + c],  y: [n, h*r, w*r, C], x: [n, h, w,
      * r*r*C]. space_to_depth is its inverse (and so its backward pass). */
@@ -186,8 +197,10 @@ typedef struct nn_backend {
      * then unspecified (the GPU has written some of them): the caller reloads them, as the
      * trainer's rollback to its last save does. */
     void (*flag_nonfinite)(float *flag, const float *x, size_t n);
+    /* p16 (may be NULL): also writes the new parameters rounded to bf16 there (2-byte elements),
+     * the copy a bf16 model's layers read */
     void (*adam_ctl)(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                     float *ctl);
+                     float *ctl, float *p16);
     /* Between capture_begin and capture_end, calls are recorded rather than run (nothing may
      * allocate, find a new algorithm or copy to the host in between: an uncaptured step first
      * sizes everything); graph_run replays the recording. NULL on the CPU, which runs each call
@@ -204,8 +217,11 @@ const nn_backend *nn_cpu_backend(void);
  * devices) --------------------------------------------------------------------------------- */
 
 /* Arithmetic of the GPU backend. FP32: IEEE fp32 everywhere (the tests' tight mode); TF32: fp32
- * tensors, convolutions and GEMMs on tensor cores with 10-bit mantissas (Ampere and newer). */
-typedef enum nn_precision { NN_PREC_AUTO, NN_PREC_FP32, NN_PREC_TF32 } nn_precision;
+ * tensors, convolutions and GEMMs on tensor cores with 10-bit mantissas (Ampere and newer);
+ * BF16: mixed precision as PyTorch's autocast does it: activations, their gradients and a copy
+ * of the weights in bfloat16, products summed in fp32 on tensor cores, the master weights, Adam,
+ * the weight gradients and the loss in fp32 (Ampere and newer). */
+typedef enum nn_precision { NN_PREC_AUTO, NN_PREC_FP32, NN_PREC_TF32, NN_PREC_BF16 } nn_precision;
 
 typedef struct nn_gpu_info {
     char name[128];
@@ -224,17 +240,17 @@ typedef struct nn_gpu_info {
 int nn_cuda_device_count(const char **why);
 /* 0, or -1 for a device that cannot be queried. */
 int nn_cuda_device_info(nn_gpu_info *out, int dev);
-/* The CUDA backend on device dev (one device per process) with the given arithmetic (AUTO: TF32
- * where the card has it). Called again it switches the precision. NULL with a message when
+/* The CUDA backend on device dev (one device per process) with the given arithmetic (AUTO: BF16
+ * where the card has it, else FP32; BF16 or TF32 on an older card falls back to FP32). Called again it switches the precision. NULL with a message when
  * there is no such device or it cannot be initialised. */
 struct vs_err;
 const nn_backend *nn_cuda_backend(int dev, nn_precision prec, struct vs_err *e);
 /* The device the backend is open on, -1 before nn_cuda_backend. */
 int nn_cuda_device(void);
-/* The precision in use (after AUTO is resolved), and its name ("fp32", "tf32"). */
+/* The precision in use (after AUTO is resolved), and its name ("fp32", "tf32", "bf16"). */
 nn_precision nn_cuda_precision(void);
 const char *nn_precision_name(nn_precision p);
-/* "auto" | "fp32" | "tf32" -> *p; -1 for anything else. */
+/* "auto" | "fp32" | "tf32" | "bf16" -> *p; -1 for anything else. */
 int nn_parse_precision(nn_precision *p, const char *s);
 /* The backend for a device name: "auto" (or NULL/""; the first GPU when there is one, else the
  * CPU), "cpu", "cuda" (device 0) or "cuda:N". -1 with a message for an unknown name or a GPU that

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../err.h"
+#include "bf16.h"
 #include "cpu_conv.h"
 #include "cpu_train.h"
 
@@ -70,8 +71,17 @@ static void act_task(void *ctx, int task, int worker)
     cpu_bias_act(j->y + i0, NULL, 1, len, j->act, j->alpha);
 }
 
-static void cpu_act(float *x, size_t n, nn_act act, float alpha)
+/* The CPU computes in fp32 only (tests/bf16_backend.h emulates a bf16 one over it). */
+static void f32(const nn_tensor *t)
 {
+    VS_CHECK(t->dt == NN_F32);
+}
+
+static void cpu_act(nn_tensor *t, nn_act act, float alpha)
+{
+    f32(t);
+    float *x = t->d;
+    size_t n = nn_numel(t);
     if (act == NN_ACT_NONE || n == 0) return;
     ew_job j = {.y = x, .n = n, .act = act, .alpha = alpha};
     cpu_pool_run(act_task, &j, ew_tasks(n));
@@ -86,10 +96,13 @@ static void add_task(void *ctx, int task, int worker)
     for (size_t i = i0; i < i1; i++) y[i] = a[i] + b[i];
 }
 
-static void cpu_add(float *y, const float *a, const float *b, size_t n)
+static void cpu_add(nn_tensor *y, const nn_tensor *a, const nn_tensor *b)
 {
+    f32(y), f32(a), f32(b);
+    size_t n = nn_numel(y);
+    VS_CHECK(nn_numel(a) == n && nn_numel(b) == n);
     if (n == 0) return;
-    ew_job j = {.y = y, .a = a, .b = b, .n = n};
+    ew_job j = {.y = y->d, .a = a->d, .b = b->d, .n = n};
     cpu_pool_run(add_task, &j, ew_tasks(n));
 }
 
@@ -217,10 +230,22 @@ static void cpu_pool(nn_tensor *y, const nn_tensor *x, const nn_pool_desc *d)
 
 /* ---- dense --------------------------------------------------------------------------------- */
 
-/* y: [n, out] = act(x [n, in] . w [in, out] + b). OpenBLAS threads it (called outside the pool). */
-static void cpu_dense(float *y, const float *x, const float *w, const float *b, int n, int in,
-                      int out, nn_act act, float alpha)
+/* Samples of a dense layer's tensor and the values per sample. */
+static int dense_dims(const nn_tensor *t, int *per)
 {
+    f32(t);
+    *per = t->h * t->w * t->c;
+    return t->n;
+}
+
+/* y: [n, out] = act(x [n, in] . w [in, out] + b). OpenBLAS threads it (called outside the pool). */
+static void cpu_dense(nn_tensor *yt, const nn_tensor *xt, const float *w, const float *b,
+                      nn_act act, float alpha)
+{
+    int in, out, n = dense_dims(xt, &in);
+    VS_CHECK(dense_dims(yt, &out) == n);
+    float *y = yt->d;
+    const float *x = xt->d;
     if (n <= 0 || out <= 0) return;
     if (in <= 0) {
         memset(y, 0, (size_t)n * out * sizeof(float));
@@ -253,6 +278,7 @@ static void cpu_conv2d_shuffle(nn_tensor *y, const nn_tensor *x, const float *w,
 static void cpu_shuffle_act_bwd(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, int r,
                                 nn_act act, float alpha)
 {
+    f32(dx), f32(dy), f32(y);
     nn_tensor ys = nn_tensor_new(dx->n, dx->h, dx->w, dx->c);
     cpu_space_to_depth(dx, dy, r);
     cpu_space_to_depth(&ys, y, r);
@@ -260,9 +286,62 @@ static void cpu_shuffle_act_bwd(nn_tensor *dx, const nn_tensor *dy, const nn_ten
     nn_tensor_free(&ys);
 }
 
+static void be_dense_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w, nn_accum mode)
+{
+    int in, out, n = dense_dims(dx, &in);
+    VS_CHECK(dense_dims(dy, &out) == n);
+    cpu_dense_bwd_data(dx->d, dy->d, w, n, in, out, mode);
+}
+
+static void be_dense_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
+                                nn_accum mode)
+{
+    int in, out, n = dense_dims(x, &in);
+    VS_CHECK(dense_dims(dy, &out) == n);
+    cpu_dense_bwd_filter(dw, db, dy->d, x->d, n, in, out, mode);
+}
+
+static void be_act_bwd(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, nn_act act,
+                       float alpha)
+{
+    f32(dx), f32(dy), f32(y);
+    size_t n = nn_numel(dx);
+    VS_CHECK(nn_numel(dy) == n && nn_numel(y) == n);
+    cpu_act_bwd(dx->d, dy->d, y->d, n, act, alpha);
+}
+
+static void cpu_convert(nn_tensor *dst, const nn_tensor *src)
+{
+    size_t n = nn_numel(dst);
+    VS_CHECK(nn_numel(src) == n);
+    if (dst->dt == src->dt) {
+        if (n && dst->d != src->d) memmove(dst->d, src->d, n * nn_dtype_size(dst->dt));
+        return;
+    }
+    if (dst->dt == NN_BF16) {
+        uint16_t *o = (uint16_t *)dst->d;
+        for (size_t i = 0; i < n; i++) o[i] = nn_bf16_from_f32(src->d[i]);
+    } else {
+        const uint16_t *in = (const uint16_t *)src->d;
+        for (size_t i = 0; i < n; i++) dst->d[i] = nn_f32_from_bf16(in[i]);
+    }
+}
+
+static void cpu_adam_ctl_p16(float *p, float *m, float *v, const float *g, size_t n,
+                             const nn_adam *h, float *ctl, float *p16)
+{
+    cpu_adam_ctl(p, m, v, g, n, h, ctl);
+    if (!p16 || ctl[1] != 0.0f) return;
+    nn_tensor dst = nn_rows(p16, 1, (int)n), src = nn_rows(p, 1, (int)n);
+    VS_CHECK(n <= INT32_MAX);
+    dst.dt = NN_BF16;
+    cpu_convert(&dst, &src);
+}
+
 static const nn_backend cpu_backend = {
     .name = "cpu",
     .conv_layout = NN_LAYOUT_HWIO,
+    .train_dtype = NN_F32,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .copy_in = cpu_copy,
@@ -274,14 +353,15 @@ static const nn_backend cpu_backend = {
     .dense = cpu_dense,
     .act = cpu_act,
     .add = cpu_add,
+    .convert = cpu_convert,
     .scale_bias = cpu_scale_bias,
     .conv2d_bwd_data = cpu_conv2d_bwd_data,
     .conv2d_bwd_filter = cpu_conv2d_bwd_filter,
     .depthwise_bwd_data = cpu_depthwise_bwd_data,
     .depthwise_bwd_filter = cpu_depthwise_bwd_filter,
-    .dense_bwd_data = cpu_dense_bwd_data,
-    .dense_bwd_filter = cpu_dense_bwd_filter,
-    .act_bwd = cpu_act_bwd,
+    .dense_bwd_data = be_dense_bwd_data,
+    .dense_bwd_filter = be_dense_bwd_filter,
+    .act_bwd = be_act_bwd,
     .depth_to_space = cpu_depth_to_space,
     .space_to_depth = cpu_space_to_depth,
     .shuffle_act_bwd = cpu_shuffle_act_bwd,
@@ -291,7 +371,7 @@ static const nn_backend cpu_backend = {
     .fill = cpu_fill,
     .augment = cpu_augment,
     .flag_nonfinite = cpu_flag_nonfinite,
-    .adam_ctl = cpu_adam_ctl,
+    .adam_ctl = cpu_adam_ctl_p16,
 };
 
 const char *nn_precision_name(nn_precision p)
@@ -299,6 +379,7 @@ const char *nn_precision_name(nn_precision p)
     switch (p) {
     case NN_PREC_FP32: return "fp32";
     case NN_PREC_TF32: return "tf32";
+    case NN_PREC_BF16: return "bf16";
     default: return "auto";
     }
 }
