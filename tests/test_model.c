@@ -11,6 +11,8 @@
 
 #include "blocks_arch.h"
 #include "model_state.h"
+#include "bf16_backend.h"
+#include "nn/bf16.h"
 #include "ohwi_backend.h"
 #include "step.h"
 
@@ -365,6 +367,104 @@ static void test_layout(const char *arch_name, int learn_mask, int shrink)
     free(x), free(mask);
 }
 
+/* Whether a bf16 model's weight copy is its parameters rounded to nearest even. */
+static int weights_rounded(const model *m)
+{
+    size_t n = m->n_floats, bad = 0;
+    float *p = malloc(n * sizeof *p);
+    uint16_t *w = malloc(nn_floats_for(n, NN_BF16) * sizeof(float));
+    m->be->copy_out(p, m->p, n);
+    m->be->copy_out((float *)w, m->pw, nn_floats_for(n, NN_BF16));
+    for (size_t i = 0; i < n; i++) bad += w[i] != nn_bf16_from_f32(p[i]);
+    free(p), free(w);
+    return m->dt == NN_BF16 && bad == 0;
+}
+
+/* ||a - b|| / ||b|| */
+static double rel_l2(const float *a, const float *b, size_t n)
+{
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        r += (double)b[i] * b[i];
+    }
+    return r > 0 ? sqrt(d / r) : sqrt(d);
+}
+
+/* Training in bf16 (tests/bf16_backend.h: what the CUDA backend's bf16 precision computes) against
+ * fp32 from the same weights and batch: the layers read the parameters rounded to bf16 (after
+ * creation and after every Adam step), one step's losses and gradients agree loosely, inference
+ * agrees, and 30 steps follow the fp32 loss curve. */
+static void test_bf16(const char *arch_name, int learn_mask, int shrink)
+{
+    const mdl_arch *a = strcmp(arch_name, "blocks") ? model_arch_find(arch_name) : &blocks_arch;
+    const nn_backend *bes[2] = {nn_cpu_backend(), bf16_backend()};
+    mdl_options o;
+    mdl_options_default(&o);
+    o.learn_mask = learn_mask, o.shrink = shrink;
+    loss_cfg lc;
+    loss_cfg_default(&lc);
+    nn_adam h = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
+    const int n = 2, S = a->input_size, steps = 30;
+    const size_t per = (size_t)S * S * 3, px = (size_t)S * S;
+    float *x = check_rand_buf(2 * n * per), *mask = check_rand_buf(n * px);
+    for (size_t i = 0; i < 2 * n * per; i++) x[i] = fabsf(x[i]);
+    for (size_t i = 0; i < n * px; i++) mask[i] = fabsf(mask[i]);
+    model *m[2];
+    step st[2];
+    double loss[2][2], first[2][2] = {{0}};
+    float *g[2];
+    for (int k = 0; k < 2; k++) {
+        vs_err e;
+        CHECK(model_create_arch(&m[k], a, &o, bes[k], 99, &e) == 0);
+        step_init(&st[k], m[k], n, &lc, &h);
+        memcpy(st[k].x.d, x, 2 * n * per * sizeof(float));
+        for (int s = 0; s < 2; s++) {
+            memcpy(st[k].tgt[s].d, x + s * n * per, n * per * sizeof(float));
+            for (int q = 0; q < 3; q++) memcpy(st[k].mask[s][q], mask, n * px * sizeof(float));
+        }
+    }
+    CHECK(m[0]->dt == NN_F32 && !m[0]->pw);
+    CHECKF(weights_rounded(m[1]), "%s: a new bf16 model's weight copy", arch_name);
+    /* inference */
+    nn_tensor in = {x, n, S, S, 3, NN_F32}, y[2];
+    const int So = a->output_size;
+    for (int k = 0; k < 2; k++) {
+        y[k] = nn_tensor_new(n, So, So, 3);
+        model_infer(m[k], &y[k], NULL, &in, 1);
+    }
+    double ei = rel_l2(y[1].d, y[0].d, nn_numel(&y[0]));
+    printf("%s bf16: inference %.2g from fp32", arch_name, ei);
+    CHECKF(ei < 2e-2, "%s: bf16 inference is %.3g from fp32 (relative L2)", arch_name, ei);
+    /* one step */
+    for (int k = 0; k < 2; k++) {
+        CHECK(step_run(&st[k], first[k], STEP_AUTO, 0) == 1);
+        g[k] = malloc(m[k]->n_floats * sizeof(float));
+        model_arena_download(m[k], g[k], m[k]->g);
+    }
+    double eg = rel_l2(g[1], g[0], m[0]->n_floats);
+    double el = fabs(first[1][0] - first[0][0]) / first[0][0];
+    printf(", loss %.2g, gradients %.2g", el, eg);
+    CHECKF(el < 1e-3, "%s: bf16 loss %g, fp32 %g", arch_name, first[1][0], first[0][0]);
+    CHECKF(eg < 0.1, "%s: bf16 gradients are %.3g from fp32 (relative L2)", arch_name, eg);
+    CHECKF(weights_rounded(m[1]), "%s: the weight copy after an Adam step", arch_name);
+    /* the loss curve */
+    for (int i = 1; i < steps; i++)
+        for (int k = 0; k < 2; k++) CHECK(step_run(&st[k], loss[k], STEP_AUTO, 0) == 1);
+    double ec = fabs(loss[1][0] + loss[1][1] - loss[0][0] - loss[0][1]) / (loss[0][0] + loss[0][1]);
+    printf(", loss after %d steps %.4g (fp32 %.4g, from %.4g): %.2g\n", steps,
+           loss[1][0] + loss[1][1], loss[0][0] + loss[0][1], first[0][0] + first[0][1], ec);
+    CHECK(loss[0][0] + loss[0][1] < 0.9 * (first[0][0] + first[0][1])); /* it learned */
+    CHECKF(ec < 1e-2, "%s: after %d steps bf16 loss is %.3g from fp32", arch_name, steps, ec);
+    for (int k = 0; k < 2; k++) {
+        free(g[k]);
+        nn_tensor_free(&y[k]);
+        step_free(&st[k]);
+        model_free(m[k]);
+    }
+    free(x), free(mask);
+}
+
 int main(void)
 {
     nn_cpu_set_threads(0);
@@ -373,6 +473,9 @@ int main(void)
     test_plan();
     test_layout("blocks", 1, 1);
     test_layout("original", 1, 16);
+    test_bf16("blocks", 1, 1);
+    test_bf16("original", 1, 16);
+    test_bf16("lightweight", 0, 16);
     gradcheck_model("blocks", 1, 1, NN_LOSS_SSIM, 0);
     gradcheck_model("blocks", 1, 1, NN_LOSS_SSIM, 1);
     gradcheck_model("original", 1, 16, NN_LOSS_SSIM, 0);
