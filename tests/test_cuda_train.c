@@ -2,10 +2,13 @@
  * loss, backward, Adam) of each model on the same weights and batch gives the same losses,
  * outputs, gradients and updated weights; 200 iterations on a small synthetic face set follow
  * the CPU's loss curve; and the step recorded as a CUDA graph gives what the step run call by
- * call gives. Skipped without a GPU. Links no media library (so it runs on a bare GPU machine). */
+ * call gives. In bf16 the CPU's step is tests/bf16_backend.h's (the CPU rounding where the GPU
+ * does), compared loosely. Skipped without a GPU. Links no media library (so it runs on a bare GPU
+ * machine). */
 #include <stdint.h>
 
 #include "augment.h"
+#include "bf16_backend.h"
 #include "blocks_arch.h"
 #include "check.h"
 #include "err.h"
@@ -13,6 +16,7 @@
 #include "model.h"
 #include "model_state.h"
 #include "nn/backend.h"
+#include "nn/bf16.h"
 #include "rng.h"
 #include "step.h"
 
@@ -185,6 +189,18 @@ static double rel_err(const float *a, const float *b, size_t n, size_t *worst)
     return bmax > 0 ? emax / bmax : emax;
 }
 
+/* Elements of a bf16 model's weight copy that are not its parameters rounded to nearest even. */
+static size_t weights_unrounded(const model *m)
+{
+    if (!m->pw) return m->n_floats;
+    size_t nf = m->n_floats, bad = 0;
+    float *p = host_copy(m->be, m->p, nf);
+    uint16_t *w = (uint16_t *)host_copy(m->be, m->pw, nn_floats_for(nf, NN_BF16));
+    for (size_t i = 0; i < nf; i++) bad += w[i] != nn_bf16_from_f32(p[i]);
+    free(p), free(w);
+    return bad;
+}
+
 /* ---- one full step against the CPU ------------------------------------------------------- */
 
 static void test_step(const mdl_arch *arch, int learn_mask, int shrink, int n, nn_precision prec,
@@ -192,7 +208,9 @@ static void test_step(const mdl_arch *arch, int learn_mask, int shrink, int n, n
 {
     vs_err e;
     VS_CHECK(nn_cuda_backend(0, prec, &e));
-    rig c = rig_new(cpu, arch, learn_mask, shrink, n);
+    const int bf16 = prec == NN_PREC_BF16;
+    CHECK(gpu->train_dtype == (bf16 ? NN_BF16 : NN_F32));
+    rig c = rig_new(bf16 ? bf16_backend() : cpu, arch, learn_mask, shrink, n);
     const size_t base = nn_cuda_mem_used();
     nn_cuda_mem_reset_peak();
     rig g = rig_new(gpu, arch, learn_mask, shrink, n);
@@ -225,11 +243,9 @@ static void test_step(const mdl_arch *arch, int learn_mask, int shrink, int n, n
     /* outputs of both decoders */
     double out_worst = 0;
     for (int s = 0; s < 2; s++) {
-        const mdl_net *dc = &c.m->dec[s], *dg = &g.m->dec[s];
-        int outs[2] = {dc->face_out, dc->mask_out};
         for (int k = 0; k < 2; k++) {
-            if (outs[k] < 0) continue;
-            const nn_tensor *tc = &dc->act[outs[k]], *tg = &dg->act[outs[k]];
+            const nn_tensor *tc = model_output(c.m, s, k), *tg = model_output(g.m, s, k);
+            if (!tc) continue;
             float *hg = host_copy(gpu, tg->d, nn_numel(tg));
             size_t wi = 0;
             double r = rel_err(hg, tc->d, nn_numel(tc), &wi);
@@ -268,8 +284,17 @@ static void test_step(const mdl_arch *arch, int learn_mask, int shrink, int n, n
     }
     /* Adam's first step moves nearly every weight by about lr whatever the gradient's size, so
      * TF32's rounding of small gradients shows in more weights than FP32's */
-    const double far_frac = prec == NN_PREC_FP32 ? 1e-3 : 5e-2,
-                 mean_lr = prec == NN_PREC_FP32 ? 0.01 : 0.05;
+    const double far_frac = prec == NN_PREC_FP32 ? 1e-3
+                            : bf16               ? 0.1
+                                                 : 5e-2,
+                 mean_lr = prec == NN_PREC_FP32 ? 0.01
+                           : bf16               ? 0.1
+                                                : 0.05;
+    if (bf16)
+        CHECKF(weights_unrounded(g.m) == 0,
+               "%s: %zu of the bf16 weight copy's %zu elements are not "
+               "the parameters rounded after Adam",
+               what, weights_unrounded(g.m), g.m->n_floats);
     CHECKF(p_far <= (size_t)(far_frac * (double)p_count),
            "%s: %zu of %zu weights differ by more than 0.1 lr after Adam", what, p_far, p_count);
     CHECKF(p_sum / p_count <= mean_lr, "%s: weights after Adam differ by %.3g lr on average", what,
@@ -325,35 +350,39 @@ static double mean(const double *x, int a, int b)
 
 static void test_curve(const mdl_arch *arch, int shrink, int n)
 {
-    static double lc[CURVE_ITERS], lg[CURVE_ITERS], lt[CURVE_ITERS];
+    static double lc[CURVE_ITERS], lg[CURVE_ITERS], lt[CURVE_ITERS], lb[CURVE_ITERS];
     vs_err e;
     run_curve(lc, cpu, arch, shrink, n, STEP_DIRECT);
     VS_CHECK(nn_cuda_backend(0, NN_PREC_FP32, &e));
     run_curve(lg, gpu, arch, shrink, n, STEP_AUTO);
     VS_CHECK(nn_cuda_backend(0, NN_PREC_TF32, &e));
     run_curve(lt, gpu, arch, shrink, n, STEP_AUTO);
+    VS_CHECK(nn_cuda_backend(0, NN_PREC_BF16, &e));
+    run_curve(lb, gpu, arch, shrink, n, STEP_AUTO);
     VS_CHECK(nn_cuda_backend(0, NN_PREC_FP32, &e));
     double c0 = mean(lc, 0, 10), c1 = mean(lc, CURVE_ITERS - 20, CURVE_ITERS);
     double g1 = mean(lg, CURVE_ITERS - 20, CURVE_ITERS),
-           t1 = mean(lt, CURVE_ITERS - 20, CURVE_ITERS);
+           t1 = mean(lt, CURVE_ITERS - 20, CURVE_ITERS),
+           b1 = mean(lb, CURVE_ITERS - 20, CURVE_ITERS);
     double worst = 0;
     for (int i = 0; i < CURVE_ITERS; i++)
         if (fabs(lg[i] - lc[i]) / lc[i] > worst) worst = fabs(lg[i] - lc[i]) / lc[i];
     printf("curve %s shrink %d batch %d: CPU %.5f -> %.5f, GPU fp32 -> %.5f (worst step %.2g), "
-           "GPU tf32 -> %.5f\n",
-           arch->name, shrink, n, c0, c1, g1, worst, t1);
+           "GPU tf32 -> %.5f, GPU bf16 -> %.5f\n",
+           arch->name, shrink, n, c0, c1, g1, worst, t1, b1);
     CHECKF(c1 < 0.8 * c0, "the CPU did not learn: %.5f -> %.5f", c0, c1);
     CHECKF(fabs(g1 - c1) <= 0.02 * c1, "fp32 GPU ends at %.5f, CPU at %.5f", g1, c1);
     CHECKF(fabs(t1 - c1) <= 0.05 * c1, "tf32 GPU ends at %.5f, CPU at %.5f", t1, c1);
+    CHECKF(fabs(b1 - c1) <= 0.05 * c1, "bf16 GPU ends at %.5f, CPU (fp32) at %.5f", b1, c1);
     CHECKF(worst <= 0.05, "fp32 GPU's loss strays %.3g from the CPU's", worst);
 }
 
 /* ---- the graph gives what the calls give ------------------------------------------------- */
 
-static void test_graph(const mdl_arch *arch, int learn_mask, int shrink, int n)
+static void test_graph(const mdl_arch *arch, int learn_mask, int shrink, int n, nn_precision prec)
 {
     vs_err e;
-    VS_CHECK(nn_cuda_backend(0, NN_PREC_FP32, &e));
+    VS_CHECK(nn_cuda_backend(0, prec, &e));
     rig g = rig_new(gpu, arch, learn_mask, shrink, n);
     int ids[64];
     for (int i = 0; i < n; i++) ids[i] = i;
@@ -362,14 +391,16 @@ static void test_graph(const mdl_arch *arch, int learn_mask, int shrink, int n)
     double l0[2], l1[2], l2[2];
     CHECK(rig_step(&g, l0, STEP_DIRECT)); /* allocates, finds the algorithms */
     size_t nf = g.m->n_floats;
+    const size_t nw = g.m->pw ? nn_floats_for(nf, g.m->dt) : 0; /* a bf16 model's weight copy */
     float *p0 = host_copy(gpu, g.m->p, nf), *m0 = host_copy(gpu, g.m->m, nf),
-          *v0 = host_copy(gpu, g.m->v, nf);
+          *v0 = host_copy(gpu, g.m->v, nf), *w0 = nw ? host_copy(gpu, g.m->pw, nw) : NULL;
     long t0 = g.m->adam_t;
     CHECK(rig_step(&g, l1, STEP_DIRECT));
     float *p1 = host_copy(gpu, g.m->p, nf), *v1 = host_copy(gpu, g.m->v, nf);
     gpu->copy_in(g.m->p, p0, nf); /* back, and the same step again from the graph */
     gpu->copy_in(g.m->m, m0, nf);
     gpu->copy_in(g.m->v, v0, nf);
+    if (nw) gpu->copy_in(g.m->pw, w0, nw);
     poison_grads(g.m);
     g.m->adam_t = t0;
     CHECK(rig_step(&g, l2, STEP_AUTO));
@@ -378,9 +409,9 @@ static void test_graph(const mdl_arch *arch, int learn_mask, int shrink, int n)
     size_t same = 0, wi = 0;
     for (size_t i = 0; i < nf; i++) same += p1[i] == p2[i] && v1[i] == v2[i];
     double r = rel_err(p2, p1, nf, &wi);
-    printf("graph %s: losses %.7g %.7g (calls %.7g %.7g), weights %zu of %zu bit-identical, "
+    printf("graph %s %s: losses %.7g %.7g (calls %.7g %.7g), weights %zu of %zu bit-identical, "
            "worst rel %.2g\n",
-           arch->name, l2[0], l2[1], l1[0], l1[1], same, nf, r);
+           arch->name, nn_precision_name(prec), l2[0], l2[1], l1[0], l1[1], same, nf, r);
     CHECKF(l1[0] == l2[0] && l1[1] == l2[1], "graph losses %.9g %.9g, calls %.9g %.9g", l2[0],
            l2[1], l1[0], l1[1]);
     CHECKF(r <= 1e-6, "graph weights differ from the calls' by %.3g", r);
@@ -388,7 +419,7 @@ static void test_graph(const mdl_arch *arch, int learn_mask, int shrink, int n)
     double l3[2];
     CHECK(rig_step(&g, l3, STEP_AUTO));
     CHECKF(l3[0] != l2[0] || l3[1] != l2[1], "a second replay gave the same losses");
-    free(p0), free(m0), free(v0), free(p1), free(v1), free(p2), free(v2);
+    free(p0), free(m0), free(v0), free(w0), free(p1), free(v1), free(p2), free(v2);
     batch_free(&b);
     rig_free(&g);
 }
@@ -461,10 +492,10 @@ static void run_leg(double *loss, rig *r, int from, int n)
 /* GPU for LEG steps, save; resume on the CPU for LEG steps, save; resume on the GPU for LEG
  * steps: the losses follow a run that stayed on the CPU throughout, and Adam's step count goes
  * on. */
-static void test_resume(const mdl_arch *arch, int shrink, int n)
+static void test_resume(const mdl_arch *arch, int shrink, int n, nn_precision prec, double tol)
 {
     vs_err e;
-    VS_CHECK(nn_cuda_backend(0, NN_PREC_FP32, &e));
+    VS_CHECK(nn_cuda_backend(0, prec, &e));
     double ref[3 * LEG], got[3 * LEG];
     rig c = rig_new(cpu, arch, 0, shrink, n);
     run_leg(ref, &c, 0, n);
@@ -487,11 +518,12 @@ static void test_resume(const mdl_arch *arch, int shrink, int n)
     double worst = 0;
     for (int i = 0; i < 3 * LEG; i++)
         if (fabs(got[i] - ref[i]) / ref[i] > worst) worst = fabs(got[i] - ref[i]) / ref[i];
-    printf("resume %s shrink %d: GPU %d steps, CPU %d, GPU %d: loss %.5f -> %.5f, CPU throughout "
-           "%.5f -> %.5f, worst step %.2g\n",
-           arch->name, shrink, LEG, LEG, LEG, got[0], got[3 * LEG - 1], ref[0], ref[3 * LEG - 1],
-           worst);
-    CHECKF(worst <= 0.01, "the resumed run's loss strays %.3g from the CPU's", worst);
+    printf(
+        "resume %s %s shrink %d: GPU %d steps, CPU %d, GPU %d: loss %.5f -> %.5f, CPU throughout "
+        "%.5f -> %.5f, worst step %.2g\n",
+        arch->name, nn_precision_name(prec), shrink, LEG, LEG, LEG, got[0], got[3 * LEG - 1],
+        ref[0], ref[3 * LEG - 1], worst);
+    CHECKF(worst <= tol, "the resumed run's loss strays %.3g from the CPU's", worst);
     rig_free(&g2);
     check_rm_rf(dir);
 }
@@ -605,10 +637,20 @@ int main(void)
     test_step(&blocks_arch, 1, 1, 2, NN_PREC_FP32, 2e-4, 5e-3);
     test_step(orig, 0, 1, 4, NN_PREC_TF32, 2e-2, 3e-2);
     test_step(light, 0, 1, 4, NN_PREC_TF32, 2e-2, 3e-2);
-    test_graph(orig, 1, 4, 4);
-    test_graph(&blocks_arch, 1, 1, 2);
+    if (gi.major >= 8) { /* bf16 against the CPU rounding as the GPU does: loose */
+        test_step(orig, 0, 1, 4, NN_PREC_BF16, 2e-2, 0.15);
+        test_step(light, 0, 1, 4, NN_PREC_BF16, 2e-2, 0.15);
+        test_step(orig, 1, 4, 3, NN_PREC_BF16, 2e-2, 0.15);
+        test_step(&blocks_arch, 1, 1, 2, NN_PREC_BF16, 2e-2, 0.15);
+    } else {
+        printf("bf16: skipped: compute %d.%d has no bf16 tensor cores\n", gi.major, gi.minor);
+    }
+    test_graph(orig, 1, 4, 4, NN_PREC_FP32);
+    test_graph(&blocks_arch, 1, 1, 2, NN_PREC_FP32);
+    if (gi.major >= 8) test_graph(orig, 1, 4, 4, NN_PREC_BF16);
     test_curve(orig, 4, 4);
-    test_resume(orig, 8, 4);
+    test_resume(orig, 8, 4, NN_PREC_FP32, 0.01);
+    if (gi.major >= 8) test_resume(orig, 8, 4, NN_PREC_BF16, 0.05);
     test_augment_step(orig, 8, 4);
     /* the status line's utilisation, through the driver's NVML */
     int util = nn_cuda_utilization();

@@ -9,9 +9,9 @@
 #include "nn/backend.h"
 #include "rng.h"
 
+#include "bf16_backend.h"
 #include "blocks_arch.h"
 #include "model_state.h"
-#include "bf16_backend.h"
 #include "nn/bf16.h"
 #include "ohwi_backend.h"
 #include "step.h"
