@@ -6,7 +6,7 @@
  * reference's (MAE, no masks) unless the mode says "default" (SSIM + MSE on the masked face,
  * eye x3, mouth x2).
  * Usage: build/bench/train_gpu [PLAN]   PLAN: "original:16:tf32,original:64:fp32_calls,..."
- * (mode: fp32 | tf32, then _calls for no graph, _default for visage's default loss, _any for
+ * (mode: fp32 | tf32 | bf16, then _calls for no graph, _default for visage's default loss, _any for
  * cuDNN's fastest algorithms deterministic or not). Prints one
  * line per row and a table; with BENCH_PROFILE set, also the GPU time of each operation in a step.
  * Links no media library. */
@@ -54,7 +54,7 @@ static double net_flops(const mdl_net *net, int b, int is_encoder)
 }
 
 /* Dense peak of the card in TFLOP/s for fp32 (CUDA cores) and tf32 (tensor cores), from its
- * name; 0 when not known. */
+ * name; 0 when not known. bf16's is twice tf32's on these cards. */
 static void card_peak(double *fp32, double *tf32, const char *name)
 {
     *fp32 = *tf32 = 0;
@@ -78,7 +78,9 @@ static row run_row(const char *arch, int n, const char *mode, double seconds)
     row r = {.batch = n};
     snprintf(r.model, sizeof r.model, "%s", arch);
     snprintf(r.mode, sizeof r.mode, "%s", mode);
-    nn_precision prec = strncmp(mode, "fp32", 4) == 0 ? NN_PREC_FP32 : NN_PREC_TF32;
+    nn_precision prec = strncmp(mode, "fp32", 4) == 0   ? NN_PREC_FP32
+                        : strncmp(mode, "bf16", 4) == 0 ? NN_PREC_BF16
+                                                        : NN_PREC_TF32;
     step_mode sm = strstr(mode, "_calls") ? STEP_DIRECT : STEP_AUTO;
     int def_loss = strstr(mode, "_default") != NULL;
     nn_cuda_deterministic(strstr(mode, "_any") == NULL);
@@ -158,10 +160,11 @@ static row run_row(const char *arch, int n, const char *mode, double seconds)
 int main(int argc, char **argv)
 {
     const char *plan = argc > 1 ? argv[1]
-                                : "original:16:tf32,original:16:tf32_calls,original:16:fp32,"
-                                  "original:64:tf32,original:64:fp32,original:256:tf32,"
-                                  "lightweight:64:tf32,lightweight:64:fp32,"
-                                  "original:16:tf32_default";
+                                : "original:16:bf16,original:16:bf16_calls,original:16:tf32,"
+                                  "original:16:fp32,original:64:bf16,original:64:tf32,"
+                                  "original:64:fp32,original:256:bf16,original:256:tf32,"
+                                  "lightweight:64:bf16,lightweight:64:tf32,lightweight:64:fp32,"
+                                  "original:16:bf16_default";
     const char *why = "";
     if (nn_cuda_device_count(&why) == 0) {
         printf("skipped: no GPU: %s\n", why);
@@ -201,7 +204,9 @@ int main(int argc, char **argv)
             printf("| %s | %d | %s | error | | | | | |\n", r->model, r->batch, r->mode);
             continue;
         }
-        double pk = strncmp(r->mode, "fp32", 4) == 0 ? pk_fp32 : pk_tf32;
+        double pk = strncmp(r->mode, "fp32", 4) == 0   ? pk_fp32
+                    : strncmp(r->mode, "bf16", 4) == 0 ? 2 * pk_tf32
+                                                       : pk_tf32;
         char pct[16] = "?";
         if (pk > 0) snprintf(pct, sizeof pct, "%.1f", 100 * r->tflops / pk);
         printf("| %s | %d | %s | %.1f | %.0f | %.2f | %.1f | %s | %.2f |\n", r->model, r->batch,
