@@ -288,38 +288,68 @@ static void test_plan(void)
     model_free(m);
 }
 
-/* A backend that keeps conv2d kernels in OHWI (as the CUDA backend does) trains bit for bit as
- * the CPU does once model.c has converted its kernels in and out: the same losses, gradients and
- * weights after a step, and the same checkpoint tensors, which read back into the same state. */
-static void test_layout(const char *arch_name, int learn_mask, int shrink)
+/* Two models of one architecture, options and seed on two backends, each with a step (batch 2)
+ * loaded with the same batch: random inputs, each side's inputs as its targets, one mask. */
+typedef struct twin {
+    const mdl_arch *a;
+    model *m[2];
+    step st[2];
+    float *x, *mask; /* host copies */
+} twin;
+
+static void twin_new(twin *t, const char *arch_name, int learn_mask, int shrink,
+                     const nn_backend *be0, const nn_backend *be1)
 {
-    const mdl_arch *a = strcmp(arch_name, "blocks") ? model_arch_find(arch_name) : &blocks_arch;
-    const nn_backend *bes[2] = {nn_cpu_backend(), ohwi_backend()};
+    const nn_backend *bes[2] = {be0, be1};
+    t->a = strcmp(arch_name, "blocks") ? model_arch_find(arch_name) : &blocks_arch;
     mdl_options o;
     mdl_options_default(&o);
     o.learn_mask = learn_mask, o.shrink = shrink;
     loss_cfg lc;
     loss_cfg_default(&lc);
     nn_adam h = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
-    const int n = 2, S = a->input_size;
+    const int n = 2, S = t->a->input_size;
     const size_t per = (size_t)S * S * 3, px = (size_t)S * S;
-    float *x = check_rand_buf(2 * n * per), *mask = check_rand_buf(n * px);
-    for (size_t i = 0; i < 2 * n * per; i++) x[i] = fabsf(x[i]);
-    for (size_t i = 0; i < n * px; i++) mask[i] = fabsf(mask[i]);
-    model *m[2];
-    step st[2];
-    double loss[2][2];
+    t->x = check_rand_buf(2 * n * per), t->mask = check_rand_buf(n * px);
+    for (size_t i = 0; i < 2 * n * per; i++) t->x[i] = fabsf(t->x[i]);
+    for (size_t i = 0; i < n * px; i++) t->mask[i] = fabsf(t->mask[i]);
     for (int k = 0; k < 2; k++) {
         vs_err e;
-        CHECK(model_create_arch(&m[k], a, &o, bes[k], 99, &e) == 0);
-        step_init(&st[k], m[k], n, &lc, &h);
-        memcpy(st[k].x.d, x, 2 * n * per * sizeof(float));
+        CHECK(model_create_arch(&t->m[k], t->a, &o, bes[k], 99, &e) == 0);
+        step_init(&t->st[k], t->m[k], n, &lc, &h);
+        memcpy(t->st[k].x.d, t->x, 2 * n * per * sizeof(float));
         for (int s = 0; s < 2; s++) {
-            memcpy(st[k].tgt[s].d, x + s * n * per, n * per * sizeof(float));
-            for (int q = 0; q < 3; q++) memcpy(st[k].mask[s][q], mask, n * px * sizeof(float));
+            memcpy(t->st[k].tgt[s].d, t->x + s * n * per, n * per * sizeof(float));
+            for (int q = 0; q < 3; q++)
+                memcpy(t->st[k].mask[s][q], t->mask, n * px * sizeof(float));
         }
-        CHECK(step_run(&st[k], loss[k], STEP_AUTO, 0) == 1);
-        CHECK(step_run(&st[k], loss[k], STEP_AUTO, 0) == 1);
+    }
+}
+
+static void twin_free(twin *t)
+{
+    for (int k = 0; k < 2; k++) {
+        step_free(&t->st[k]);
+        model_free(t->m[k]);
+    }
+    free(t->x), free(t->mask);
+}
+
+/* A backend that keeps conv2d kernels in OHWI (as the CUDA backend does) trains bit for bit as
+ * the CPU does once model.c has converted its kernels in and out: the same losses, gradients and
+ * weights after a step, and the same checkpoint tensors, which read back into the same state. */
+static void test_layout(const char *arch_name, int learn_mask, int shrink)
+{
+    twin tw;
+    twin_new(&tw, arch_name, learn_mask, shrink, nn_cpu_backend(), ohwi_backend());
+    const mdl_arch *a = tw.a;
+    const nn_backend *bes[2] = {tw.m[0]->be, tw.m[1]->be};
+    mdl_options o = tw.m[0]->opt;
+    model **m = tw.m;
+    double loss[2][2];
+    for (int k = 0; k < 2; k++) {
+        CHECK(step_run(&tw.st[k], loss[k], STEP_AUTO, 0) == 1);
+        CHECK(step_run(&tw.st[k], loss[k], STEP_AUTO, 0) == 1);
     }
     CHECK(loss[0][0] == loss[1][0] && loss[0][1] == loss[1][1]);
     float *g[2], *p[2];
@@ -359,12 +389,8 @@ static void test_layout(const char *arch_name, int learn_mask, int shrink)
     ckpt_close(c);
     check_rm_rf(dir);
     model_free(back);
-    for (int k = 0; k < 2; k++) {
-        free(t[k]), free(names[k]), free(host[k]), free(g[k]), free(p[k]);
-        step_free(&st[k]);
-        model_free(m[k]);
-    }
-    free(x), free(mask);
+    for (int k = 0; k < 2; k++) free(t[k]), free(names[k]), free(host[k]), free(g[k]), free(p[k]);
+    twin_free(&tw);
 }
 
 /* Whether a bf16 model's weight copy is its parameters rounded to nearest even. */
@@ -397,33 +423,15 @@ static double rel_l2(const float *a, const float *b, size_t n)
  * agrees, and 30 steps follow the fp32 loss curve. */
 static void test_bf16(const char *arch_name, int learn_mask, int shrink)
 {
-    const mdl_arch *a = strcmp(arch_name, "blocks") ? model_arch_find(arch_name) : &blocks_arch;
-    const nn_backend *bes[2] = {nn_cpu_backend(), bf16_backend()};
-    mdl_options o;
-    mdl_options_default(&o);
-    o.learn_mask = learn_mask, o.shrink = shrink;
-    loss_cfg lc;
-    loss_cfg_default(&lc);
-    nn_adam h = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
+    twin tw;
+    twin_new(&tw, arch_name, learn_mask, shrink, nn_cpu_backend(), bf16_backend());
+    const mdl_arch *a = tw.a;
+    model **m = tw.m;
+    step *st = tw.st;
+    float *x = tw.x;
     const int n = 2, S = a->input_size, steps = 30;
-    const size_t per = (size_t)S * S * 3, px = (size_t)S * S;
-    float *x = check_rand_buf(2 * n * per), *mask = check_rand_buf(n * px);
-    for (size_t i = 0; i < 2 * n * per; i++) x[i] = fabsf(x[i]);
-    for (size_t i = 0; i < n * px; i++) mask[i] = fabsf(mask[i]);
-    model *m[2];
-    step st[2];
     double loss[2][2], first[2][2] = {{0}};
     float *g[2];
-    for (int k = 0; k < 2; k++) {
-        vs_err e;
-        CHECK(model_create_arch(&m[k], a, &o, bes[k], 99, &e) == 0);
-        step_init(&st[k], m[k], n, &lc, &h);
-        memcpy(st[k].x.d, x, 2 * n * per * sizeof(float));
-        for (int s = 0; s < 2; s++) {
-            memcpy(st[k].tgt[s].d, x + s * n * per, n * per * sizeof(float));
-            for (int q = 0; q < 3; q++) memcpy(st[k].mask[s][q], mask, n * px * sizeof(float));
-        }
-    }
     CHECK(m[0]->dt == NN_F32 && !m[0]->pw);
     CHECKF(weights_rounded(m[1]), "%s: a new bf16 model's weight copy", arch_name);
     /* inference */
@@ -456,13 +464,8 @@ static void test_bf16(const char *arch_name, int learn_mask, int shrink)
            loss[1][0] + loss[1][1], loss[0][0] + loss[0][1], first[0][0] + first[0][1], ec);
     CHECK(loss[0][0] + loss[0][1] < 0.9 * (first[0][0] + first[0][1])); /* it learned */
     CHECKF(ec < 1e-2, "%s: after %d steps bf16 loss is %.3g from fp32", arch_name, steps, ec);
-    for (int k = 0; k < 2; k++) {
-        free(g[k]);
-        nn_tensor_free(&y[k]);
-        step_free(&st[k]);
-        model_free(m[k]);
-    }
-    free(x), free(mask);
+    for (int k = 0; k < 2; k++) free(g[k]), nn_tensor_free(&y[k]);
+    twin_free(&tw);
 }
 
 int main(void)
