@@ -20,7 +20,7 @@ _visage() {
     --centering) COMPREPLY=($(compgen -W "face head legacy" -- "$cur")); return ;;
     --by) COMPREPLY=($(compgen -W "identity blur size yaw face:" -- "$cur")); return ;;
     --device) COMPREPLY=($(compgen -W "auto cpu cuda:0 cuda:1 cuda:2 cuda:3" -- "$cur")); return ;;
-    --precision) COMPREPLY=($(compgen -W "auto fp32 tf32 bf16" -- "$cur")); return ;;
+    --precision) COMPREPLY=($(compgen -W "auto fp32 tf32 bf16 fp16" -- "$cur")); return ;;
     esac
     case $cmd in
     '') COMPREPLY=($(compgen -W "extract faces sort prune train model gpus config -C --config --help --version" -- "$cur")) ;;

@@ -48,7 +48,7 @@ typedef struct vs_config {
     float coverage;                       /* percent of the aligned face the model sees */
     char train_centering[CFG_CHOICE_LEN]; /* face | head | legacy */
     /* [train]: the run */
-    char precision[CFG_CHOICE_LEN]; /* auto | fp32 | tf32 | bf16 */
+    char precision[CFG_CHOICE_LEN]; /* auto | fp32 | tf32 | bf16 | fp16 */
     int batch;
     int iterations;     /* stop at this iteration, 0 = train until stopped */
     int save_every;     /* iterations between saves */

@@ -12,6 +12,10 @@
 #include "loss.h"
 #include "model.h"
 
+#define STEP_SCALE_INIT 65536.0 /* 2^16, as PyTorch's GradScaler */
+#define STEP_SCALE_MAX 16777216.0
+#define STEP_SCALE_GROWTH 2000
+
 typedef enum step_mode {
     STEP_AUTO,   /* replay the recorded step where the backend can */
     STEP_DIRECT, /* run the calls one by one */
@@ -27,8 +31,18 @@ typedef struct step {
      * (side A then B), targets [n, S, S, 3] and face, eye and mouth masks [n, S, S] per side */
     nn_tensor x, tgt[2];
     float *mask[2][3];
-    /* [0] Adam's lr_t, [1] the non-finite flag, [2], [3] the losses of sides A and B */
+    /* [0] Adam's lr_t, [1] the non-finite flag, [2] what Adam multiplies the gradients by (1 /
+     * scale), [4], [5] the losses of sides A and B */
     float *ctl;
+    /* fp16 models (m->dt NN_F16): dynamic loss scaling. The loss gradients are multiplied by
+     * `scale` (a power of two, so exactly) before backward, so that small gradients do not
+     * vanish in fp16, and Adam divides it out. A gradient that overflows to Inf or NaN leaves the
+     * weights as they were (the step checks them before Adam): the scale is halved and the step
+     * run again; after STEP_SCALE_GROWTH good steps in a row it is doubled. */
+    int scaled;
+    double scale;
+    long good;
+    float *scale_vec; /* scale, per channel of the outputs (backend memory, 4) */
     /* with augmentation in the step (step_set_augment): side A's and B's images */
     int augment;
     nn_aug_batch aug[2];
@@ -47,11 +61,15 @@ void step_free(step *s);
 void step_set_augment(step *s, const uint8_t *const px[2], const uint8_t *const masks[2], int P,
                       const nn_aug_image *ims);
 
+/* Sets an fp16 step's loss scale (a power of two; the trainer's, or a test's). */
+void step_set_scale(step *s, double scale);
+
 /* Runs one step. With `poison` (tests), a NaN goes into the first gradient after backward (the
  * step then runs call by call). Returns 1 when everything was finite and Adam was applied
  * (m->adam_t counts it); 0 when a loss or gradient was not finite, after which the weights and
  * moments are to be reloaded (on the CPU they are untouched; the GPU may have written some).
- * loss[] gets both sides' losses either way. */
+ * An fp16 step whose gradients overflow is run again at a lower scale first, and fails only
+ * when the scale is down to 1. loss[] gets both sides' losses either way. */
 int step_run(step *s, double loss[2], step_mode mode, int poison);
 
 #endif

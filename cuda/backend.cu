@@ -338,17 +338,20 @@ nn_precision nn_cuda_precision(void)
 
 static void set_precision(nn_precision prec)
 {
-    if (prec == NN_PREC_AUTO) prec = cu_ctx.prop.major >= 8 ? NN_PREC_BF16 : NN_PREC_FP32;
-    if ((prec == NN_PREC_TF32 || prec == NN_PREC_BF16) && cu_ctx.prop.major < 8)
-        prec = NN_PREC_FP32;
+    const int major = cu_ctx.prop.major;
+    if (prec == NN_PREC_AUTO)
+        prec = major >= 8 ? NN_PREC_BF16 : major == 7 ? NN_PREC_FP16 : NN_PREC_FP32;
+    if ((prec == NN_PREC_TF32 || prec == NN_PREC_BF16) && major < 8) prec = NN_PREC_FP32;
+    if (prec == NN_PREC_FP16 && major < 7) prec = NN_PREC_FP32;
     cu_ctx.prec = prec;
-    /* pedantic: no tensor-core rounding, so fp32 results compare with the CPU's tightly; bf16
+    /* pedantic: no tensor-core rounding, so fp32 results compare with the CPU's tightly; 16-bit
      * products go to the tensor cores with fp32 sums */
-    CUBLAS_CHECK(cublasSetMathMode(cu_ctx.cublas, prec == NN_PREC_TF32   ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                  : prec == NN_PREC_BF16 ? CUBLAS_DEFAULT_MATH
-                                                                         : CUBLAS_PEDANTIC_MATH));
+    const int half = prec == NN_PREC_BF16 || prec == NN_PREC_FP16;
+    CUBLAS_CHECK(cublasSetMathMode(cu_ctx.cublas, prec == NN_PREC_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                  : half               ? CUBLAS_DEFAULT_MATH
+                                                                       : CUBLAS_PEDANTIC_MATH));
     cu_conv_set_precision(prec);
-    cu_backend.train_dtype = prec == NN_PREC_BF16 ? NN_BF16 : NN_F32;
+    cu_backend.train_dtype = prec == NN_PREC_BF16 ? NN_BF16 : prec == NN_PREC_FP16 ? NN_F16 : NN_F32;
 }
 
 /* the table handed out while profiling (profile.cu) */

@@ -7,6 +7,7 @@
 #define CUDA_COMMON_CUH
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -55,13 +56,13 @@ typedef enum cu_scratch_slot {
     CU_SCR_LOSS,     /* the SSIM maps */
     CU_SCR_CONV_OUT, /* a convolution's output before its pixel shuffle */
     CU_SCR_PARTIAL,  /* per-block partial sums of the reductions */
-    CU_SCR_WGRAD,    /* a bf16 convolution's weight gradient before it is widened */
+    CU_SCR_WGRAD,    /* a 16-bit convolution's weight gradient before it is widened */
     CU_SCR_SLOTS
 } cu_scratch_slot;
 
 typedef struct cu_context {
     int device;
-    nn_precision prec; /* FP32, TF32 or BF16 once resolved */
+    nn_precision prec; /* FP32, TF32, BF16 or FP16 once resolved */
     cudaDeviceProp prop;
     cudaStream_t stream;
     cudnnHandle_t cudnn;
@@ -95,13 +96,17 @@ static inline unsigned cu_blocks(size_t n, unsigned threads)
  * to nearest even). The type is the same for every thread, so the branch costs nothing. */
 static __device__ __forceinline__ float cu_ld(const float *p, nn_dtype dt, size_t i)
 {
-    return dt == NN_BF16 ? __bfloat162float(((const __nv_bfloat16 *)p)[i]) : p[i];
+    if (dt == NN_BF16) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    if (dt == NN_F16) return __half2float(((const __half *)p)[i]);
+    return p[i];
 }
 
 static __device__ __forceinline__ void cu_st(float *p, nn_dtype dt, size_t i, float v)
 {
     if (dt == NN_BF16)
         ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
+    else if (dt == NN_F16)
+        ((__half *)p)[i] = __float2half_rn(v);
     else
         p[i] = v;
 }
@@ -185,7 +190,7 @@ void cu_fill(float *x, size_t n, float value);
 int cu_all_finite(const float *x, size_t n);
 void cu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h);
 void cu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                 float *ctl, float *p16);
+                 float *ctl, nn_tensor *pw);
 void cu_flag_nonfinite(float *flag, const float *x, size_t n);
 /* profile.cu: the same table with every operation timed by events */
 void cu_profile_table(nn_backend *t);

@@ -125,7 +125,9 @@ static conv_plan *plan_for(const nn_tensor *x, const nn_tensor *y, const nn_conv
     memset(p, 0, sizeof *p);
     memcpy(p->key, key, sizeof key);
     p->dt = x->dt;
-    const cudnnDataType_t t = x->dt == NN_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    const cudnnDataType_t t = x->dt == NN_BF16  ? CUDNN_DATA_BFLOAT16
+                              : x->dt == NN_F16 ? CUDNN_DATA_HALF
+                                                : CUDNN_DATA_FLOAT;
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->xd));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->yd));
     CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->wd));
@@ -181,10 +183,10 @@ static void find_algo(conv_plan *p, int kind)
     cudaStreamCaptureStatus cap;
     CUDA_CHECK(cudaStreamIsCapturing(cu_ctx.stream, &cap));
     VS_CHECK(cap == cudaStreamCaptureStatusNone); /* a new shape inside a captured step */
-    /* bf16 tensors: tensor cores; fp32: TF32 allowed unless strict */
+    /* 16-bit tensors: tensor cores; fp32: TF32 allowed unless strict */
     CUDNN_CHECK(cudnnSetConvolutionMathType(p->cd, strict_fp32(p)      ? CUDNN_FMA_MATH
-                                                   : p->dt == NN_BF16 ? CUDNN_TENSOR_OP_MATH
-                                                                      : CUDNN_DEFAULT_MATH));
+                                                   : p->dt != NN_F32 ? CUDNN_TENSOR_OP_MATH
+                                                                     : CUDNN_DEFAULT_MATH));
     CUDA_CHECK(cudaStreamSynchronize(cu_ctx.stream));
     enum { N = 16 };
     algo_perf r[N];
@@ -291,7 +293,7 @@ void cu_conv2d_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w, cons
 }
 
 /* dw: [cout, kh, kw, cin] (+)= the weight gradient, db: [cout] (+)= the sum of dy, both fp32
- * (for bf16 tensors cuDNN writes a bf16 gradient into scratch, widened into dw) */
+ * (for 16-bit tensors cuDNN writes a 16-bit gradient into scratch, widened into dw) */
 void cu_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
                           const nn_conv_desc *d, nn_accum mode)
 {

@@ -1,13 +1,13 @@
 /* dense.cu: dense layers on cuBLAS. Row-major [rows, cols] arrays are column-major [cols, rows]
  * to cuBLAS, so each product below is written transposed: y^T = w^T x^T and so on. fp32 tensors
- * go through cublasSgemm (whose math mode the precision sets), bf16 ones through cublasGemmEx
- * with fp32 accumulation; the weight gradient is written in fp32 either way. Bias, activation and
+ * go through cublasSgemm (whose math mode the precision sets), bf16 and fp16 ones through
+ * cublasGemmEx with fp32 accumulation; the weight gradient is written in fp32 either way. Bias, activation and
  * the bias gradient are elementwise.cu's kernels. Semantics as cpu_dense. */
 #include "common.cuh"
 
 static cudaDataType_t cuda_type(nn_dtype dt)
 {
-    return dt == NN_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    return dt == NN_BF16 ? CUDA_R_16BF : dt == NN_F16 ? CUDA_R_16F : CUDA_R_32F;
 }
 
 /* C [m, n] (column-major) = op(A) op(B) + beta C: A and B of type ab, C of type c */

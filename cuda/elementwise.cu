@@ -235,8 +235,8 @@ static __global__ void shuffle_kernel(float *space, float *depth, nn_dtype dt, i
         size_t di;
         int dc;
         shuffle_index(&di, &dc, i, h, w, c, r);
-        if (dt == NN_BF16) { /* a move: no need to go through fp32 */
-            __nv_bfloat16 *s = (__nv_bfloat16 *)space, *d = (__nv_bfloat16 *)depth;
+        if (dt != NN_F32) { /* a move of 2-byte elements: no need to go through fp32 */
+            uint16_t *s = (uint16_t *)space, *d = (uint16_t *)depth;
             if (to_space)
                 s[i] = d[di];
             else
@@ -367,21 +367,21 @@ int cu_all_finite(const float *x, size_t n)
 
 /* ---- Adam ----------------------------------------------------------------------------------- */
 
-/* Keras's order of operations, as cpu_adam. With ctl: lr_t from ctl[0], nothing done when
- * ctl[1] != 0 on entry, and ctl[1] set when a gradient is not finite (checked as it is read).
- * With p16, the new parameters rounded to bf16 there too. */
+/* Keras's order of operations, as cpu_adam. With ctl: lr_t from ctl[0], the gradients times
+ * ctl[2], nothing done when ctl[1] != 0 on entry, and ctl[1] set when a gradient is not finite
+ * (checked as it is read). With pw, the new parameters rounded to its type pw_dt there too. */
 static __global__ void adam_kernel(float *p, float *m, float *v, const float *g, size_t n,
-                                   float lr_t, float *ctl, __nv_bfloat16 *p16, float b1, float b2,
-                                   float one_b1, float one_b2, float eps)
+                                   float lr_t, float *ctl, float *pw, nn_dtype pw_dt, float b1,
+                                   float b2, float one_b1, float one_b2, float eps)
 {
+    float gmul = 1.0f;
     if (ctl) {
         if (ctl[1] != 0.0f) return;
-        lr_t = ctl[0];
+        lr_t = ctl[0], gmul = ctl[2];
     }
     int bad = 0;
     /* four at a time where every array is 16-byte aligned (the arenas are), then the rest */
-    const int vec = !(((uintptr_t)p | (uintptr_t)m | (uintptr_t)v | (uintptr_t)g) & 15) &&
-                    !((uintptr_t)p16 & 7);
+    const int vec = !(((uintptr_t)p | (uintptr_t)m | (uintptr_t)v | (uintptr_t)g) & 15);
     const size_t n4 = vec ? n / 4 : 0;
     CU_FOR(i, n4)
     {
@@ -389,7 +389,7 @@ static __global__ void adam_kernel(float *p, float *m, float *v, const float *g,
                p4 = ((float4 *)p)[i];
         float *gs = &g4.x, *ms = &m4.x, *vs = &v4.x, *ps = &p4.x;
         for (int k = 0; k < 4; k++) {
-            float gi = gs[k];
+            float gi = __fmul_rn(gs[k], gmul); /* exact for 1 */
             bad |= !(gi * 0.0f == 0.0f);
             float mi = __fadd_rn(__fmul_rn(b1, ms[k]), __fmul_rn(one_b1, gi));
             float vi = __fadd_rn(__fmul_rn(b2, vs[k]), __fmul_rn(one_b2, __fmul_rn(gi, gi)));
@@ -397,22 +397,18 @@ static __global__ void adam_kernel(float *p, float *m, float *v, const float *g,
             ps[k] = __fsub_rn(ps[k], __fdiv_rn(__fmul_rn(lr_t, mi), __fadd_rn(sqrtf(vi), eps)));
         }
         ((float4 *)m)[i] = m4, ((float4 *)v)[i] = v4, ((float4 *)p)[i] = p4;
-        if (p16) {
-            __nv_bfloat162 lo = __floats2bfloat162_rn(p4.x, p4.y),
-                           hi = __floats2bfloat162_rn(p4.z, p4.w);
-            ((__nv_bfloat162 *)p16)[2 * i] = lo;
-            ((__nv_bfloat162 *)p16)[2 * i + 1] = hi;
-        }
+        if (pw)
+            for (int k = 0; k < 4; k++) cu_st(pw, pw_dt, 4 * i + k, ps[k]);
     }
     for (size_t i = 4 * n4 + (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)blockDim.x * gridDim.x) {
-        float gi = g[i];
+        float gi = __fmul_rn(g[i], gmul);
         bad |= !(gi * 0.0f == 0.0f);
         float mi = __fadd_rn(__fmul_rn(b1, m[i]), __fmul_rn(one_b1, gi));
         float vi = __fadd_rn(__fmul_rn(b2, v[i]), __fmul_rn(one_b2, __fmul_rn(gi, gi)));
         m[i] = mi, v[i] = vi;
         p[i] = __fsub_rn(p[i], __fdiv_rn(__fmul_rn(lr_t, mi), __fadd_rn(sqrtf(vi), eps)));
-        if (p16) p16[i] = __float2bfloat16_rn(p[i]);
+        if (pw) cu_st(pw, pw_dt, i, p[i]);
     }
     /* every block sees ctl[1] == 0 on entry: the flag only rises after all have read it (a block
      * that starts later and reads 1 skips, which is as unspecified as the rest) */
@@ -420,12 +416,13 @@ static __global__ void adam_kernel(float *p, float *m, float *v, const float *g,
 }
 
 static void adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                 float lr_t, float *ctl, float *p16)
+                 float lr_t, float *ctl, nn_tensor *pw)
 {
     if (n == 0) return;
+    VS_CHECK(!pw || (nn_numel(pw) == n && pw->dt != NN_F32));
     adam_kernel<<<cu_blocks((n + 3) / 4, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
-        p, m, v, g, n, lr_t, ctl, (__nv_bfloat16 *)p16, h->beta1, h->beta2, 1.0f - h->beta1,
-        1.0f - h->beta2, h->eps);
+        p, m, v, g, n, lr_t, ctl, pw ? pw->d : NULL, pw ? pw->dt : NN_F32, h->beta1, h->beta2,
+        1.0f - h->beta1, 1.0f - h->beta2, h->eps);
     KERNEL_CHECK();
 }
 
@@ -435,9 +432,9 @@ void cu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_ad
 }
 
 void cu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                 float *ctl, float *p16)
+                 float *ctl, nn_tensor *pw)
 {
-    adam(p, m, v, g, n, h, 0.0f, ctl, p16);
+    adam(p, m, v, g, n, h, 0.0f, ctl, pw);
 }
 
 /* ---- ordered sums --------------------------------------------------------------------------- */

@@ -121,8 +121,8 @@ PROF(augment, (const nn_aug_batch *b), (b))
 PROF(flag_nonfinite, (float *flag, const float *x, size_t n), (flag, x, n))
 PROF(adam_ctl,
      (float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h, float *ctl,
-      float *p16),
-     (p, m, v, g, n, h, ctl, p16))
+      nn_tensor *pw),
+     (p, m, v, g, n, h, ctl, pw))
 
 void cu_profile_table(nn_backend *t)
 {

@@ -6,18 +6,18 @@
  * run again in TF32 mode; data movement (pixel shuffle, fill, add) must match exactly. Every
  * branch of each launcher is reached: symmetric and asymmetric padding, both accumulation modes,
  * NULL bias and bias gradient, every activation. Last, a training step (conv, filter gradient,
- * flag_nonfinite, adam_ctl) captured as a graph and replayed. Then, in bf16, every operation a
- * bf16 model runs against tests/bf16_backend.h (the CPU rounding where the GPU does). One line per
- * op family with its worst error. Skipped where there is no GPU. */
+ * flag_nonfinite, adam_ctl) captured as a graph and replayed. Then, in bf16 and fp16, every
+ * operation a 16-bit model runs against tests/half_backend.h (the CPU rounding where the GPU
+ * does). One line per op family with its worst error. Skipped where there is no GPU. */
 #include <stdarg.h>
 
 #include "augment.h"
-#include "bf16_backend.h"
 #include "check.h"
 #include "err.h"
 #include "flat_ops.h"
+#include "half_backend.h"
 #include "nn/backend.h"
-#include "nn/bf16.h"
+#include "nn/half.h"
 
 static const nn_backend *cpu, *gpu;
 static int tf32; /* the GPU is in TF32 mode: convolution and GEMM tolerances are 1e-2 */
@@ -595,7 +595,8 @@ static void test_loss(void)
 
 /* ---- adam ---------------------------------------------------------------------------------- */
 
-/* via_ctl: adam_ctl with lr_t from ctl[0], and the middle step flagged (ctl[1] = 1: skipped) */
+/* via_ctl: adam_ctl with lr_t from ctl[0], the middle step flagged (ctl[1] = 1: skipped), the
+ * last one's gradients halved (ctl[2], an fp16 step's 1 / loss scale) */
 static void run_adam(size_t n, long t0, int via_ctl)
 {
     nn_adam hp = {.lr = 5e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
@@ -607,14 +608,15 @@ static void run_adam(size_t n, long t0, int via_ctl)
         p[i] = 1e-3f * check_frand(), m[i] = 0.1f * check_frand(), v[i] = (float)(0.01 * u * u);
     }
     float *gp = to_gpu(p, n), *gm = to_gpu(m, n), *gv = to_gpu(v, n), *gg = gpu->alloc(n);
-    float *gctl = gpu->alloc(2);
+    float *gctl = gpu->alloc(3);
     for (long step = 0; step < 3; step++) {
         for (size_t i = 0; i < n; i++) g[i] = check_frand();
         gpu->copy_in(gg, g, n);
         hp.t = t0 + step;
         if (via_ctl) {
-            float ctl[2] = {nn_adam_step_size(&hp), step == 1 ? 1.0f : 0.0f};
-            gpu->copy_in(gctl, ctl, 2);
+            float ctl[3] = {nn_adam_step_size(&hp), step == 1 ? 1.0f : 0.0f,
+                            step == 2 ? 0.5f : 1.0f};
+            gpu->copy_in(gctl, ctl, 3);
             cpu->adam_ctl(p, m, v, g, n, &hp, ctl, NULL);
             gpu->adam_ctl(gp, gm, gv, gg, n, &hp, gctl, NULL);
         } else {
@@ -666,8 +668,8 @@ static void test_adam_flag(void)
         float keep = g[where[k]];
         g[where[k]] = bad[k];
         gpu->copy_in(gg, g, n);
-        float ctl[2] = {nn_adam_step_size(&hp), 0.0f}, gctl_h[2];
-        float *gctl = to_gpu(ctl, 2);
+        float ctl[3] = {nn_adam_step_size(&hp), 0.0f, 1.0f}, gctl_h[3];
+        float *gctl = to_gpu(ctl, 3);
         cpu->adam_ctl(p, m, v, g, n, &hp, ctl, NULL);
         gpu->adam_ctl(gp, gm, gv, gg, n, &hp, gctl, NULL);
         gpu->copy_out(gctl_h, gctl, 2);
@@ -871,7 +873,7 @@ static void test_graph(void)
                    .db = check_rand_buf(nb),
                    .m = check_rand_buf(nw),
                    .v = check_rand_buf(nw),
-                   .ctl = check_rand_buf(2)};
+                   .ctl = check_rand_buf(3)};
     for (size_t i = 0; i < nw; i++) h.v[i] = h.v[i] * h.v[i];
     const size_t kk = (size_t)c.k * c.k * c.cin;
     step_bufs g = {.x = to_gpu(h.x, nx),
@@ -883,15 +885,15 @@ static void test_graph(void)
                    .db = nan_gpu(nb),
                    .m = to_gpu_k(h.m, kk, c.cout),
                    .v = to_gpu_k(h.v, kk, c.cout),
-                   .ctl = gpu->alloc(2)};
+                   .ctl = gpu->alloc(3)};
     void *graph = NULL;
     for (int it = 0; it < 5; it++) {
         for (size_t i = 0; i < nx; i++) h.x[i] = check_frand();
         for (size_t i = 0; i < ny; i++) h.dy[i] = check_frand();
         if (it == 2) h.dy[ny / 2] = NAN;
         hp.t = it + 1;
-        h.ctl[0] = nn_adam_step_size(&hp), h.ctl[1] = 0.0f;
-        gpu->copy_in(g.x, h.x, nx), gpu->copy_in(g.dy, h.dy, ny), gpu->copy_in(g.ctl, h.ctl, 2);
+        h.ctl[0] = nn_adam_step_size(&hp), h.ctl[1] = 0.0f, h.ctl[2] = 1.0f;
+        gpu->copy_in(g.x, h.x, nx), gpu->copy_in(g.dy, h.dy, ny), gpu->copy_in(g.ctl, h.ctl, 3);
         run_step(cpu, &h, &c, &d, oh, ow, &hp);
         if (it == 0) {
             run_step(gpu, &g, &c, &d, oh, ow, &hp);
@@ -922,81 +924,83 @@ static void test_graph(void)
 
 /* ---- main ---------------------------------------------------------------------------------- */
 
-/* ---- bf16: every operation a bf16 model runs, against tests/bf16_backend.h ---------------------
- * Both sides start from the same bf16 values; the CPU widens them, computes in fp32 and rounds
- * what it writes, as the GPU does. Rounding the output once or twice (the GPU rounds a
- * convolution's sum before its bias) differs by an ulp of bf16: 1e-2 of the tensor's largest
- * value; data movement is exact. */
+/* ---- 16 bits: every operation a bf16 or fp16 model runs, against tests/half_backend.h ---------
+ * hdt is the type under test. Both sides start from the same 16-bit values; the CPU widens them,
+ * computes in fp32 and rounds what it writes, as the GPU does. Rounding the output once or twice
+ * (the GPU rounds a convolution's sum before its bias) differs by an ulp (bf16's is the coarser):
+ * 1e-2 of the tensor's largest value; data movement is exact. */
 
-#define BF_TOL 1e-2
+static nn_dtype hdt = NN_BF16;
 
-/* n fp32 values as bf16 in a host buffer of nn_floats_for(n) floats */
-static float *bf_pack(const float *x, size_t n)
+#define H16_TOL 1e-2
+
+/* n fp32 values as hdt in a host buffer of nn_floats_for(n) floats */
+static float *h16_pack(const float *x, size_t n)
 {
-    float *b = vs_calloc(nn_floats_for(n, NN_BF16) + 1, sizeof(float));
+    float *b = vs_calloc(nn_floats_for(n, hdt) + 1, sizeof(float));
     uint16_t *h = (uint16_t *)b;
-    for (size_t i = 0; i < n; i++) h[i] = nn_bf16_from_f32(x[i]);
+    for (size_t i = 0; i < n; i++) h[i] = nn_half_from_f32(hdt == NN_BF16, x[i]);
     return b;
 }
 
-static float *bf_unpack(const float *b, size_t n)
+static float *h16_unpack(const float *b, size_t n)
 {
     float *x = vs_malloc((n ? n : 1) * sizeof *x);
     const uint16_t *h = (const uint16_t *)b;
-    for (size_t i = 0; i < n; i++) x[i] = nn_f32_from_bf16(h[i]);
+    for (size_t i = 0; i < n; i++) x[i] = nn_f32_from_half(hdt == NN_BF16, h[i]);
     return x;
 }
 
-/* random bf16 values (host) */
-static float *bf_rand(size_t n)
+/* random 16-bit values (host) */
+static float *h16_rand(size_t n)
 {
-    float *x = check_rand_buf(n), *b = bf_pack(x, n);
+    float *x = check_rand_buf(n), *b = h16_pack(x, n);
     free(x);
     return b;
 }
 
-static float *bf_to_gpu(const float *b, size_t n)
+static float *h16_to_gpu(const float *b, size_t n)
 {
-    return to_gpu(b, nn_floats_for(n, NN_BF16));
+    return to_gpu(b, nn_floats_for(n, hdt));
 }
 
-/* an output the op overwrites: every element NaN (0x7fc0 in both halves of each float) */
-static float *bf_nan_gpu(size_t n)
+/* an output the op overwrites: every element NaN (a 16-bit NaN in both halves of each float) */
+static float *h16_nan_gpu(size_t n)
 {
-    uint32_t bits = 0x7fc07fc0u;
+    uint32_t bits = hdt == NN_BF16 ? 0x7fc07fc0u : 0x7e007e00u;
     float v;
     memcpy(&v, &bits, sizeof v);
-    float *d = gpu->alloc(nn_floats_for(n, NN_BF16));
-    gpu->fill(d, nn_floats_for(n, NN_BF16), v);
+    float *d = gpu->alloc(nn_floats_for(n, hdt));
+    gpu->fill(d, nn_floats_for(n, hdt), v);
     return d;
 }
 
-static nn_tensor tbf(float *d, int n, int h, int w, int c)
+static nn_tensor t16(float *d, int n, int h, int w, int c)
 {
-    return (nn_tensor){d, n, h, w, c, NN_BF16};
+    return (nn_tensor){d, n, h, w, c, hdt};
 }
 
-/* the device's bf16 tensor against the CPU's (host bf16) */
+/* the device's 16-bit tensor against the CPU's (host) */
 __attribute__((format(printf, 5, 6))) static int
-check_bf(const float *dev, const float *ref_b, size_t n, double rtol, const char *fmt, ...)
+check_16(const float *dev, const float *ref_b, size_t n, double rtol, const char *fmt, ...)
 {
     char what[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    float *raw = from_gpu(dev, nn_floats_for(n, NN_BF16));
-    float *got = bf_unpack(raw, n), *ref = bf_unpack(ref_b, n);
+    float *raw = from_gpu(dev, nn_floats_for(n, hdt));
+    float *got = h16_unpack(raw, n), *ref = h16_unpack(ref_b, n);
     int ok = close_enough(got, ref, n, rtol, what);
     free(raw), free(got), free(ref);
     return ok;
 }
 
 /* conv2d forward (with and without its pixel shuffle), backward data in both modes and backward
- * filter (fp32 gradients) in bf16 */
-static void run_conv_bf16(const conv_case *c, int shuffle)
+ * filter (fp32 gradients) in 16 bits */
+static void run_conv_16(const conv_case *c, int shuffle)
 {
-    const nn_backend *ref = bf16_backend();
+    const nn_backend *ref = half_backend(hdt);
     nn_conv_desc d;
     nn_conv_geometry(&d, c->h, c->w, c->k, c->k, c->s, c->s, c->pad);
     d.act = c->act, d.alpha = c->alpha;
@@ -1004,144 +1008,146 @@ static void run_conv_bf16(const conv_case *c, int shuffle)
     const int r = shuffle ? 2 : 1, cout = c->cout;
     size_t nx = (size_t)c->n * c->h * c->w * c->cin, ny = (size_t)c->n * oh * ow * cout;
     const size_t kk = (size_t)c->k * c->k * c->cin, nw = kk * cout;
-    float *x = bf_rand(nx), *dy = bf_rand(ny), *b = c->no_bias ? NULL : check_rand_buf(cout);
-    float *w32 = check_rand_buf(nw), *w = bf_pack(w32, nw);
-    float *wo = vs_malloc(nw * sizeof *wo); /* the GPU's layout, then bf16 */
+    float *x = h16_rand(nx), *dy = h16_rand(ny), *b = c->no_bias ? NULL : check_rand_buf(cout);
+    float *w32 = check_rand_buf(nw), *w = h16_pack(w32, nw);
+    float *wo = vs_malloc(nw * sizeof *wo); /* the GPU's layout, then 16-bit */
     nn_conv_weights_convert(wo, w32, kk, cout, NN_LAYOUT_HWIO, gpu->conv_layout);
-    float *gwo = bf_pack(wo, nw);
-    float *gx = bf_to_gpu(x, nx), *gdy = bf_to_gpu(dy, ny), *gw = bf_to_gpu(gwo, nw);
+    float *gwo = h16_pack(wo, nw);
+    float *gx = h16_to_gpu(x, nx), *gdy = h16_to_gpu(dy, ny), *gw = h16_to_gpu(gwo, nw);
     float *gb = to_gpu(b, (size_t)cout);
     char tag[160];
-    snprintf(tag, sizeof tag, "bf16 conv2d [%d,%d,%d,%d]->%d k%d s%d pad t%d b%d %s%s", c->n, c->h,
-             c->w, c->cin, cout, c->k, c->s, d.pad_t, d.pad_b, act_str(c->act, c->alpha),
+    snprintf(tag, sizeof tag, "16-bit conv2d [%d,%d,%d,%d]->%d k%d s%d pad t%d b%d %s%s", c->n,
+             c->h, c->w, c->cin, cout, c->k, c->s, d.pad_t, d.pad_b, act_str(c->act, c->alpha),
              shuffle ? " +shuffle" : "");
     /* forward */
     d.shuffle = r;
-    nn_tensor tx = tbf(x, c->n, c->h, c->w, c->cin), gtx = tbf(gx, c->n, c->h, c->w, c->cin);
-    float *y = vs_calloc(nn_floats_for(ny, NN_BF16) + 1, sizeof(float)), *gy = bf_nan_gpu(ny);
-    nn_tensor ty = tbf(y, c->n, oh * r, ow * r, cout / (r * r));
-    nn_tensor gty = tbf(gy, c->n, oh * r, ow * r, cout / (r * r));
+    nn_tensor tx = t16(x, c->n, c->h, c->w, c->cin), gtx = t16(gx, c->n, c->h, c->w, c->cin);
+    float *y = vs_calloc(nn_floats_for(ny, hdt) + 1, sizeof(float)), *gy = h16_nan_gpu(ny);
+    nn_tensor ty = t16(y, c->n, oh * r, ow * r, cout / (r * r));
+    nn_tensor gty = t16(gy, c->n, oh * r, ow * r, cout / (r * r));
     ref->conv2d(&ty, &tx, w, b, &d);
     gpu->conv2d(&gty, &gtx, gw, gb, &d);
     fam = F_CONV;
-    check_bf(gy, y, ny, BF_TOL, "%s fwd", tag);
+    check_16(gy, y, ny, H16_TOL, "%s fwd", tag);
     d.shuffle = 0;
     if (shuffle) { /* the shuffle's backward with the activation's, from the layer's output */
-        float *gyr = bf_to_gpu(y, ny), *dx = vs_calloc(nn_floats_for(ny, NN_BF16) + 1, 4);
-        float *gdx = bf_nan_gpu(ny), *dys = bf_rand(ny), *gdys = bf_to_gpu(dys, ny);
-        nn_tensor tdys = ty, gtdys = gty, tdx = tbf(dx, c->n, oh, ow, cout),
-                  gtdx = tbf(gdx, c->n, oh, ow, cout), gtyr = gty;
+        float *gyr = h16_to_gpu(y, ny), *dx = vs_calloc(nn_floats_for(ny, hdt) + 1, 4);
+        float *gdx = h16_nan_gpu(ny), *dys = h16_rand(ny), *gdys = h16_to_gpu(dys, ny);
+        nn_tensor tdys = ty, gtdys = gty, tdx = t16(dx, c->n, oh, ow, cout),
+                  gtdx = t16(gdx, c->n, oh, ow, cout), gtyr = gty;
         tdys.d = dys, gtdys.d = gdys, gtyr.d = gyr;
         ref->shuffle_act_bwd(&tdx, &tdys, &ty, 2, c->act, c->alpha);
         gpu->shuffle_act_bwd(&gtdx, &gtdys, &gtyr, 2, c->act, c->alpha);
         fam = F_SHUFFLE;
-        check_bf(gdx, dx, ny, BF_TOL, "%s shuffle_act_bwd", tag);
+        check_16(gdx, dx, ny, H16_TOL, "%s shuffle_act_bwd", tag);
         free(dx), free(dys), gpu_free(gyr), gpu_free(gdx), gpu_free(gdys);
     }
     /* backward */
-    nn_tensor tdy = tbf(dy, c->n, oh, ow, cout), gtdy = tbf(gdy, c->n, oh, ow, cout);
+    nn_tensor tdy = t16(dy, c->n, oh, ow, cout), gtdy = t16(gdy, c->n, oh, ow, cout);
     for (int m = 0; m < 2; m++) {
         nn_accum mode = m ? NN_ACCUMULATE : NN_OVERWRITE;
-        float *dx = bf_rand(nx), *gdx = mode == NN_OVERWRITE ? bf_nan_gpu(nx) : bf_to_gpu(dx, nx);
-        nn_tensor tdx = tbf(dx, c->n, c->h, c->w, c->cin),
-                  gtdx = tbf(gdx, c->n, c->h, c->w, c->cin);
+        float *dx = h16_rand(nx),
+              *gdx = mode == NN_OVERWRITE ? h16_nan_gpu(nx) : h16_to_gpu(dx, nx);
+        nn_tensor tdx = t16(dx, c->n, c->h, c->w, c->cin),
+                  gtdx = t16(gdx, c->n, c->h, c->w, c->cin);
         ref->conv2d_bwd_data(&tdx, &tdy, w, &d, mode);
         gpu->conv2d_bwd_data(&gtdx, &gtdy, gw, &d, mode);
         fam = F_CONV_BD;
-        check_bf(gdx, dx, nx, BF_TOL, "%s bwd_data %s", tag, mode_name(mode));
+        check_16(gdx, dx, nx, H16_TOL, "%s bwd_data %s", tag, mode_name(mode));
         float *dw = check_rand_buf(nw),
               *gdw = mode == NN_OVERWRITE ? nan_gpu(nw) : to_gpu_k(dw, kk, cout);
         float *db = check_rand_buf((size_t)cout), *gdb = gpu_out(db, (size_t)cout, mode);
         ref->conv2d_bwd_filter(dw, db, &tdy, &tx, &d, mode);
         gpu->conv2d_bwd_filter(gdw, gdb, &gtdy, &gtx, &d, mode);
         fam = F_CONV_BF;
-        check_dev_k(gdw, dw, kk, cout, BF_TOL, "%s bwd_filter dw %s", tag, mode_name(mode));
-        check_dev(gdb, db, (size_t)cout, BF_TOL, "%s bwd_filter db %s", tag, mode_name(mode));
+        check_dev_k(gdw, dw, kk, cout, H16_TOL, "%s bwd_filter dw %s", tag, mode_name(mode));
+        check_dev(gdb, db, (size_t)cout, H16_TOL, "%s bwd_filter db %s", tag, mode_name(mode));
         free(dx), free(dw), free(db), gpu_free(gdx), gpu_free(gdw), gpu_free(gdb);
     }
     free(x), free(dy), free(b), free(w32), free(w), free(wo), free(gwo), free(y);
     gpu_free(gx), gpu_free(gdy), gpu_free(gw), gpu_free(gb), gpu_free(gy);
 }
 
-static void run_dense_bf16(int n, int in, int out, nn_act act, float alpha)
+static void run_dense_16(int n, int in, int out, nn_act act, float alpha)
 {
-    const nn_backend *ref = bf16_backend();
+    const nn_backend *ref = half_backend(hdt);
     size_t nx = (size_t)n * in, ny = (size_t)n * out, nw = (size_t)in * out;
-    float *x = bf_rand(nx), *w = bf_rand(nw), *dy = bf_rand(ny), *b = check_rand_buf(out);
-    float *gx = bf_to_gpu(x, nx), *gw = bf_to_gpu(w, nw), *gdy = bf_to_gpu(dy, ny);
+    float *x = h16_rand(nx), *w = h16_rand(nw), *dy = h16_rand(ny), *b = check_rand_buf(out);
+    float *gx = h16_to_gpu(x, nx), *gw = h16_to_gpu(w, nw), *gdy = h16_to_gpu(dy, ny);
     float *gb = to_gpu(b, (size_t)out);
-    float *y = vs_calloc(nn_floats_for(ny, NN_BF16) + 1, 4), *gy = bf_nan_gpu(ny);
-    nn_tensor tx = tbf(x, n, 1, 1, in), gtx = tbf(gx, n, 1, 1, in);
-    nn_tensor ty = tbf(y, n, 1, 1, out), gty = tbf(gy, n, 1, 1, out);
-    nn_tensor tdy = tbf(dy, n, 1, 1, out), gtdy = tbf(gdy, n, 1, 1, out);
+    float *y = vs_calloc(nn_floats_for(ny, hdt) + 1, 4), *gy = h16_nan_gpu(ny);
+    nn_tensor tx = t16(x, n, 1, 1, in), gtx = t16(gx, n, 1, 1, in);
+    nn_tensor ty = t16(y, n, 1, 1, out), gty = t16(gy, n, 1, 1, out);
+    nn_tensor tdy = t16(dy, n, 1, 1, out), gtdy = t16(gdy, n, 1, 1, out);
     ref->dense(&ty, &tx, w, b, act, alpha);
     gpu->dense(&gty, &gtx, gw, gb, act, alpha);
     fam = F_DENSE;
-    check_bf(gy, y, ny, BF_TOL, "bf16 dense %d %d->%d %s fwd", n, in, out, act_str(act, alpha));
+    check_16(gy, y, ny, H16_TOL, "16-bit dense %d %d->%d %s fwd", n, in, out, act_str(act, alpha));
     for (int m = 0; m < 2; m++) {
         nn_accum mode = m ? NN_ACCUMULATE : NN_OVERWRITE;
-        float *dx = bf_rand(nx), *gdx = mode == NN_OVERWRITE ? bf_nan_gpu(nx) : bf_to_gpu(dx, nx);
-        nn_tensor tdx = tbf(dx, n, 1, 1, in), gtdx = tbf(gdx, n, 1, 1, in);
+        float *dx = h16_rand(nx),
+              *gdx = mode == NN_OVERWRITE ? h16_nan_gpu(nx) : h16_to_gpu(dx, nx);
+        nn_tensor tdx = t16(dx, n, 1, 1, in), gtdx = t16(gdx, n, 1, 1, in);
         ref->dense_bwd_data(&tdx, &tdy, w, mode);
         gpu->dense_bwd_data(&gtdx, &gtdy, gw, mode);
         fam = F_DENSE_BD;
-        check_bf(gdx, dx, nx, BF_TOL, "bf16 dense %d %d->%d bwd_data %s", n, in, out,
+        check_16(gdx, dx, nx, H16_TOL, "16-bit dense %d %d->%d bwd_data %s", n, in, out,
                  mode_name(mode));
         float *dw = check_rand_buf(nw), *gdw = gpu_out(dw, nw, mode);
         float *db = check_rand_buf((size_t)out), *gdb = gpu_out(db, (size_t)out, mode);
         ref->dense_bwd_filter(dw, db, &tdy, &tx, mode);
         gpu->dense_bwd_filter(gdw, gdb, &gtdy, &gtx, mode);
         fam = F_DENSE_BF;
-        check_dev(gdw, dw, nw, BF_TOL, "bf16 dense %d %d->%d bwd_filter dw %s", n, in, out,
+        check_dev(gdw, dw, nw, H16_TOL, "16-bit dense %d %d->%d bwd_filter dw %s", n, in, out,
                   mode_name(mode));
-        check_dev(gdb, db, (size_t)out, BF_TOL, "bf16 dense %d %d->%d bwd_filter db %s", n, in, out,
-                  mode_name(mode));
+        check_dev(gdb, db, (size_t)out, H16_TOL, "16-bit dense %d %d->%d bwd_filter db %s", n, in,
+                  out, mode_name(mode));
         free(dx), free(dw), free(db), gpu_free(gdx), gpu_free(gdw), gpu_free(gdb);
     }
     free(x), free(w), free(dy), free(b), free(y);
     gpu_free(gx), gpu_free(gw), gpu_free(gdy), gpu_free(gb), gpu_free(gy);
 }
 
-/* act, act_bwd, add, the shuffles and convert in bf16; convert both ways bit for bit as the
+/* act, act_bwd, add, the shuffles and convert in 16 bits; convert both ways bit for bit as the
  * host rounds (ties to even, NaN and infinities kept) */
-static void test_elementwise_bf16(void)
+static void test_elementwise_16(void)
 {
-    const nn_backend *ref = bf16_backend();
+    const nn_backend *ref = half_backend(hdt);
     const size_t n = 100003;
     for (int a = 0; a < N_ACTS; a++) {
         float *x32 = vs_malloc(n * sizeof *x32);
         for (size_t i = 0; i < n; i++) x32[i] = 8.0f * check_frand();
-        float *x = bf_pack(x32, n), *gx = bf_to_gpu(x, n);
-        nn_tensor tx = tbf(x, 1, 1, 1, (int)n), gtx = tbf(gx, 1, 1, 1, (int)n);
+        float *x = h16_pack(x32, n), *gx = h16_to_gpu(x, n);
+        nn_tensor tx = t16(x, 1, 1, 1, (int)n), gtx = t16(gx, 1, 1, 1, (int)n);
         ref->act(&tx, acts[a].act, acts[a].alpha);
         gpu->act(&gtx, acts[a].act, acts[a].alpha);
         fam = F_ACT;
-        check_bf(gx, x, n, BF_TOL, "bf16 act %s", acts[a].name);
-        float *dy = bf_rand(n), *gdy = bf_to_gpu(dy, n), *gdx = bf_nan_gpu(n);
-        float *dx = vs_calloc(nn_floats_for(n, NN_BF16) + 1, 4);
-        nn_tensor tdy = tbf(dy, 1, 1, 1, (int)n), gtdy = tbf(gdy, 1, 1, 1, (int)n);
-        nn_tensor tdx = tbf(dx, 1, 1, 1, (int)n), gtdx = tbf(gdx, 1, 1, 1, (int)n);
-        float *gyr = bf_to_gpu(x, n); /* backward from the CPU's output on both sides */
-        nn_tensor gty = tbf(gyr, 1, 1, 1, (int)n);
+        check_16(gx, x, n, H16_TOL, "16-bit act %s", acts[a].name);
+        float *dy = h16_rand(n), *gdy = h16_to_gpu(dy, n), *gdx = h16_nan_gpu(n);
+        float *dx = vs_calloc(nn_floats_for(n, hdt) + 1, 4);
+        nn_tensor tdy = t16(dy, 1, 1, 1, (int)n), gtdy = t16(gdy, 1, 1, 1, (int)n);
+        nn_tensor tdx = t16(dx, 1, 1, 1, (int)n), gtdx = t16(gdx, 1, 1, 1, (int)n);
+        float *gyr = h16_to_gpu(x, n); /* backward from the CPU's output on both sides */
+        nn_tensor gty = t16(gyr, 1, 1, 1, (int)n);
         ref->act_bwd(&tdx, &tdy, &tx, acts[a].act, acts[a].alpha);
         gpu->act_bwd(&gtdx, &gtdy, &gty, acts[a].act, acts[a].alpha);
         fam = F_ACT_BWD;
-        check_bf(gdx, dx, n, BF_TOL, "bf16 act_bwd %s", acts[a].name);
+        check_16(gdx, dx, n, H16_TOL, "16-bit act_bwd %s", acts[a].name);
         free(x32), free(x), free(dy), free(dx);
         gpu_free(gx), gpu_free(gdy), gpu_free(gdx), gpu_free(gyr);
     }
-    float *a = bf_rand(n), *b = bf_rand(n), *y = vs_calloc(nn_floats_for(n, NN_BF16) + 1, 4);
-    float *ga = bf_to_gpu(a, n), *gb = bf_to_gpu(b, n), *gy = bf_nan_gpu(n);
-    nn_tensor ta = tbf(a, 1, 1, 1, (int)n), tb = tbf(b, 1, 1, 1, (int)n),
-              ty = tbf(y, 1, 1, 1, (int)n);
-    nn_tensor gta = tbf(ga, 1, 1, 1, (int)n), gtb = tbf(gb, 1, 1, 1, (int)n),
-              gty = tbf(gy, 1, 1, 1, (int)n);
+    float *a = h16_rand(n), *b = h16_rand(n), *y = vs_calloc(nn_floats_for(n, hdt) + 1, 4);
+    float *ga = h16_to_gpu(a, n), *gb = h16_to_gpu(b, n), *gy = h16_nan_gpu(n);
+    nn_tensor ta = t16(a, 1, 1, 1, (int)n), tb = t16(b, 1, 1, 1, (int)n),
+              ty = t16(y, 1, 1, 1, (int)n);
+    nn_tensor gta = t16(ga, 1, 1, 1, (int)n), gtb = t16(gb, 1, 1, 1, (int)n),
+              gty = t16(gy, 1, 1, 1, (int)n);
     ref->add(&ty, &ta, &tb);
     gpu->add(&gty, &gta, &gtb);
     fam = F_ADD;
-    check_bf(gy, y, n, BF_TOL, "bf16 add");
+    check_16(gy, y, n, H16_TOL, "16-bit add");
     /* the shuffles move elements: exact */
-    nn_tensor depth = tbf(a, 5, 9, 11, 4 * 37), space = tbf(y, 5, 18, 22, 37);
+    nn_tensor depth = t16(a, 5, 9, 11, 4 * 37), space = t16(y, 5, 18, 22, 37);
     size_t ns = nn_numel(&space);
     VS_CHECK(ns <= n);
     nn_tensor gdepth = depth, gspace = space;
@@ -1149,41 +1155,42 @@ static void test_elementwise_bf16(void)
     ref->depth_to_space(&space, &depth, 2);
     gpu->depth_to_space(&gspace, &gdepth, 2);
     fam = F_SHUFFLE;
-    check_bf(gy, y, ns, 0, "bf16 depth_to_space");
-    gpu->fill(ga, nn_floats_for(ns, NN_BF16), NAN);
+    check_16(gy, y, ns, 0, "16-bit depth_to_space");
+    gpu->fill(ga, nn_floats_for(ns, hdt), NAN);
     ref->space_to_depth(&depth, &space, 2);
     gpu->space_to_depth(&gdepth, &gspace, 2);
-    check_bf(ga, a, ns, 0, "bf16 space_to_depth");
-    /* convert: fp32 -> bf16 -> fp32 */
+    check_16(ga, a, ns, 0, "16-bit space_to_depth");
+    /* convert: fp32 -> 16-bit -> fp32 */
     float *f = check_rand_buf(n);
     f[0] = NAN, f[1] = INFINITY, f[2] = -INFINITY, f[3] = 1.00390625f; /* a tie: to even (1) */
     f[4] = 1.01171875f;                                                /* a tie: up */
-    f[5] = 3.4e38f; /* rounds past the largest bf16: infinity */
-    float *gf = to_gpu(f, n), *gh = bf_nan_gpu(n), *gback = nan_gpu(n);
-    nn_tensor tf = {gf, 1, 1, 1, (int)n, NN_F32}, th = tbf(gh, 1, 1, 1, (int)n),
+    f[5] = 3.4e38f; /* past the largest bf16 (and fp16): infinity */
+    float *gf = to_gpu(f, n), *gh = h16_nan_gpu(n), *gback = nan_gpu(n);
+    nn_tensor tf = {gf, 1, 1, 1, (int)n, NN_F32}, th = t16(gh, 1, 1, 1, (int)n),
               tback = {gback, 1, 1, 1, (int)n, NN_F32};
     gpu->convert(&th, &tf);
     gpu->convert(&tback, &th);
-    float *raw = from_gpu(gh, nn_floats_for(n, NN_BF16)), *back = from_gpu(gback, n);
+    float *raw = from_gpu(gh, nn_floats_for(n, hdt)), *back = from_gpu(gback, n);
     const uint16_t *h = (const uint16_t *)raw;
     size_t bad = 0, bad_back = 0;
     for (size_t i = 0; i < n; i++) {
-        uint16_t want = nn_bf16_from_f32(f[i]);
-        bad += isnan(f[i]) ? !isnan(nn_f32_from_bf16(h[i])) : h[i] != want;
-        float wb = nn_f32_from_bf16(want);
+        uint16_t want = nn_half_from_f32(hdt == NN_BF16, f[i]);
+        bad += isnan(f[i]) ? !isnan(nn_f32_from_half(hdt == NN_BF16, h[i])) : h[i] != want;
+        float wb = nn_f32_from_half(hdt == NN_BF16, want);
         bad_back += isnan(wb) ? !isnan(back[i]) : back[i] != wb;
     }
     fam = F_CONVERT;
     note_exact(bad == 0 && bad_back == 0);
-    CHECKF(bad == 0, "convert fp32 -> bf16: %zu of %zu differ from round to nearest even", bad, n);
-    CHECKF(bad_back == 0, "convert bf16 -> fp32: %zu of %zu not exact", bad_back, n);
+    CHECKF(bad == 0, "convert fp32 -> 16-bit: %zu of %zu differ from round to nearest even", bad,
+           n);
+    CHECKF(bad_back == 0, "convert 16-bit -> fp32: %zu of %zu not exact", bad_back, n);
     free(a), free(b), free(y), free(f), free(raw), free(back);
     gpu_free(ga), gpu_free(gb), gpu_free(gy), gpu_free(gf), gpu_free(gh), gpu_free(gback);
 }
 
-/* adam_ctl writing the bf16 weight copy: the parameters as the CPU's Adam leaves them, the copy
+/* adam_ctl writing the 16-bit weight copy: the parameters as the CPU's Adam leaves them, the copy
  * their rounding, aligned and not */
-static void test_adam_p16(void)
+static void test_adam_copy16(void)
 {
     nn_adam hp = {.lr = 5e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f, .t = 3};
     for (int off = 0; off < 2; off++) {
@@ -1191,21 +1198,22 @@ static void test_adam_p16(void)
         float *p = check_rand_buf(n + 1), *m = check_rand_buf(n + 1), *v = check_rand_buf(n + 1),
               *g = check_rand_buf(n + 1);
         for (size_t i = 0; i <= n; i++) v[i] = fabsf(v[i]);
-        float ctl[4] = {nn_adam_step_size(&hp), 0, 0, 0};
+        float ctl[4] = {nn_adam_step_size(&hp), 0, 1, 0};
         float *gp = to_gpu(p, n + 1), *gm = to_gpu(m, n + 1), *gv = to_gpu(v, n + 1),
-              *gg = to_gpu(g, n + 1), *gctl = to_gpu(ctl, 4), *gw = bf_nan_gpu(n + 2);
+              *gg = to_gpu(g, n + 1), *gctl = to_gpu(ctl, 4), *gw = h16_nan_gpu(n + 2);
         /* off 1: every array starts one element in (the copy's 2 bytes in: not 8-byte aligned) */
-        float *gw_at = nn_at(gw, NN_BF16, (size_t)off);
+        nn_tensor gw_at = t16(nn_at(gw, hdt, (size_t)off), 1, 1, 1, (int)n);
         cpu->adam_ctl(p + off, m + off, v + off, g + off, n, &hp, ctl, NULL);
-        gpu->adam_ctl(gp + off, gm + off, gv + off, gg + off, n, &hp, gctl, gw_at);
+        gpu->adam_ctl(gp + off, gm + off, gv + off, gg + off, n, &hp, gctl, &gw_at);
         fam = F_ADAM;
-        check_dev(gp + off, p + off, n, RTOL, "adam_ctl with a bf16 copy, offset %d", off);
-        float *raw = from_gpu(gw, nn_floats_for(n + 2, NN_BF16)), *pg = from_gpu(gp, n + 1);
+        check_dev(gp + off, p + off, n, RTOL, "adam_ctl with a 16-bit copy, offset %d", off);
+        float *raw = from_gpu(gw, nn_floats_for(n + 2, hdt)), *pg = from_gpu(gp, n + 1);
         const uint16_t *h = (const uint16_t *)raw;
         size_t bad = 0;
-        for (size_t i = 0; i < n; i++) bad += h[i + off] != nn_bf16_from_f32(pg[i + off]);
+        for (size_t i = 0; i < n; i++)
+            bad += h[i + off] != nn_half_from_f32(hdt == NN_BF16, pg[i + off]);
         CHECKF(bad == 0,
-               "adam_ctl offset %d: %zu of %zu bf16 copies are not the new weights "
+               "adam_ctl offset %d: %zu of %zu 16-bit copies are not the new weights "
                "rounded",
                off, bad, n);
         free(p), free(m), free(v), free(g), free(raw), free(pg);
@@ -1213,7 +1221,7 @@ static void test_adam_p16(void)
     }
 }
 
-static void test_bf16_ops(void)
+static void test_16bit_ops(void)
 {
     static const conv_case cases[] = {
         {2, 16, 16, 8, 12, 3, 1, SAME, NN_ACT_RELU, 0, 0},      /* symmetric padding */
@@ -1221,13 +1229,13 @@ static void test_bf16_ops(void)
         {1, 12, 12, 48, 40, 5, 2, SAME, NN_ACT_LEAKY, 0.2f, 0}, /* K = 1200 */
         {2, 8, 8, 12, 3, 5, 1, SAME, NN_ACT_SIGMOID, 0, 1},     /* the RGB output, no bias */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_bf16(&cases[i], 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_16(&cases[i], 0);
     static const conv_case up = {2, 6, 5, 16, 64, 3, 1, SAME, NN_ACT_LEAKY, 0.1f, 0};
-    run_conv_bf16(&up, 1); /* the upscale block */
-    run_dense_bf16(5, 300, 33, NN_ACT_LEAKY, 0.1f);
-    run_dense_bf16(1, 7, 1, NN_ACT_NONE, 0);
-    test_elementwise_bf16();
-    test_adam_p16();
+    run_conv_16(&up, 1); /* the upscale block */
+    run_dense_16(5, 300, 33, NN_ACT_LEAKY, 0.1f);
+    run_dense_16(1, 7, 1, NN_ACT_NONE, 0);
+    test_elementwise_16();
+    test_adam_copy16();
 }
 
 int main(void)
@@ -1290,16 +1298,21 @@ int main(void)
     run_dense(5, 300, 33, NN_ACT_NONE, 0, 0);
     report_families("fp32 after tf32");
 
-    /* bf16 (Ampere and newer) */
-    gpu = nn_cuda_backend(0, NN_PREC_BF16, &e);
-    CHECKF(gpu != NULL, "switching to bf16: %s", e.msg);
-    if (!gpu) return check_report("test_cuda_ops");
-    if (nn_cuda_precision() == NN_PREC_BF16) {
-        CHECK(gpu->train_dtype == NN_BF16);
-        test_bf16_ops();
-        report_families("bf16");
-    } else {
-        printf("bf16: skipped: compute %d.%d has no bf16 tensor cores\n", info.major, info.minor);
+    /* bf16 (Ampere and newer) and fp16 (Volta and newer) */
+    for (int k = 0; k < 2; k++) {
+        nn_precision prec = k ? NN_PREC_FP16 : NN_PREC_BF16;
+        gpu = nn_cuda_backend(0, prec, &e);
+        CHECKF(gpu != NULL, "switching to %s: %s", nn_precision_name(prec), e.msg);
+        if (!gpu) return check_report("test_cuda_ops");
+        if (nn_cuda_precision() != prec) {
+            printf("%s: skipped: compute %d.%d has no tensor cores for it\n",
+                   nn_precision_name(prec), info.major, info.minor);
+            continue;
+        }
+        hdt = k ? NN_F16 : NN_BF16;
+        CHECK(gpu->train_dtype == hdt);
+        test_16bit_ops();
+        report_families(nn_precision_name(prec));
     }
     return check_report("test_cuda_ops");
 }

@@ -2,21 +2,21 @@
  * loss, backward, Adam) of each model on the same weights and batch gives the same losses,
  * outputs, gradients and updated weights; 200 iterations on a small synthetic face set follow
  * the CPU's loss curve; and the step recorded as a CUDA graph gives what the step run call by
- * call gives. In bf16 the CPU's step is tests/bf16_backend.h's (the CPU rounding where the GPU
- * does), compared loosely. Skipped without a GPU. Links no media library (so it runs on a bare GPU
- * machine). */
+ * call gives. In bf16 and fp16 the CPU's step is tests/half_backend.h's (the CPU rounding where
+ * the GPU does, with fp16's loss scale), compared loosely. Skipped without a GPU. Links no media
+ * library (so it runs on a bare GPU machine). */
 #include <stdint.h>
 
 #include "augment.h"
-#include "bf16_backend.h"
 #include "blocks_arch.h"
 #include "check.h"
 #include "err.h"
+#include "half_backend.h"
 #include "loss.h"
 #include "model.h"
 #include "model_state.h"
 #include "nn/backend.h"
-#include "nn/bf16.h"
+#include "nn/half.h"
 #include "rng.h"
 #include "step.h"
 
@@ -189,14 +189,14 @@ static double rel_err(const float *a, const float *b, size_t n, size_t *worst)
     return bmax > 0 ? emax / bmax : emax;
 }
 
-/* Elements of a bf16 model's weight copy that are not its parameters rounded to nearest even. */
+/* Elements of a 16-bit model's weight copy that are not its parameters rounded to nearest even. */
 static size_t weights_unrounded(const model *m)
 {
     if (!m->pw) return m->n_floats;
     size_t nf = m->n_floats, bad = 0;
     float *p = host_copy(m->be, m->p, nf);
     uint16_t *w = (uint16_t *)host_copy(m->be, m->pw, nn_floats_for(nf, NN_BF16));
-    for (size_t i = 0; i < nf; i++) bad += w[i] != nn_bf16_from_f32(p[i]);
+    for (size_t i = 0; i < nf; i++) bad += w[i] != nn_half_from_f32(m->dt == NN_BF16, p[i]);
     free(p), free(w);
     return bad;
 }
@@ -208,9 +208,10 @@ static void test_step(const mdl_arch *arch, int learn_mask, int shrink, int n, n
 {
     vs_err e;
     VS_CHECK(nn_cuda_backend(0, prec, &e));
-    const int bf16 = prec == NN_PREC_BF16;
-    CHECK(gpu->train_dtype == (bf16 ? NN_BF16 : NN_F32));
-    rig c = rig_new(bf16 ? bf16_backend() : cpu, arch, learn_mask, shrink, n);
+    const int half = prec == NN_PREC_BF16 || prec == NN_PREC_FP16;
+    const nn_dtype dt = prec == NN_PREC_BF16 ? NN_BF16 : prec == NN_PREC_FP16 ? NN_F16 : NN_F32;
+    CHECK(gpu->train_dtype == dt);
+    rig c = rig_new(half ? half_backend(dt) : cpu, arch, learn_mask, shrink, n);
     const size_t base = nn_cuda_mem_used();
     nn_cuda_mem_reset_peak();
     rig g = rig_new(gpu, arch, learn_mask, shrink, n);
@@ -285,14 +286,16 @@ static void test_step(const mdl_arch *arch, int learn_mask, int shrink, int n, n
     /* Adam's first step moves nearly every weight by about lr whatever the gradient's size, so
      * TF32's rounding of small gradients shows in more weights than FP32's */
     const double far_frac = prec == NN_PREC_FP32 ? 1e-3
-                            : bf16               ? 0.1
+                            : half               ? 0.1
                                                  : 5e-2,
                  mean_lr = prec == NN_PREC_FP32 ? 0.01
-                           : bf16               ? 0.1
+                           : half               ? 0.1
                                                 : 0.05;
-    if (bf16)
+    /* fp16: both steps' gradients are multiples of one loss scale */
+    CHECKF(c.st.scale == g.st.scale, "%s: loss scale GPU %g CPU %g", what, g.st.scale, c.st.scale);
+    if (half)
         CHECKF(weights_unrounded(g.m) == 0,
-               "%s: %zu of the bf16 weight copy's %zu elements are not "
+               "%s: %zu of the 16-bit weight copy's %zu elements are not "
                "the parameters rounded after Adam",
                what, weights_unrounded(g.m), g.m->n_floats);
     CHECKF(p_far <= (size_t)(far_frac * (double)p_count),
@@ -350,7 +353,8 @@ static double mean(const double *x, int a, int b)
 
 static void test_curve(const mdl_arch *arch, int shrink, int n)
 {
-    static double lc[CURVE_ITERS], lg[CURVE_ITERS], lt[CURVE_ITERS], lb[CURVE_ITERS];
+    static double lc[CURVE_ITERS], lg[CURVE_ITERS], lt[CURVE_ITERS], lb[CURVE_ITERS],
+        lh[CURVE_ITERS];
     vs_err e;
     run_curve(lc, cpu, arch, shrink, n, STEP_DIRECT);
     VS_CHECK(nn_cuda_backend(0, NN_PREC_FP32, &e));
@@ -359,21 +363,25 @@ static void test_curve(const mdl_arch *arch, int shrink, int n)
     run_curve(lt, gpu, arch, shrink, n, STEP_AUTO);
     VS_CHECK(nn_cuda_backend(0, NN_PREC_BF16, &e));
     run_curve(lb, gpu, arch, shrink, n, STEP_AUTO);
+    VS_CHECK(nn_cuda_backend(0, NN_PREC_FP16, &e));
+    run_curve(lh, gpu, arch, shrink, n, STEP_AUTO);
     VS_CHECK(nn_cuda_backend(0, NN_PREC_FP32, &e));
     double c0 = mean(lc, 0, 10), c1 = mean(lc, CURVE_ITERS - 20, CURVE_ITERS);
     double g1 = mean(lg, CURVE_ITERS - 20, CURVE_ITERS),
            t1 = mean(lt, CURVE_ITERS - 20, CURVE_ITERS),
-           b1 = mean(lb, CURVE_ITERS - 20, CURVE_ITERS);
+           b1 = mean(lb, CURVE_ITERS - 20, CURVE_ITERS),
+           h1 = mean(lh, CURVE_ITERS - 20, CURVE_ITERS);
     double worst = 0;
     for (int i = 0; i < CURVE_ITERS; i++)
         if (fabs(lg[i] - lc[i]) / lc[i] > worst) worst = fabs(lg[i] - lc[i]) / lc[i];
     printf("curve %s shrink %d batch %d: CPU %.5f -> %.5f, GPU fp32 -> %.5f (worst step %.2g), "
-           "GPU tf32 -> %.5f, GPU bf16 -> %.5f\n",
-           arch->name, shrink, n, c0, c1, g1, worst, t1, b1);
+           "GPU tf32 -> %.5f, GPU bf16 -> %.5f, GPU fp16 -> %.5f\n",
+           arch->name, shrink, n, c0, c1, g1, worst, t1, b1, h1);
     CHECKF(c1 < 0.8 * c0, "the CPU did not learn: %.5f -> %.5f", c0, c1);
     CHECKF(fabs(g1 - c1) <= 0.02 * c1, "fp32 GPU ends at %.5f, CPU at %.5f", g1, c1);
     CHECKF(fabs(t1 - c1) <= 0.05 * c1, "tf32 GPU ends at %.5f, CPU at %.5f", t1, c1);
     CHECKF(fabs(b1 - c1) <= 0.05 * c1, "bf16 GPU ends at %.5f, CPU (fp32) at %.5f", b1, c1);
+    CHECKF(fabs(h1 - c1) <= 0.05 * c1, "fp16 GPU ends at %.5f, CPU (fp32) at %.5f", h1, c1);
     CHECKF(worst <= 0.05, "fp32 GPU's loss strays %.3g from the CPU's", worst);
 }
 
@@ -391,7 +399,7 @@ static void test_graph(const mdl_arch *arch, int learn_mask, int shrink, int n, 
     double l0[2], l1[2], l2[2];
     CHECK(rig_step(&g, l0, STEP_DIRECT)); /* allocates, finds the algorithms */
     size_t nf = g.m->n_floats;
-    const size_t nw = g.m->pw ? nn_floats_for(nf, g.m->dt) : 0; /* a bf16 model's weight copy */
+    const size_t nw = g.m->pw ? nn_floats_for(nf, g.m->dt) : 0; /* a 16-bit model's weight copy */
     float *p0 = host_copy(gpu, g.m->p, nf), *m0 = host_copy(gpu, g.m->m, nf),
           *v0 = host_copy(gpu, g.m->v, nf), *w0 = nw ? host_copy(gpu, g.m->pw, nw) : NULL;
     long t0 = g.m->adam_t;
@@ -645,12 +653,19 @@ int main(void)
     } else {
         printf("bf16: skipped: compute %d.%d has no bf16 tensor cores\n", gi.major, gi.minor);
     }
+    if (gi.major >= 7) { /* fp16 with its loss scale, against the CPU's fp16 */
+        test_step(orig, 0, 1, 4, NN_PREC_FP16, 2e-2, 0.15);
+        test_step(light, 0, 1, 4, NN_PREC_FP16, 2e-2, 0.15);
+        test_step(orig, 1, 4, 3, NN_PREC_FP16, 2e-2, 0.15);
+    }
     test_graph(orig, 1, 4, 4, NN_PREC_FP32);
     test_graph(&blocks_arch, 1, 1, 2, NN_PREC_FP32);
     if (gi.major >= 8) test_graph(orig, 1, 4, 4, NN_PREC_BF16);
+    if (gi.major >= 7) test_graph(orig, 1, 4, 4, NN_PREC_FP16);
     test_curve(orig, 4, 4);
     test_resume(orig, 8, 4, NN_PREC_FP32, 0.01);
     if (gi.major >= 8) test_resume(orig, 8, 4, NN_PREC_BF16, 0.05);
+    if (gi.major >= 7) test_resume(orig, 8, 4, NN_PREC_FP16, 0.05);
     test_augment_step(orig, 8, 4);
     /* the status line's utilisation, through the driver's NVML */
     int util = nn_cuda_utilization();

@@ -9,10 +9,10 @@
 #include "nn/backend.h"
 #include "rng.h"
 
-#include "bf16_backend.h"
 #include "blocks_arch.h"
+#include "half_backend.h"
 #include "model_state.h"
-#include "nn/bf16.h"
+#include "nn/half.h"
 #include "ohwi_backend.h"
 #include "step.h"
 
@@ -393,17 +393,17 @@ static void test_layout(const char *arch_name, int learn_mask, int shrink)
     twin_free(&tw);
 }
 
-/* Whether a bf16 model's weight copy is its parameters rounded to nearest even. */
+/* Whether a 16-bit model's weight copy is its parameters rounded to nearest even. */
 static int weights_rounded(const model *m)
 {
     size_t n = m->n_floats, bad = 0;
     float *p = malloc(n * sizeof *p);
-    uint16_t *w = malloc(nn_floats_for(n, NN_BF16) * sizeof(float));
+    uint16_t *w = malloc(nn_floats_for(n, m->dt) * sizeof(float));
     m->be->copy_out(p, m->p, n);
-    m->be->copy_out((float *)w, m->pw, nn_floats_for(n, NN_BF16));
-    for (size_t i = 0; i < n; i++) bad += w[i] != nn_bf16_from_f32(p[i]);
+    m->be->copy_out((float *)w, m->pw, nn_floats_for(n, m->dt));
+    for (size_t i = 0; i < n; i++) bad += w[i] != nn_half_from_f32(m->dt == NN_BF16, p[i]);
     free(p), free(w);
-    return m->dt == NN_BF16 && bad == 0;
+    return m->dt != NN_F32 && bad == 0;
 }
 
 /* ||a - b|| / ||b|| */
@@ -417,14 +417,15 @@ static double rel_l2(const float *a, const float *b, size_t n)
     return r > 0 ? sqrt(d / r) : sqrt(d);
 }
 
-/* Training in bf16 (tests/bf16_backend.h: what the CUDA backend's bf16 precision computes) against
- * fp32 from the same weights and batch: the layers read the parameters rounded to bf16 (after
- * creation and after every Adam step), one step's losses and gradients agree loosely, inference
- * agrees, and 30 steps follow the fp32 loss curve. */
-static void test_bf16(const char *arch_name, int learn_mask, int shrink)
+/* Training in 16 bits (tests/half_backend.h: what the CUDA backend's bf16 and fp16 precisions
+ * compute; fp16 with its loss scale) against fp32 from the same weights and batch: the layers
+ * read the parameters rounded (after creation and after every Adam step), one step's losses and
+ * gradients agree loosely, inference agrees, and 30 steps follow the fp32 loss curve. */
+static void test_half(nn_dtype dt, const char *arch_name, int learn_mask, int shrink)
 {
+    const char *tn = dt == NN_BF16 ? "bf16" : "fp16";
     twin tw;
-    twin_new(&tw, arch_name, learn_mask, shrink, nn_cpu_backend(), bf16_backend());
+    twin_new(&tw, arch_name, learn_mask, shrink, nn_cpu_backend(), half_backend(dt));
     const mdl_arch *a = tw.a;
     model **m = tw.m;
     step *st = tw.st;
@@ -432,8 +433,9 @@ static void test_bf16(const char *arch_name, int learn_mask, int shrink)
     const int n = 2, S = a->input_size, steps = 30;
     double loss[2][2], first[2][2] = {{0}};
     float *g[2];
-    CHECK(m[0]->dt == NN_F32 && !m[0]->pw);
-    CHECKF(weights_rounded(m[1]), "%s: a new bf16 model's weight copy", arch_name);
+    CHECK(m[0]->dt == NN_F32 && !m[0]->pw && m[1]->dt == dt);
+    CHECK(st[1].scaled == (dt == NN_F16) && st[0].scale == 1.0);
+    CHECKF(weights_rounded(m[1]), "%s: a new %s model's weight copy", arch_name, tn);
     /* inference */
     nn_tensor in = {x, n, S, S, 3, NN_F32}, y[2];
     const int So = a->output_size;
@@ -442,19 +444,21 @@ static void test_bf16(const char *arch_name, int learn_mask, int shrink)
         model_infer(m[k], &y[k], NULL, &in, 1);
     }
     double ei = rel_l2(y[1].d, y[0].d, nn_numel(&y[0]));
-    printf("%s bf16: inference %.2g from fp32", arch_name, ei);
-    CHECKF(ei < 2e-2, "%s: bf16 inference is %.3g from fp32 (relative L2)", arch_name, ei);
+    printf("%s %s: inference %.2g from fp32", arch_name, tn, ei);
+    CHECKF(ei < 2e-2, "%s: %s inference is %.3g from fp32 (relative L2)", arch_name, tn, ei);
     /* one step */
     for (int k = 0; k < 2; k++) {
         CHECK(step_run(&st[k], first[k], STEP_AUTO, 0) == 1);
         g[k] = malloc(m[k]->n_floats * sizeof(float));
         model_arena_download(m[k], g[k], m[k]->g);
     }
+    if (dt == NN_F16) /* the gradients are the scale's multiple */
+        for (size_t i = 0; i < m[1]->n_floats; i++) g[1][i] = (float)(g[1][i] / st[1].scale);
     double eg = rel_l2(g[1], g[0], m[0]->n_floats);
     double el = fabs(first[1][0] - first[0][0]) / first[0][0];
     printf(", loss %.2g, gradients %.2g", el, eg);
-    CHECKF(el < 1e-3, "%s: bf16 loss %g, fp32 %g", arch_name, first[1][0], first[0][0]);
-    CHECKF(eg < 0.1, "%s: bf16 gradients are %.3g from fp32 (relative L2)", arch_name, eg);
+    CHECKF(el < 1e-3, "%s: %s loss %g, fp32 %g", arch_name, tn, first[1][0], first[0][0]);
+    CHECKF(eg < 0.1, "%s: %s gradients are %.3g from fp32 (relative L2)", arch_name, tn, eg);
     CHECKF(weights_rounded(m[1]), "%s: the weight copy after an Adam step", arch_name);
     /* the loss curve */
     for (int i = 1; i < steps; i++)
@@ -463,8 +467,49 @@ static void test_bf16(const char *arch_name, int learn_mask, int shrink)
     printf(", loss after %d steps %.4g (fp32 %.4g, from %.4g): %.2g\n", steps,
            loss[1][0] + loss[1][1], loss[0][0] + loss[0][1], first[0][0] + first[0][1], ec);
     CHECK(loss[0][0] + loss[0][1] < 0.9 * (first[0][0] + first[0][1])); /* it learned */
-    CHECKF(ec < 1e-2, "%s: after %d steps bf16 loss is %.3g from fp32", arch_name, steps, ec);
+    CHECKF(ec < 1e-2, "%s: after %d steps %s loss is %.3g from fp32", arch_name, steps, tn, ec);
     for (int k = 0; k < 2; k++) free(g[k]), nn_tensor_free(&y[k]);
+    twin_free(&tw);
+}
+
+/* fp16's dynamic loss scale: a step whose gradients overflow at a scale far too large leaves the
+ * weights alone, halves the scale and runs again until they fit, then updates the weights as the
+ * fp32 step does (and counts one Adam step); a scale of 1 that still overflows is a failure; the
+ * scale doubles after STEP_SCALE_GROWTH good steps. */
+static void test_loss_scale(void)
+{
+    twin tw;
+    twin_new(&tw, "original", 0, 16, nn_cpu_backend(), half_backend(NN_F16));
+    model **m = tw.m;
+    step *st = tw.st;
+    const size_t nf = m[0]->n_floats;
+    step_set_scale(&st[1], 0x1p40); /* every gradient of fp16 overflows */
+    double l[2][2];
+    for (int k = 0; k < 2; k++) CHECK(step_run(&st[k], l[k], STEP_AUTO, 0) == 1);
+    printf("loss scale: 2^40 came down to 2^%.0f\n", log2(st[1].scale));
+    CHECKF(st[1].scale < 0x1p40 && st[1].scale >= 1.0, "scale %g", st[1].scale);
+    CHECK(m[1]->adam_t == 1 && st[1].good == 1);
+    float *p0 = malloc(nf * sizeof *p0), *p1 = malloc(nf * sizeof *p1);
+    model_arena_download(m[0], p0, m[0]->p);
+    model_arena_download(m[1], p1, m[1]->p);
+    double mean = 0;
+    size_t finite = 0;
+    for (size_t i = 0; i < nf; i++) {
+        mean += fabs((double)p1[i] - p0[i]) / st[1].h.lr;
+        finite += isfinite(p1[i]);
+    }
+    mean /= (double)nf;
+    CHECKF(finite == nf, "%zu of %zu weights are not finite after the retried step", nf - finite,
+           nf);
+    CHECKF(mean < 0.1, "after the retried step the weights differ from fp32's by %.3g lr", mean);
+    /* the growth */
+    const double s0 = st[1].scale;
+    st[1].good = STEP_SCALE_GROWTH - 1;
+    CHECK(step_run(&st[1], l[1], STEP_AUTO, 0) == 1);
+    CHECK(st[1].scale == 2 * s0 && st[1].good == 0);
+    /* at scale 1 an overflow fails (a poisoned gradient never retries) */
+    CHECK(step_run(&st[1], l[1], STEP_AUTO, 1) == 0);
+    free(p0), free(p1);
     twin_free(&tw);
 }
 
@@ -476,9 +521,12 @@ int main(void)
     test_plan();
     test_layout("blocks", 1, 1);
     test_layout("original", 1, 16);
-    test_bf16("blocks", 1, 1);
-    test_bf16("original", 1, 16);
-    test_bf16("lightweight", 0, 16);
+    test_half(NN_BF16, "blocks", 1, 1);
+    test_half(NN_BF16, "original", 1, 16);
+    test_half(NN_BF16, "lightweight", 0, 16);
+    test_half(NN_F16, "blocks", 1, 1);
+    test_half(NN_F16, "original", 1, 16);
+    test_loss_scale();
     gradcheck_model("blocks", 1, 1, NN_LOSS_SSIM, 0);
     gradcheck_model("blocks", 1, 1, NN_LOSS_SSIM, 1);
     gradcheck_model("original", 1, 16, NN_LOSS_SSIM, 0);

@@ -8,8 +8,9 @@
 
 #include "check.h"
 #include "err.h"
-#include "nn/backend.h"
 #include "flat_ops.h"
+#include "nn/backend.h"
+#include "nn/half.h"
 #include "nn/weights.h"
 
 static const nn_backend *be;
@@ -750,6 +751,54 @@ static void remove_tmp(void)
     rmdir(tmp_dir);
 }
 
+/* The host's 16-bit formats: every fp16 value survives fp32 and back; halfway between two
+ * neighbours rounds to the even one and a hair off it to the nearer; overflow, NaN and bf16's
+ * ties; and the CPU backend's convert gives the same bits both ways. */
+static void test_half(void)
+{
+    size_t bad_rt = 0, bad_tie = 0;
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        float f = nn_f32_from_f16((uint16_t)h);
+        if (!isnan(f)) bad_rt += nn_f16_from_f32(f) != h;
+    }
+    for (uint16_t h = 0; h < 0x7bff; h++) {
+        float a = nn_f32_from_f16(h), b = nn_f32_from_f16((uint16_t)(h + 1));
+        float mid = (float)(((double)a + b) / 2);
+        uint16_t even = h & 1 ? (uint16_t)(h + 1) : h;
+        bad_tie += nn_f16_from_f32(mid) != even;
+        bad_tie += nn_f16_from_f32(nextafterf(mid, INFINITY)) != h + 1;
+        bad_tie += nn_f16_from_f32(nextafterf(mid, -INFINITY)) != h;
+    }
+    CHECKF(bad_rt == 0, "%zu fp16 values do not survive fp32 and back", bad_rt);
+    CHECKF(bad_tie == 0, "%zu fp16 roundings are not to nearest even", bad_tie);
+    CHECK(nn_f16_from_f32(65504.0f) == 0x7bff && nn_f16_from_f32(65519.0f) == 0x7bff);
+    CHECK(nn_f16_from_f32(65520.0f) == 0x7c00 && nn_f16_from_f32(-1e9f) == 0xfc00);
+    CHECK(isnan(nn_f32_from_f16(nn_f16_from_f32(NAN))));
+    CHECK(nn_f16_from_f32(0x1p-25f) == 0 && nn_f16_from_f32(3 * 0x1p-25f) == 2);
+    CHECK(nn_bf16_from_f32(1.00390625f) == 0x3f80 && nn_bf16_from_f32(1.01171875f) == 0x3f82);
+    CHECK(nn_bf16_from_f32(-INFINITY) == 0xff80 && isnan(nn_f32_from_bf16(nn_bf16_from_f32(NAN))));
+    /* the backend's convert */
+    const int n = 1001;
+    float *x = check_rand_buf(n), *back = vs_malloc(n * sizeof *back);
+    uint16_t *h16 = vs_malloc(n * sizeof *h16);
+    x[0] = 70000.0f, x[1] = NAN, x[2] = 1e-6f;
+    for (int k = 0; k < 2; k++) {
+        nn_dtype dt = k ? NN_F16 : NN_BF16;
+        nn_tensor tx = nn_rows(x, 1, n), th = nn_rows((float *)h16, 1, n), tb = nn_rows(back, 1, n);
+        th.dt = dt;
+        be->convert(&th, &tx);
+        be->convert(&tb, &th);
+        size_t bad = 0;
+        for (int i = 0; i < n; i++) {
+            uint16_t want = k ? nn_f16_from_f32(x[i]) : nn_bf16_from_f32(x[i]);
+            float wb = k ? nn_f32_from_f16(want) : nn_f32_from_bf16(want);
+            bad += isnan(x[i]) ? !isnan(back[i]) : h16[i] != want || back[i] != wb;
+        }
+        CHECKF(bad == 0, "convert %s: %zu of %d differ", k ? "fp16" : "bf16", bad, n);
+    }
+    free(x), free(back), free(h16);
+}
+
 int main(void)
 {
     be = nn_cpu_backend();
@@ -768,6 +817,7 @@ int main(void)
         test_fold_batchnorm();
     }
     test_geometry();
+    test_half();
 
     /* backend memory: aligned, round trip */
     float *p = be->alloc(1000), host[1000], back[1000];

@@ -46,7 +46,7 @@ static void help_train(void)
            "                          trials and tests (new models; 1 = as published)\n"
            "      --seed N            seed of a new model (default: from the clock)\n"
            "      --device DEV        auto (the first GPU, else the CPU), cpu, cuda:N\n"
-           "      --precision P       GPU arithmetic: auto, fp32, tf32, bf16\n"
+           "      --precision P       GPU arithmetic: auto, fp32, tf32, bf16, fp16\n"
            "      --threads N         CPU threads (0: all)\n"
            "  -q, --quiet             no status lines\n\n"
            "Ctrl-C or SIGTERM saves and stops; a second Ctrl-C stops without saving. SIGUSR1\n"

@@ -9,10 +9,10 @@
  *
  * Element types: activations and their gradients (the tensors of conv2d, depthwise, pool, dense,
  * act, add, the shuffles and their backward passes) are fp32, or bf16 on a backend whose
- * train_dtype is NN_BF16, all the tensors of one call alike; the weights a call reads (w) are
- * then in that type too (the model's bf16 copy of its parameters). Everything else is fp32
- * whatever the backend: biases, weight and bias gradients (a bf16 backend widens them), the loss
- * and its inputs, augmentation, Adam and its arenas. convert moves between the two. */
+ * train_dtype is NN_BF16 or NN_F16, all the tensors of one call alike; the weights a call reads
+ * (w) are then in that type too (the model's 16-bit copy of its parameters). Everything else is
+ * fp32 whatever the backend: biases, weight and bias gradients (a 16-bit backend widens them),
+ * the loss and its inputs, augmentation, Adam and its arenas. convert moves between types. */
 #ifndef NN_BACKEND_H
 #define NN_BACKEND_H
 
@@ -195,12 +195,15 @@ typedef struct nn_backend {
      * nothing), and by adam_ctl itself when a gradient is: it checks them as it reads them, so
      * the step needs no pass of its own over the gradients, and the weights and moments are
      * then unspecified (the GPU has written some of them): the caller reloads them, as the
-     * trainer's rollback to its last save does. */
+     * trainer's rollback to its last save does;
+     * ctl[2] = what adam_ctl multiplies the gradients by first: 1, or 1 / the loss scale of an
+     * fp16 step (whose gradients are flag_nonfinite'd before Adam, so that an overflow leaves
+     * the weights as they were). */
     void (*flag_nonfinite)(float *flag, const float *x, size_t n);
-    /* p16 (may be NULL): also writes the new parameters rounded to bf16 there (2-byte elements),
-     * the copy a bf16 model's layers read */
+    /* pw (may be NULL; n elements): also writes the new parameters there, rounded to its type
+     * (the copy a 16-bit model's layers read) */
     void (*adam_ctl)(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                     float *ctl, float *p16);
+                     float *ctl, nn_tensor *pw);
     /* Between capture_begin and capture_end, calls are recorded rather than run (nothing may
      * allocate, find a new algorithm or copy to the host in between: an uncaptured step first
      * sizes everything); graph_run replays the recording. NULL on the CPU, which runs each call
@@ -220,8 +223,16 @@ const nn_backend *nn_cpu_backend(void);
  * tensors, convolutions and GEMMs on tensor cores with 10-bit mantissas (Ampere and newer);
  * BF16: mixed precision as PyTorch's autocast does it: activations, their gradients and a copy
  * of the weights in bfloat16, products summed in fp32 on tensor cores, the master weights, Adam,
- * the weight gradients and the loss in fp32 (Ampere and newer). */
-typedef enum nn_precision { NN_PREC_AUTO, NN_PREC_FP32, NN_PREC_TF32, NN_PREC_BF16 } nn_precision;
+ * the weight gradients and the loss in fp32 (Ampere and newer); FP16: the same in IEEE half
+ * precision (Volta and Turing too), whose narrow range core/step.c makes up for with dynamic loss
+ * scaling. */
+typedef enum nn_precision {
+    NN_PREC_AUTO,
+    NN_PREC_FP32,
+    NN_PREC_TF32,
+    NN_PREC_BF16,
+    NN_PREC_FP16,
+} nn_precision;
 
 typedef struct nn_gpu_info {
     char name[128];
@@ -241,16 +252,17 @@ int nn_cuda_device_count(const char **why);
 /* 0, or -1 for a device that cannot be queried. */
 int nn_cuda_device_info(nn_gpu_info *out, int dev);
 /* The CUDA backend on device dev (one device per process) with the given arithmetic (AUTO: BF16
- * where the card has it, else FP32; BF16 or TF32 on an older card falls back to FP32). Called again it switches the precision. NULL with a message when
+ * where the card has it (compute 8.0 and up), FP16 on 7.x, else FP32; a precision the card
+ * lacks falls back to FP32). Called again it switches the precision. NULL with a message when
  * there is no such device or it cannot be initialised. */
 struct vs_err;
 const nn_backend *nn_cuda_backend(int dev, nn_precision prec, struct vs_err *e);
 /* The device the backend is open on, -1 before nn_cuda_backend. */
 int nn_cuda_device(void);
-/* The precision in use (after AUTO is resolved), and its name ("fp32", "tf32", "bf16"). */
+/* The precision in use (after AUTO is resolved), and its name ("fp32", "tf32", "bf16", "fp16"). */
 nn_precision nn_cuda_precision(void);
 const char *nn_precision_name(nn_precision p);
-/* "auto" | "fp32" | "tf32" | "bf16" -> *p; -1 for anything else. */
+/* "auto" | "fp32" | "tf32" | "bf16" | "fp16" -> *p; -1 for anything else. */
 int nn_parse_precision(nn_precision *p, const char *s);
 /* The backend for a device name: "auto" (or NULL/""; the first GPU when there is one, else the
  * CPU), "cpu", "cuda" (device 0) or "cuda:N". -1 with a message for an unknown name or a GPU that

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../err.h"
-#include "bf16.h"
+#include "half.h"
 #include "cpu_conv.h"
 #include "cpu_train.h"
 
@@ -318,24 +318,28 @@ static void cpu_convert(nn_tensor *dst, const nn_tensor *src)
         if (n && dst->d != src->d) memmove(dst->d, src->d, n * nn_dtype_size(dst->dt));
         return;
     }
-    if (dst->dt == NN_BF16) {
-        uint16_t *o = (uint16_t *)dst->d;
-        for (size_t i = 0; i < n; i++) o[i] = nn_bf16_from_f32(src->d[i]);
-    } else {
-        const uint16_t *in = (const uint16_t *)src->d;
-        for (size_t i = 0; i < n; i++) dst->d[i] = nn_f32_from_bf16(in[i]);
+    /* through fp32: widen (exact), then round */
+    const uint16_t *in = (const uint16_t *)src->d;
+    uint16_t *o = (uint16_t *)dst->d;
+    for (size_t i = 0; i < n; i++) {
+        float v = src->dt == NN_F32 ? src->d[i]
+                  : src->dt == NN_BF16 ? nn_f32_from_bf16(in[i])
+                                       : nn_f32_from_f16(in[i]);
+        if (dst->dt == NN_F32)
+            dst->d[i] = v;
+        else
+            o[i] = dst->dt == NN_BF16 ? nn_bf16_from_f32(v) : nn_f16_from_f32(v);
     }
 }
 
-static void cpu_adam_ctl_p16(float *p, float *m, float *v, const float *g, size_t n,
-                             const nn_adam *h, float *ctl, float *p16)
+static void cpu_adam_ctl_copy(float *p, float *m, float *v, const float *g, size_t n,
+                              const nn_adam *h, float *ctl, nn_tensor *pw)
 {
     cpu_adam_ctl(p, m, v, g, n, h, ctl);
-    if (!p16 || ctl[1] != 0.0f) return;
-    nn_tensor dst = nn_rows(p16, 1, (int)n), src = nn_rows(p, 1, (int)n);
-    VS_CHECK(n <= INT32_MAX);
-    dst.dt = NN_BF16;
-    cpu_convert(&dst, &src);
+    if (!pw || ctl[1] != 0.0f) return;
+    VS_CHECK(nn_numel(pw) == n);
+    nn_tensor src = nn_rows(p, 1, (int)n);
+    cpu_convert(pw, &src);
 }
 
 static const nn_backend cpu_backend = {
@@ -371,7 +375,7 @@ static const nn_backend cpu_backend = {
     .fill = cpu_fill,
     .augment = cpu_augment,
     .flag_nonfinite = cpu_flag_nonfinite,
-    .adam_ctl = cpu_adam_ctl_p16,
+    .adam_ctl = cpu_adam_ctl_copy,
 };
 
 const char *nn_precision_name(nn_precision p)
@@ -380,6 +384,7 @@ const char *nn_precision_name(nn_precision p)
     case NN_PREC_FP32: return "fp32";
     case NN_PREC_TF32: return "tf32";
     case NN_PREC_BF16: return "bf16";
+    case NN_PREC_FP16: return "fp16";
     default: return "auto";
     }
 }

@@ -461,7 +461,7 @@ typedef struct adam_job {
     float *p, *m, *v;
     const float *g;
     size_t n;
-    float lr_t, b1, b2, one_b1, one_b2, eps;
+    float lr_t, gmul, b1, b2, one_b1, one_b2, eps;
 } adam_job;
 
 static void adam_task(void *ctx, int task, int worker)
@@ -472,10 +472,11 @@ static void adam_task(void *ctx, int task, int worker)
     float *restrict p = j->p, *restrict m = j->m, *restrict v = j->v;
     const float *restrict g = j->g;
     const float lr_t = j->lr_t, b1 = j->b1, b2 = j->b2, one_b1 = j->one_b1, one_b2 = j->one_b2;
-    const float eps = j->eps;
+    const float eps = j->eps, gmul = j->gmul;
     for (size_t i = i0; i < i1; i++) { /* Keras's order of operations */
-        float mi = b1 * m[i] + one_b1 * g[i];
-        float vi = b2 * v[i] + one_b2 * (g[i] * g[i]);
+        float gi = g[i] * gmul;           /* exact for gmul 1 */
+        float mi = b1 * m[i] + one_b1 * gi;
+        float vi = b2 * v[i] + one_b2 * (gi * gi);
         m[i] = mi, v[i] = vi;
         p[i] -= lr_t * mi / (sqrtf(vi) + eps);
     }
@@ -490,7 +491,7 @@ float nn_adam_step_size(const nn_adam *h)
 
 /* p, m, v, g: [n], one step of size lr_t */
 static void adam_run(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                     float lr_t)
+                     float lr_t, float gmul)
 {
     if (n == 0) return;
     adam_job j = {
@@ -500,6 +501,7 @@ static void adam_run(float *p, float *m, float *v, const float *g, size_t n, con
         .g = g,
         .n = n,
         .lr_t = lr_t,
+        .gmul = gmul,
         .b1 = h->beta1,
         .b2 = h->beta2,
         .one_b1 = 1.0f - h->beta1,
@@ -512,11 +514,11 @@ static void adam_run(float *p, float *m, float *v, const float *g, size_t n, con
 /* t >= 1 */
 void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h)
 {
-    adam_run(p, m, v, g, n, h, nn_adam_step_size(h));
+    adam_run(p, m, v, g, n, h, nn_adam_step_size(h), 1.0f);
 }
 
-/* The same step with lr_t from ctl[0]; nothing done when ctl[1] flags a non-finite loss, or
- * (flagged here) gradient. */
+/* The same step with lr_t from ctl[0] and the gradients times ctl[2]; nothing done when ctl[1]
+ * flags a non-finite loss, or (flagged here) gradient. */
 void cpu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
                   float *ctl)
 {
@@ -525,7 +527,7 @@ void cpu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const 
         ctl[1] = 1.0f;
         return;
     }
-    adam_run(p, m, v, g, n, h, ctl[0]);
+    adam_run(p, m, v, g, n, h, ctl[0], ctl[2]);
 }
 
 /* ---- finiteness, fill ---------------------------------------------------------------------- */

@@ -12,7 +12,7 @@ int nn_parse_precision(nn_precision *p, const char *s)
         const char *name;
         nn_precision p;
     } names[] = {{"auto", NN_PREC_AUTO}, {"fp32", NN_PREC_FP32}, {"tf32", NN_PREC_TF32},
-                 {"bf16", NN_PREC_BF16}};
+                 {"bf16", NN_PREC_BF16}, {"fp16", NN_PREC_FP16}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i].name) == 0) {
             *p = names[i].p;

@@ -1,7 +1,8 @@
 /* tensor.h: the 4-D tensor every layer works on, NHWC (channels innermost), densely packed.
  * The data pointer belongs to the backend that allocated it (host memory for the CPU backend).
- * Elements are fp32 unless dt says bf16 (a backend that trains in bf16: core/nn/bf16.h); backend
- * memory is addressed as float * either way, so offsets into a tensor go through nn_at. */
+ * Elements are fp32 unless dt says bf16 or fp16 (a backend that trains in 16 bits:
+ * core/nn/half.h); backend memory is addressed as float * either way, so offsets into a tensor go
+ * through nn_at. */
 #ifndef NN_TENSOR_H
 #define NN_TENSOR_H
 
@@ -10,6 +11,7 @@
 typedef enum nn_dtype {
     NN_F32,  /* IEEE fp32 (the default: a zeroed tensor is fp32) */
     NN_BF16, /* bfloat16: fp32's top 16 bits, 2 bytes an element */
+    NN_F16,  /* IEEE binary16, 2 bytes an element */
 } nn_dtype;
 
 typedef struct nn_tensor {
@@ -25,13 +27,13 @@ static inline size_t nn_numel(const nn_tensor *t)
 
 static inline size_t nn_dtype_size(nn_dtype dt)
 {
-    return dt == NN_BF16 ? 2 : 4;
+    return dt == NN_F32 ? 4 : 2;
 }
 
 /* The floats of backend memory that n elements of type dt take (what to ask alloc for). */
 static inline size_t nn_floats_for(size_t n, nn_dtype dt)
 {
-    return dt == NN_BF16 ? (n + 1) / 2 : n;
+    return dt == NN_F32 ? n : (n + 1) / 2;
 }
 
 /* Element i of memory holding elements of type dt, as a float * for the backend calls. */
