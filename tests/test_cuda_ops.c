@@ -1068,6 +1068,72 @@ static void run_conv_16(const conv_case *c, int shuffle)
     gpu_free(gx), gpu_free(gdy), gpu_free(gw), gpu_free(gb), gpu_free(gy);
 }
 
+/* depthwise forward and backward, and pooling, in 16 bits (weights [kh, kw, c] everywhere) */
+static void run_depthwise_16(const conv_case *c)
+{
+    const nn_backend *ref = half_backend(hdt);
+    nn_conv_desc d;
+    nn_conv_geometry(&d, c->h, c->w, c->k, c->k, c->s, c->s, c->pad);
+    d.act = c->act, d.alpha = c->alpha;
+    int oh = nn_out_size(c->h, c->k, c->s, c->pad), ow = nn_out_size(c->w, c->k, c->s, c->pad);
+    size_t nx = (size_t)c->n * c->h * c->w * c->cin, ny = (size_t)c->n * oh * ow * c->cin;
+    size_t nw = (size_t)c->k * c->k * c->cin;
+    float *x = h16_rand(nx), *w = h16_rand(nw), *dy = h16_rand(ny);
+    float *b = c->no_bias ? NULL : check_rand_buf((size_t)c->cin);
+    float *gx = h16_to_gpu(x, nx), *gw = h16_to_gpu(w, nw), *gdy = h16_to_gpu(dy, ny);
+    float *gb = to_gpu(b, (size_t)c->cin);
+    char tag[128];
+    snprintf(tag, sizeof tag, "16-bit depthwise [%d,%d,%d,%d] k%d s%d %s", c->n, c->h, c->w, c->cin,
+             c->k, c->s, act_str(c->act, c->alpha));
+    nn_tensor tx = t16(x, c->n, c->h, c->w, c->cin), gtx = t16(gx, c->n, c->h, c->w, c->cin);
+    nn_tensor tdy = t16(dy, c->n, oh, ow, c->cin), gtdy = t16(gdy, c->n, oh, ow, c->cin);
+    float *y = vs_calloc(nn_floats_for(ny, hdt) + 1, 4), *gy = h16_nan_gpu(ny);
+    nn_tensor ty = t16(y, c->n, oh, ow, c->cin), gty = t16(gy, c->n, oh, ow, c->cin);
+    ref->depthwise(&ty, &tx, w, b, &d);
+    gpu->depthwise(&gty, &gtx, gw, gb, &d);
+    fam = F_DW;
+    check_16(gy, y, ny, H16_TOL, "%s fwd", tag);
+    for (int m = 0; m < 2; m++) {
+        nn_accum mode = m ? NN_ACCUMULATE : NN_OVERWRITE;
+        float *dx = h16_rand(nx),
+              *gdx = mode == NN_OVERWRITE ? h16_nan_gpu(nx) : h16_to_gpu(dx, nx);
+        nn_tensor tdx = t16(dx, c->n, c->h, c->w, c->cin),
+                  gtdx = t16(gdx, c->n, c->h, c->w, c->cin);
+        ref->depthwise_bwd_data(&tdx, &tdy, w, &d, mode);
+        gpu->depthwise_bwd_data(&gtdx, &gtdy, gw, &d, mode);
+        fam = F_DW_BD;
+        check_16(gdx, dx, nx, H16_TOL, "%s bwd_data %s", tag, mode_name(mode));
+        float *dw = check_rand_buf(nw), *gdw = gpu_out(dw, nw, mode);
+        ref->depthwise_bwd_filter(dw, NULL, &tdy, &tx, &d, mode);
+        gpu->depthwise_bwd_filter(gdw, NULL, &gtdy, &gtx, &d, mode);
+        fam = F_DW_BF;
+        check_dev(gdw, dw, nw, H16_TOL, "%s bwd_filter %s", tag, mode_name(mode));
+        free(dx), free(dw), gpu_free(gdx), gpu_free(gdw);
+    }
+    /* pooling over the same input, max and average */
+    for (int kind = NN_POOL_MAX; kind <= NN_POOL_AVG; kind++) {
+        nn_pool_desc pd = {.kind = (nn_pool_kind)kind,
+                           .kh = c->k,
+                           .kw = c->k,
+                           .sh = c->s,
+                           .sw = c->s,
+                           .pad_t = d.pad_t,
+                           .pad_l = d.pad_l,
+                           .pad_b = d.pad_b,
+                           .pad_r = d.pad_r};
+        float *py = vs_calloc(nn_floats_for(ny, hdt) + 1, 4), *gpy = h16_nan_gpu(ny);
+        nn_tensor tpy = t16(py, c->n, oh, ow, c->cin), gtpy = t16(gpy, c->n, oh, ow, c->cin);
+        ref->pool(&tpy, &tx, &pd);
+        gpu->pool(&gtpy, &gtx, &pd);
+        fam = F_POOL;
+        check_16(gpy, py, ny, H16_TOL, "16-bit pool %s [%d,%d,%d,%d] k%d s%d",
+                 kind == NN_POOL_MAX ? "max" : "avg", c->n, c->h, c->w, c->cin, c->k, c->s);
+        free(py), gpu_free(gpy);
+    }
+    free(x), free(w), free(dy), free(b), free(y);
+    gpu_free(gx), gpu_free(gw), gpu_free(gdy), gpu_free(gb), gpu_free(gy);
+}
+
 static void run_dense_16(int n, int in, int out, nn_act act, float alpha)
 {
     const nn_backend *ref = half_backend(hdt);
@@ -1232,6 +1298,8 @@ static void test_16bit_ops(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_16(&cases[i], 0);
     static const conv_case up = {2, 6, 5, 16, 64, 3, 1, SAME, NN_ACT_LEAKY, 0.1f, 0};
     run_conv_16(&up, 1); /* the upscale block */
+    for (size_t i = 0; i < sizeof dw_cases / sizeof dw_cases[0]; i++)
+        run_depthwise_16(&dw_cases[i]);
     run_dense_16(5, 300, 33, NN_ACT_LEAKY, 0.1f);
     run_dense_16(1, 7, 1, NN_ACT_NONE, 0);
     test_elementwise_16();
