@@ -101,7 +101,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libvisage.a
 BIN      := $(BUILD)/visage
 
-.PHONY: all check-deps deps models demo test test-gpu test-unit test-san help install clean distclean bench
+.PHONY: all check-deps deps models demo test test-gpu test-unit test-san help install clean distclean bench gpu-bundle
 all: check-deps $(BIN) $(TEST_BIN)
 
 check-deps:
@@ -150,6 +150,18 @@ $(GPU_TEST_BIN): $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB)
 	@mkdir -p $(dir $@)
 	$(say) LINK $@
 	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LIB) $(GPU_LIBS)
+
+# For a lent GPU machine (bench/gpu_check.sh): the GPU tests and benchmark for sm_90 (H100, H200)
+# plus its PTX, built apart in $(BUILD)/gpu90, stripped into .device/ (which git ignores) with the
+# PyTorch reference, small enough to carry.
+gpu-bundle:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/gpu90 GPU_ARCH=90 \
+		$(patsubst $(BUILD)/%,$(BUILD)/gpu90/%,$(GPU_TEST_BIN) $(GPU_BENCH_BIN))
+	$(Q)mkdir -p .device
+	$(Q)for f in $(patsubst $(BUILD)/%,$(BUILD)/gpu90/%,$(GPU_TEST_BIN) $(GPU_BENCH_BIN)); do \
+		strip -o .device/$$(basename $$f) $$f || exit 1; done
+	$(Q)cp ../shared/bench/faceswap_torch_bench.py .device/ 2>/dev/null || true
+	@ls -l .device
 
 -include $(CORE_OBJ:.o=.d) $(TUI_OBJ:.o=.d)
 
@@ -207,6 +219,7 @@ help:
 	@echo "make demo     deps + models + build, then extract the faces of the sample photos"
 	@echo "make test     deps + models + build, then every test (also under ASan/UBSan)"
 	@echo "make test-gpu the GPU tests alone (CUDA against the CPU; skipped without a GPU)"
+	@echo "make gpu-bundle  the GPU tests and benchmark for sm_90 in .device/, for bench/gpu_check.sh"
 	@echo "make bench    extraction speed benchmark (results go to BENCHMARKS.md by hand)"
 	@echo "make install  PREFIX=$(PREFIX)"
 

@@ -212,6 +212,8 @@ void cu_depthwise_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn
                              const nn_conv_desc *d, nn_accum mode);
 void cu_pool(nn_tensor *y, const nn_tensor *x, const nn_pool_desc *d);
 void cu_conv_set_precision(nn_precision p);
+/* the cuDNN algorithm the last convolution call ran (type, number, math, workspace): profiling */
+const char *cu_conv_last_algo(void);
 /* dense.cu */
 void cu_dense(nn_tensor *y, const nn_tensor *x, const float *w, const float *b, nn_act act,
               float alpha);

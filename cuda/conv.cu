@@ -219,9 +219,21 @@ static void find_algo(conv_plan *p, int kind)
     cu_scratch(CU_SCR_CUDNN, p->ws[kind]); /* sized now, outside any capture */
 }
 
+static char last_algo[40];
+
+const char *cu_conv_last_algo(void)
+{
+    return last_algo;
+}
+
 static void *use_algo(conv_plan *p, int kind)
 {
     find_algo(p, kind);
+    static const char *math[] = {"default", "tensor-op", "tensor-op+conv", "fma"};
+    const int mi = (int)p->math[kind];
+    snprintf(last_algo, sizeof last_algo, "%s algo %d %s ws %zuM",
+             p->dt == NN_F32 ? "fp32" : p->dt == NN_BF16 ? "bf16" : "fp16", p->algo[kind],
+             mi >= 0 && mi < 4 ? math[mi] : "?", p->ws[kind] >> 20);
     CUDNN_CHECK(cudnnSetConvolutionMathType(p->cd, p->math[kind]));
     return cu_scratch(CU_SCR_CUDNN, p->ws[kind]);
 }

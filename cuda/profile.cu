@@ -17,7 +17,7 @@ static struct {
     int on;
     int n;
     const char *op[PROF_MAX];
-    char shape[PROF_MAX][48]; /* convolutions: kernel, stride, input and output; else "" */
+    char shape[PROF_MAX][96]; /* convolutions: kernel, stride, input and output, algorithm */
     cudaEvent_t ev[PROF_MAX][2];
     int created;
 } prof;
@@ -50,6 +50,15 @@ static void prof_end(int i)
     if (i >= 0) CUDA_CHECK(cudaEventRecord(prof.ev[i][1], cu_ctx.stream));
 }
 
+/* a convolution's end: the algorithm it ran goes with its shape */
+static void prof_end_conv(int i)
+{
+    prof_end(i);
+    if (i < 0) return;
+    size_t len = strlen(prof.shape[i]);
+    snprintf(prof.shape[i] + len, sizeof prof.shape[i] - len, " [%s]", cu_conv_last_algo());
+}
+
 #define PROF(name, params, args)                                                                   \
     static void prof_##name params                                                                 \
     {                                                                                              \
@@ -64,7 +73,7 @@ static void prof_conv2d(nn_tensor *y, const nn_tensor *x, const float *w, const 
     int i = prof_begin("conv2d");
     prof_shape(i, x, y, d);
     cu_conv2d(y, x, w, b, d);
-    prof_end(i);
+    prof_end_conv(i);
 }
 
 static void prof_conv2d_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w,
@@ -73,7 +82,7 @@ static void prof_conv2d_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float
     int i = prof_begin("conv2d_bwd_data");
     prof_shape(i, dx, dy, d);
     cu_conv2d_bwd_data(dx, dy, w, d, mode);
-    prof_end(i);
+    prof_end_conv(i);
 }
 
 static void prof_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
@@ -82,7 +91,7 @@ static void prof_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, co
     int i = prof_begin("conv2d_bwd_filter");
     prof_shape(i, x, dy, d);
     cu_conv2d_bwd_filter(dw, db, dy, x, d, mode);
-    prof_end(i);
+    prof_end_conv(i);
 }
 PROF(depthwise,
      (nn_tensor * y, const nn_tensor *x, const float *w, const float *b, const nn_conv_desc *d),
@@ -162,7 +171,7 @@ void nn_cuda_profile(int on)
 
 /* time per key (the op, or the op and its shape), summed; keys in order of first appearance */
 typedef struct prof_sum {
-    char key[80];
+    char key[128];
     double ms;
     int calls;
 } prof_sum;
@@ -190,7 +199,7 @@ static int prof_add(prof_sum *s, int k, int max, const char *key, double ms)
 void nn_cuda_profile_report(FILE *f, int steps)
 {
     CUDA_CHECK(cudaStreamSynchronize(cu_ctx.stream));
-    enum { MAX_OPS = 32, MAX_LAYERS = 128, TOP_LAYERS = 12 };
+    enum { MAX_OPS = 32, MAX_LAYERS = 128, TOP_LAYERS = 20 };
     static prof_sum ops[MAX_OPS], layers[MAX_LAYERS];
     int k = 0, kl = 0;
     double total = 0;
@@ -199,7 +208,7 @@ void nn_cuda_profile_report(FILE *f, int steps)
         CUDA_CHECK(cudaEventElapsedTime(&t, prof.ev[i][0], prof.ev[i][1]));
         k = prof_add(ops, k, MAX_OPS, prof.op[i], t);
         if (prof.shape[i][0]) {
-            char key[80];
+            char key[128];
             snprintf(key, sizeof key, "%s %s", prof.op[i], prof.shape[i]);
             kl = prof_add(layers, kl, MAX_LAYERS, key, t);
         }
@@ -212,9 +221,10 @@ void nn_cuda_profile_report(FILE *f, int steps)
     for (int j = 0; j < k; j++)
         fprintf(f, "  %-22s %8.3f ms %5.1f%%  %4d calls\n", ops[j].key, ops[j].ms / steps,
                 100 * ops[j].ms / (total > 0 ? total : 1), ops[j].calls / steps);
-    fprintf(f, "  the costliest convolutions (op, kernel, stride, input > output):\n");
+    fprintf(f, "  the costliest convolutions (op, kernel, stride, input > output, [cuDNN's "
+               "algorithm]):\n");
     for (int j = 0; j < kl && j < TOP_LAYERS; j++)
-        fprintf(f, "    %-62s %8.3f ms %4d calls\n", layers[j].key, layers[j].ms / steps,
+        fprintf(f, "    %-100s %8.3f ms %4d calls\n", layers[j].key, layers[j].ms / steps,
                 layers[j].calls / steps);
     prof.n = 0;
 }
