@@ -357,16 +357,17 @@ int model_create_arch(model **out, const mdl_arch *a, const mdl_options *o, cons
     if (check_options(o, e)) return -1;
     model *m = build(a, o, be);
     m->dt = be->train_dtype;
+    VS_CHECK(m->n_floats <= INT32_MAX);
     m->p = be->alloc(m->n_floats);
     if (m->dt != NN_F32) m->pw = be->alloc(nn_floats_for(m->n_floats, m->dt));
-    m->g = be->alloc(m->n_floats);
+    m->g = be->alloc(nn_floats_for(m->n_floats, m->dt));
     m->m = be->alloc(m->n_floats);
     m->v = be->alloc(m->n_floats);
     float *host = vs_malloc(m->n_floats * sizeof(float));
     init_params(m, host, seed);
     model_arena_upload(m, m->p, host);
     free(host);
-    be->fill(m->g, m->n_floats, 0.0f);
+    be->fill(m->g, nn_floats_for(m->n_floats, m->dt), 0.0f); /* zero bits: 0 in every type */
     be->fill(m->m, m->n_floats, 0.0f);
     be->fill(m->v, m->n_floats, 0.0f);
     *out = m;
@@ -392,21 +393,27 @@ static void convert_kernels(const model *m, float *dst, const float *src, int to
 static void refresh_weights(const model *m)
 {
     if (!m->pw) return;
-    VS_CHECK(m->n_floats <= INT32_MAX);
-    nn_tensor p = nn_rows(m->p, 1, (int)m->n_floats), w = p;
-    w.d = m->pw, w.dt = m->dt;
+    nn_tensor p = nn_flat(m->p, m->n_floats, NN_F32), w = nn_flat(m->pw, m->n_floats, m->dt);
     m->be->convert(&w, &p);
 }
 
 void model_arena_download(const model *m, float *host, const float *arena)
 {
-    if (m->be->conv_layout == NN_LAYOUT_HWIO) {
-        m->be->copy_out(host, arena, m->n_floats);
-        return;
-    }
+    const nn_backend *be = m->be;
     float *t = vs_malloc(m->n_floats * sizeof(float));
-    m->be->copy_out(t, arena, m->n_floats);
-    convert_kernels(m, host, t, 0);
+    if (arena == m->g && m->dt != NN_F32) { /* a 16-bit model's gradients: widened */
+        float *w = be->alloc(m->n_floats);
+        nn_tensor src = nn_flat(m->g, m->n_floats, m->dt), dst = nn_flat(w, m->n_floats, NN_F32);
+        be->convert(&dst, &src);
+        be->copy_out(t, w, m->n_floats);
+        be->free(w);
+    } else {
+        be->copy_out(t, arena, m->n_floats);
+    }
+    if (be->conv_layout == NN_LAYOUT_HWIO)
+        memcpy(host, t, m->n_floats * sizeof(float));
+    else
+        convert_kernels(m, host, t, 0);
     free(t);
 }
 
@@ -603,8 +610,7 @@ static void net_backward(model *m, mdl_net *n, int *written, nn_tensor *dx)
         nn_tensor *gy = &n->grad[i];
         const nn_tensor *y = &n->act[i];
         /* a conv fused with its shuffle had its activation's gradient taken with the shuffle's */
-        if (l->act != NN_ACT_NONE && !fused_shuffle(n, i))
-            be->act_bwd(gy, gy, y, l->act, l->alpha);
+        if (l->act != NN_ACT_NONE && !fused_shuffle(n, i)) be->act_bwd(gy, gy, y, l->act, l->alpha);
         const nn_tensor *in = l->in < 0 ? x : &n->act[l->in];
         nn_tensor *gin = NULL;
         int *gin_written = &dx_written;
@@ -616,8 +622,9 @@ static void net_backward(model *m, mdl_net *n, int *written, nn_tensor *dx)
             ensure(m, gin, b, in->h, in->w, in->c);
         }
         nn_accum mode = *gin_written ? NN_ACCUMULATE : NN_OVERWRITE;
-        float *gw = m->g + (l->pw >= 0 ? m->params[l->pw].offset : 0);
-        float *gb = l->pb >= 0 ? m->g + m->params[l->pb].offset : NULL;
+        /* the gradients, in the model's type */
+        float *gw = nn_at(m->g, m->dt, l->pw >= 0 ? m->params[l->pw].offset : 0);
+        float *gb = l->pb >= 0 ? nn_at(m->g, m->dt, m->params[l->pb].offset) : NULL;
         const float *w = weights(m, l->pw);
         switch (l->op) {
         case MDL_CONV:

@@ -86,11 +86,14 @@ struct model {
     int n_params;
     mdl_param params[MDL_MAX_PARAMS];
     size_t n_floats;
-    float *p, *g, *m, *v; /* parameters, gradients, Adam m and v: n_floats each, backend memory */
+    /* parameters, gradients, Adam m and v: n_floats elements each, backend memory; the gradients
+     * in the model's type dt, the rest fp32 */
+    float *p, *g, *m, *v;
     long adam_t;          /* Adam steps taken */
-    /* The type of the activations and their gradients (the backend's train_dtype). A bf16 model
-     * also keeps pw, the parameters rounded to bf16 (what its layers read: Adam rewrites it), a
-     * bf16 copy of its input, and fp32 copies of its outputs and their gradients for the loss. */
+    /* The type of the activations, their gradients and the weight gradients (the backend's
+     * train_dtype). A 16-bit model also keeps pw, the parameters rounded to its type (what its
+     * layers read: Adam rewrites it), a copy of its input in its type, and fp32 copies of its
+     * outputs and their gradients for the loss. */
     nn_dtype dt;
     float *pw;
     nn_tensor x_conv, out[2][2], out_grad[2][2];

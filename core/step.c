@@ -95,14 +95,14 @@ static void enqueue(step *s, const nn_adam *h, int poison)
     }
     model_backward(m);
     if (poison) {
-        float nan = NAN;
-        be->copy_in(m->g + m->params[0].offset, &nan, 1);
+        float nan = NAN; /* a NaN in any type (a 16-bit gradient arena: the second element) */
+        be->copy_in(nn_at(m->g, m->dt, m->params[0].offset), &nan, 1);
     }
-    be->flag_nonfinite(s->ctl + 1, loss, 2);
-    if (s->scaled) be->flag_nonfinite(s->ctl + 1, m->g, m->n_floats); /* before Adam touches them */
-    nn_tensor pw = {m->pw, 1, 1, 1, (int)m->n_floats, m->dt};
-    /* flags a bad gradient itself */
-    be->adam_ctl(m->p, m->m, m->v, m->g, m->n_floats, h, s->ctl, m->pw ? &pw : NULL);
+    nn_tensor lt = nn_flat(loss, 2, NN_F32), g = nn_flat(m->g, m->n_floats, m->dt),
+              pw = nn_flat(m->pw, m->n_floats, m->dt);
+    be->flag_nonfinite(s->ctl + 1, &lt);
+    if (s->scaled) be->flag_nonfinite(s->ctl + 1, &g); /* before Adam touches the weights */
+    be->adam_ctl(m->p, m->m, m->v, &g, h, s->ctl, m->pw ? &pw : NULL); /* checks g itself */
 }
 
 int step_run(step *s, double loss[2], step_mode mode, int poison)

@@ -56,7 +56,6 @@ typedef enum cu_scratch_slot {
     CU_SCR_LOSS,     /* the SSIM maps */
     CU_SCR_CONV_OUT, /* a convolution's output before its pixel shuffle */
     CU_SCR_PARTIAL,  /* per-block partial sums of the reductions */
-    CU_SCR_WGRAD,    /* a 16-bit convolution's weight gradient before it is widened */
     CU_SCR_SLOTS
 } cu_scratch_slot;
 
@@ -170,14 +169,12 @@ void cu_sum_partials(float *out, const float *partial, int n, double offset, dou
 void cu_act_fw(nn_tensor *x, nn_act act, float alpha);
 void cu_add(nn_tensor *y, const nn_tensor *a, const nn_tensor *b);
 void cu_convert(nn_tensor *dst, const nn_tensor *src);
-/* dst: n fp32 values (+)= src: n elements of type dt */
-void cu_widen(float *dst, const float *src, nn_dtype dt, size_t n, nn_accum mode);
 void cu_scale_bias(nn_tensor *x, const float *scale, const float *bias);
 /* y: [rows, c] of type dt = act(y + bias) */
 void cu_bias_act(float *y, nn_dtype dt, const float *bias, size_t rows, int c, nn_act act,
                  float alpha);
 void cu_act_bwd(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, nn_act act, float alpha);
-/* db: [c] (fp32) (+)= the column sums of dy: [rows, c] of type dt */
+/* db: [c] (+)= the column sums of dy: [rows, c], both of type dt (summed in fp32) */
 void cu_bias_grad(float *db, const float *dy, nn_dtype dt, size_t rows, int c, nn_accum mode);
 void cu_depth_to_space(nn_tensor *y, const nn_tensor *x, int r);
 /* y: [n, h*r, w*r, C] = depth_to_space(act(x + bias), r), x: [n, h, w, r*r*C] */
@@ -189,9 +186,11 @@ void cu_space_to_depth(nn_tensor *y, const nn_tensor *x, int r);
 void cu_fill(float *x, size_t n, float value);
 int cu_all_finite(const float *x, size_t n);
 void cu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h);
-void cu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                 float *ctl, nn_tensor *pw);
-void cu_flag_nonfinite(float *flag, const float *x, size_t n);
+void cu_adam_ctl(float *p, float *m, float *v, const nn_tensor *g, const nn_adam *h, float *ctl,
+                 nn_tensor *pw);
+void cu_flag_nonfinite(float *flag, const nn_tensor *x);
+/* n elements of type dt set to 0 (zero bits) */
+void cu_zero(float *x, nn_dtype dt, size_t n);
 /* profile.cu: the same table with every operation timed by events */
 void cu_profile_table(nn_backend *t);
 int cu_profiling(void);

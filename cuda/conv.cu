@@ -304,8 +304,8 @@ void cu_conv2d_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w, cons
     KERNEL_CHECK();
 }
 
-/* dw: [cout, kh, kw, cin] (+)= the weight gradient, db: [cout] (+)= the sum of dy, both fp32
- * (for 16-bit tensors cuDNN writes a 16-bit gradient into scratch, widened into dw) */
+/* dw: [cout, kh, kw, cin] (+)= the weight gradient, db: [cout] (+)= the sum of dy, both in the
+ * type of x and dy */
 void cu_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
                           const nn_conv_desc *d, nn_accum mode)
 {
@@ -313,7 +313,7 @@ void cu_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_te
     const int k = d->kh * d->kw * x->c, cout = dy->c;
     if (db) cu_bias_grad(db, dy->d, dy->dt, nn_numel(dy) / (size_t)(cout ? cout : 1), cout, mode);
     if (nn_numel(dy) == 0 || nn_numel(x) == 0) {
-        if (mode == NN_OVERWRITE) cu_fill(dw, (size_t)k * cout, 0.0f);
+        if (mode == NN_OVERWRITE) cu_zero(dw, x->dt, (size_t)k * cout);
         return;
     }
     nn_tensor xin = symmetric(d) ? *x : pad_input(x, d);
@@ -321,21 +321,17 @@ void cu_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_te
     conv_plan *p = plan_for(&xin, dy, d, ph, pw);
     void *ws = use_algo(p, PLAN_BWD_FILTER);
     const float one = 1.0f, zero = 0.0f;
-    const size_t count = (size_t)k * cout;
-    const int wide = x->dt == NN_F32;
-    float *out = wide ? dw : (float *)cu_scratch(CU_SCR_WGRAD, count * nn_dtype_size(x->dt));
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(
         cu_ctx.cudnn, &one, p->xd, xin.d, p->yd, dy->d, p->cd,
         (cudnnConvolutionBwdFilterAlgo_t)p->algo[PLAN_BWD_FILTER], ws, p->ws[PLAN_BWD_FILTER],
-        wide && mode == NN_ACCUMULATE ? &one : &zero, p->wd, out));
-    if (!wide) cu_widen(dw, out, x->dt, count, mode);
+        mode == NN_ACCUMULATE ? &one : &zero, p->wd, dw));
 }
 
 /* ---- depthwise (channel multiplier 1) ------------------------------------------------------- */
 
 typedef struct dw_geo {
     int n, h, w, c, oh, ow, kh, kw, sh, sw, pt, pl;
-    nn_dtype dt; /* of the tensors and the weights (the weight gradient is fp32) */
+    nn_dtype dt; /* of the tensors, the weights and their gradients */
 } dw_geo;
 
 static dw_geo dw_geometry(const nn_tensor *y, const nn_tensor *x, const nn_conv_desc *d)
@@ -450,7 +446,7 @@ static __global__ void dw_bwd_filter_kernel(float *dw, const float *dy, const fl
         float t = 0.0f;
         for (int k = 0; k < DWF_TY; k++) t += s[k][threadIdx.x];
         size_t o = (size_t)tap * g.c + ch;
-        dw[o] = accumulate ? dw[o] + t : t;
+        cu_st(dw, g.dt, o, accumulate ? cu_ld(dw, g.dt, o) + t : t);
     }
 }
 

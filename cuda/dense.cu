@@ -1,7 +1,7 @@
 /* dense.cu: dense layers on cuBLAS. Row-major [rows, cols] arrays are column-major [cols, rows]
  * to cuBLAS, so each product below is written transposed: y^T = w^T x^T and so on. fp32 tensors
  * go through cublasSgemm (whose math mode the precision sets), bf16 and fp16 ones through
- * cublasGemmEx with fp32 accumulation; the weight gradient is written in fp32 either way. Bias, activation and
+ * cublasGemmEx with fp32 accumulation, the weight gradient in their type too. Bias, activation and
  * the bias gradient are elementwise.cu's kernels. Semantics as cpu_dense. */
 #include "common.cuh"
 
@@ -66,7 +66,7 @@ void cu_dense_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w, nn_ac
          mode == NN_ACCUMULATE ? 1.0f : 0.0f, dx->d, in, dx->dt, dx->dt);
 }
 
-/* dw: [in, out] (+)= x^T . dy, db: [out] (+)= the column sums of dy (both fp32) */
+/* dw: [in, out] (+)= x^T . dy, db: [out] (+)= the column sums of dy (in the type of x and dy) */
 void cu_dense_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
                          nn_accum mode)
 {
@@ -76,9 +76,9 @@ void cu_dense_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_ten
     if (db) cu_bias_grad(db, dy->d, dy->dt, (size_t)(n > 0 ? n : 0), out, mode);
     if (in <= 0) return;
     if (n <= 0) {
-        if (mode == NN_OVERWRITE) cu_fill(dw, (size_t)in * out, 0.0f);
+        if (mode == NN_OVERWRITE) cu_zero(dw, x->dt, (size_t)in * out);
         return;
     }
     gemm(CUBLAS_OP_N, CUBLAS_OP_T, out, in, n, dy->d, out, x->d, in,
-         mode == NN_ACCUMULATE ? 1.0f : 0.0f, dw, out, x->dt, NN_F32);
+         mode == NN_ACCUMULATE ? 1.0f : 0.0f, dw, out, x->dt, x->dt);
 }

@@ -66,24 +66,6 @@ void cu_convert(nn_tensor *dst, const nn_tensor *src)
     KERNEL_CHECK();
 }
 
-static __global__ void widen_kernel(float *dst, const float *src, nn_dtype dt, size_t n,
-                                    int accumulate)
-{
-    CU_FOR(i, n)
-    {
-        float v = cu_ld(src, dt, i);
-        dst[i] = accumulate ? dst[i] + v : v;
-    }
-}
-
-void cu_widen(float *dst, const float *src, nn_dtype dt, size_t n, nn_accum mode)
-{
-    if (n == 0) return;
-    widen_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
-        dst, src, dt, n, mode == NN_ACCUMULATE);
-    KERNEL_CHECK();
-}
-
 static __global__ void scale_bias_kernel(float *x, const float *scale, const float *bias, size_t n,
                                          int c)
 {
@@ -175,21 +157,26 @@ static __global__ void bias_grad_partial(float *partial, const float *dy, nn_dty
 }
 
 static __global__ void bias_grad_final(float *db, const float *partial, int parts, int c,
-                                       nn_accum mode)
+                                       nn_dtype dt, nn_accum mode)
 {
     CU_FOR(ch, (size_t)c)
     {
         float t = 0.0f;
         for (int k = 0; k < parts; k++) t += partial[(size_t)k * c + ch];
-        db[ch] = mode == NN_ACCUMULATE ? db[ch] + t : t;
+        cu_st(db, dt, ch, mode == NN_ACCUMULATE ? cu_ld(db, dt, ch) + t : t);
     }
+}
+
+void cu_zero(float *x, nn_dtype dt, size_t n)
+{
+    if (n) CUDA_CHECK(cudaMemsetAsync(x, 0, n * nn_dtype_size(dt), cu_ctx.stream));
 }
 
 void cu_bias_grad(float *db, const float *dy, nn_dtype dt, size_t rows, int c, nn_accum mode)
 {
     if (c == 0) return;
     if (rows == 0) {
-        if (mode == NN_OVERWRITE) cu_fill(db, (size_t)c, 0.0f);
+        if (mode == NN_OVERWRITE) cu_zero(db, dt, (size_t)c);
         return;
     }
     size_t want = (rows + 8 * BG_TY - 1) / (8 * BG_TY); /* at least 8 rows per lane */
@@ -199,7 +186,7 @@ void cu_bias_grad(float *db, const float *dy, nn_dtype dt, size_t rows, int c, n
     bias_grad_partial<<<grid, block, 0, cu_ctx.stream>>>(partial, dy, dt, rows, c);
     KERNEL_CHECK();
     bias_grad_final<<<cu_blocks((size_t)c, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
-        db, partial, parts, c, mode);
+        db, partial, parts, c, dt, mode);
     KERNEL_CHECK();
 }
 
@@ -338,19 +325,25 @@ void cu_fill(float *x, size_t n, float value)
     KERNEL_CHECK();
 }
 
-/* *flag = 1 when some x[i] is NaN or +-Inf (x * 0 is 0 exactly for the finite ones) */
-static __global__ void finite_kernel(float *flag, const float *x, size_t n)
+/* *flag = 1 when some x[i] is NaN or +-Inf (x * 0 is 0 exactly for the finite ones; a 16-bit
+ * NaN or Inf widens to one) */
+static __global__ void finite_kernel(float *flag, const float *x, nn_dtype dt, size_t n)
 {
     int b = 0;
-    CU_FOR(i, n) b |= !(x[i] * 0.0f == 0.0f);
+    CU_FOR(i, n) b |= !(cu_ld(x, dt, i) * 0.0f == 0.0f);
     if (__syncthreads_or(b) && threadIdx.x == 0) *flag = 1.0f; /* every writer writes 1 */
 }
 
-void cu_flag_nonfinite(float *flag, const float *x, size_t n)
+static void flag_nonfinite(float *flag, const float *x, nn_dtype dt, size_t n)
 {
     if (n == 0) return;
-    finite_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(flag, x, n);
+    finite_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(flag, x, dt, n);
     KERNEL_CHECK();
+}
+
+void cu_flag_nonfinite(float *flag, const nn_tensor *x)
+{
+    flag_nonfinite(flag, x->d, x->dt, nn_numel(x));
 }
 
 int cu_all_finite(const float *x, size_t n)
@@ -358,7 +351,7 @@ int cu_all_finite(const float *x, size_t n)
     if (n == 0) return 1;
     float *flag = (float *)cu_scratch(CU_SCR_PARTIAL, sizeof(float));
     CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(float), cu_ctx.stream));
-    cu_flag_nonfinite(flag, x, n);
+    flag_nonfinite(flag, x, NN_F32, n);
     float h = 0.0f;
     CUDA_CHECK(cudaMemcpyAsync(&h, flag, sizeof(float), cudaMemcpyDeviceToHost, cu_ctx.stream));
     CUDA_CHECK(cudaStreamSynchronize(cu_ctx.stream));
@@ -370,9 +363,9 @@ int cu_all_finite(const float *x, size_t n)
 /* Keras's order of operations, as cpu_adam. With ctl: lr_t from ctl[0], the gradients times
  * ctl[2], nothing done when ctl[1] != 0 on entry, and ctl[1] set when a gradient is not finite
  * (checked as it is read). With pw, the new parameters rounded to its type pw_dt there too. */
-static __global__ void adam_kernel(float *p, float *m, float *v, const float *g, size_t n,
-                                   float lr_t, float *ctl, float *pw, nn_dtype pw_dt, float b1,
-                                   float b2, float one_b1, float one_b2, float eps)
+static __global__ void adam_kernel(float *p, float *m, float *v, const float *g, nn_dtype g_dt,
+                                   size_t n, float lr_t, float *ctl, float *pw, nn_dtype pw_dt,
+                                   float b1, float b2, float one_b1, float one_b2, float eps)
 {
     float gmul = 1.0f;
     if (ctl) {
@@ -385,8 +378,12 @@ static __global__ void adam_kernel(float *p, float *m, float *v, const float *g,
     const size_t n4 = vec ? n / 4 : 0;
     CU_FOR(i, n4)
     {
-        float4 g4 = ((const float4 *)g)[i], m4 = ((float4 *)m)[i], v4 = ((float4 *)v)[i],
-               p4 = ((float4 *)p)[i];
+        float4 m4 = ((float4 *)m)[i], v4 = ((float4 *)v)[i], p4 = ((float4 *)p)[i], g4;
+        if (g_dt == NN_F32)
+            g4 = ((const float4 *)g)[i];
+        else
+            g4 = make_float4(cu_ld(g, g_dt, 4 * i), cu_ld(g, g_dt, 4 * i + 1),
+                             cu_ld(g, g_dt, 4 * i + 2), cu_ld(g, g_dt, 4 * i + 3));
         float *gs = &g4.x, *ms = &m4.x, *vs = &v4.x, *ps = &p4.x;
         for (int k = 0; k < 4; k++) {
             float gi = __fmul_rn(gs[k], gmul); /* exact for 1 */
@@ -402,7 +399,7 @@ static __global__ void adam_kernel(float *p, float *m, float *v, const float *g,
     }
     for (size_t i = 4 * n4 + (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)blockDim.x * gridDim.x) {
-        float gi = __fmul_rn(g[i], gmul);
+        float gi = __fmul_rn(cu_ld(g, g_dt, i), gmul);
         bad |= !(gi * 0.0f == 0.0f);
         float mi = __fadd_rn(__fmul_rn(b1, m[i]), __fmul_rn(one_b1, gi));
         float vi = __fadd_rn(__fmul_rn(b2, v[i]), __fmul_rn(one_b2, __fmul_rn(gi, gi)));
@@ -415,26 +412,26 @@ static __global__ void adam_kernel(float *p, float *m, float *v, const float *g,
     if (ctl && __syncthreads_or(bad) && threadIdx.x == 0) ctl[1] = 1.0f;
 }
 
-static void adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                 float lr_t, float *ctl, nn_tensor *pw)
+static void adam(float *p, float *m, float *v, const float *g, nn_dtype g_dt, size_t n,
+                 const nn_adam *h, float lr_t, float *ctl, nn_tensor *pw)
 {
     if (n == 0) return;
     VS_CHECK(!pw || (nn_numel(pw) == n && pw->dt != NN_F32));
     adam_kernel<<<cu_blocks((n + 3) / 4, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(
-        p, m, v, g, n, lr_t, ctl, pw ? pw->d : NULL, pw ? pw->dt : NN_F32, h->beta1, h->beta2,
-        1.0f - h->beta1, 1.0f - h->beta2, h->eps);
+        p, m, v, g, g_dt, n, lr_t, ctl, pw ? pw->d : NULL, pw ? pw->dt : NN_F32, h->beta1,
+        h->beta2, 1.0f - h->beta1, 1.0f - h->beta2, h->eps);
     KERNEL_CHECK();
 }
 
 void cu_adam(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h)
 {
-    adam(p, m, v, g, n, h, nn_adam_step_size(h), NULL, NULL);
+    adam(p, m, v, g, NN_F32, n, h, nn_adam_step_size(h), NULL, NULL);
 }
 
-void cu_adam_ctl(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
-                 float *ctl, nn_tensor *pw)
+void cu_adam_ctl(float *p, float *m, float *v, const nn_tensor *g, const nn_adam *h, float *ctl,
+                 nn_tensor *pw)
 {
-    adam(p, m, v, g, n, h, 0.0f, ctl, pw);
+    adam(p, m, v, g->d, g->dt, nn_numel(g), h, 0.0f, ctl, pw);
 }
 
 /* ---- ordered sums --------------------------------------------------------------------------- */

@@ -127,11 +127,11 @@ PROF(loss,
      (dpred, loss, pred, target, mask, kind, weight))
 PROF(fill, (float *x, size_t n, float value), (x, n, value))
 PROF(augment, (const nn_aug_batch *b), (b))
-PROF(flag_nonfinite, (float *flag, const float *x, size_t n), (flag, x, n))
+PROF(flag_nonfinite, (float *flag, const nn_tensor *x), (flag, x))
 PROF(adam_ctl,
-     (float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h, float *ctl,
+     (float *p, float *m, float *v, const nn_tensor *g, const nn_adam *h, float *ctl,
       nn_tensor *pw),
-     (p, m, v, g, n, h, ctl, pw))
+     (p, m, v, g, h, ctl, pw))
 
 void cu_profile_table(nn_backend *t)
 {

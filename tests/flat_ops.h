@@ -47,4 +47,17 @@ static inline void be_act_bwd(const nn_backend *be, float *dx, const float *dy, 
     be->act_bwd(&tdx, &tdy, &ty, act, alpha);
 }
 
+static inline void be_flag_nonfinite(const nn_backend *be, float *flag, const float *x, size_t n)
+{
+    nn_tensor t = nn_flat((float *)x, n, NN_F32);
+    be->flag_nonfinite(flag, &t);
+}
+
+static inline void be_adam_ctl(const nn_backend *be, float *p, float *m, float *v, const float *g,
+                               size_t n, const nn_adam *h, float *ctl, nn_tensor *pw)
+{
+    nn_tensor t = nn_flat((float *)g, n, NN_F32);
+    be->adam_ctl(p, m, v, &t, h, ctl, pw);
+}
+
 #endif

@@ -44,6 +44,25 @@ static float *h16_wide_w(const float *w, size_t n)
     return t.d;
 }
 
+/* n 16-bit values at d (may be NULL) as an fp32 tensor: what the CPU's operation adds into
+ * (accumulate) or overwrites */
+static nn_tensor h16_grad_in(const float *d, size_t n, nn_accum mode)
+{
+    nn_tensor src = nn_flat((float *)d, n, half_dt);
+    if (d && mode == NN_ACCUMULATE) return h16_wide(&src);
+    return nn_tensor_new(1, 1, 1, (int)n);
+}
+
+/* fp32 t rounded into n 16-bit values at d (may be NULL); t freed */
+static void h16_grad_out(float *d, nn_tensor *t)
+{
+    if (d) {
+        nn_tensor dst = nn_flat(d, nn_numel(t), half_dt);
+        h16_narrow(&dst, t);
+    }
+    nn_tensor_free(t);
+}
+
 /* an output: its current values (accumulate) or its shape (overwrite), in fp32 */
 static nn_tensor h16_out(const nn_tensor *t, nn_accum mode)
 {
@@ -119,7 +138,10 @@ static void h16_conv2d_bwd_filter(float *dw, float *db, const nn_tensor *dy, con
                                   const nn_conv_desc *d, nn_accum mode)
 {
     nn_tensor wdy = h16_wide(dy), wx = h16_wide(x);
-    h16_cpu()->conv2d_bwd_filter(dw, db, &wdy, &wx, d, mode);
+    nn_tensor tw = h16_grad_in(dw, (size_t)d->kh * d->kw * x->c * dy->c, mode),
+              tb = h16_grad_in(db, (size_t)dy->c, mode);
+    h16_cpu()->conv2d_bwd_filter(tw.d, db ? tb.d : NULL, &wdy, &wx, d, mode);
+    h16_grad_out(dw, &tw), h16_grad_out(db, &tb);
     nn_tensor_free(&wdy), nn_tensor_free(&wx);
 }
 
@@ -137,7 +159,10 @@ static void h16_depthwise_bwd_filter(float *dw, float *db, const nn_tensor *dy, 
                                      const nn_conv_desc *d, nn_accum mode)
 {
     nn_tensor wdy = h16_wide(dy), wx = h16_wide(x);
-    h16_cpu()->depthwise_bwd_filter(dw, db, &wdy, &wx, d, mode);
+    nn_tensor tw = h16_grad_in(dw, (size_t)d->kh * d->kw * x->c, mode),
+              tb = h16_grad_in(db, (size_t)x->c, mode);
+    h16_cpu()->depthwise_bwd_filter(tw.d, db ? tb.d : NULL, &wdy, &wx, d, mode);
+    h16_grad_out(dw, &tw), h16_grad_out(db, &tb);
     nn_tensor_free(&wdy), nn_tensor_free(&wx);
 }
 
@@ -154,8 +179,36 @@ static void h16_dense_bwd_filter(float *dw, float *db, const nn_tensor *dy, cons
                                  nn_accum mode)
 {
     nn_tensor wdy = h16_wide(dy), wx = h16_wide(x);
-    h16_cpu()->dense_bwd_filter(dw, db, &wdy, &wx, mode);
+    const size_t out = (size_t)dy->h * dy->w * dy->c;
+    nn_tensor tw = h16_grad_in(dw, (size_t)x->h * x->w * x->c * out, mode),
+              tb = h16_grad_in(db, out, mode);
+    h16_cpu()->dense_bwd_filter(tw.d, db ? tb.d : NULL, &wdy, &wx, mode);
+    h16_grad_out(dw, &tw), h16_grad_out(db, &tb);
     nn_tensor_free(&wdy), nn_tensor_free(&wx);
+}
+
+/* Adam and the finiteness flag over 16-bit gradients (fp32 ones pass straight through) */
+static void h16_adam_ctl(float *p, float *m, float *v, const nn_tensor *g, const nn_adam *h,
+                         float *ctl, nn_tensor *pw)
+{
+    if (g->dt == NN_F32) {
+        h16_cpu()->adam_ctl(p, m, v, g, h, ctl, pw);
+        return;
+    }
+    nn_tensor wg = h16_wide(g);
+    h16_cpu()->adam_ctl(p, m, v, &wg, h, ctl, pw);
+    nn_tensor_free(&wg);
+}
+
+static void h16_flag_nonfinite(float *flag, const nn_tensor *x)
+{
+    if (x->dt == NN_F32) {
+        h16_cpu()->flag_nonfinite(flag, x);
+        return;
+    }
+    nn_tensor wx = h16_wide(x);
+    h16_cpu()->flag_nonfinite(flag, &wx);
+    nn_tensor_free(&wx);
 }
 
 static void h16_act_bwd(nn_tensor *dx, const nn_tensor *dy, const nn_tensor *y, nn_act act,
@@ -216,6 +269,8 @@ static const nn_backend *half_backend(nn_dtype dt)
     half_be.depth_to_space = h16_depth_to_space;
     half_be.space_to_depth = h16_space_to_depth;
     half_be.shuffle_act_bwd = h16_shuffle_act_bwd;
+    half_be.adam_ctl = h16_adam_ctl;
+    half_be.flag_nonfinite = h16_flag_nonfinite;
     return &half_be;
 }
 

@@ -617,8 +617,8 @@ static void run_adam(size_t n, long t0, int via_ctl)
             float ctl[3] = {nn_adam_step_size(&hp), step == 1 ? 1.0f : 0.0f,
                             step == 2 ? 0.5f : 1.0f};
             gpu->copy_in(gctl, ctl, 3);
-            cpu->adam_ctl(p, m, v, g, n, &hp, ctl, NULL);
-            gpu->adam_ctl(gp, gm, gv, gg, n, &hp, gctl, NULL);
+            be_adam_ctl(cpu, p, m, v, g, n, &hp, ctl, NULL);
+            be_adam_ctl(gpu, gp, gm, gv, gg, n, &hp, gctl, NULL);
         } else {
             cpu->adam(p, m, v, g, n, &hp);
             gpu->adam(gp, gm, gv, gg, n, &hp);
@@ -670,8 +670,8 @@ static void test_adam_flag(void)
         gpu->copy_in(gg, g, n);
         float ctl[3] = {nn_adam_step_size(&hp), 0.0f, 1.0f}, gctl_h[3];
         float *gctl = to_gpu(ctl, 3);
-        cpu->adam_ctl(p, m, v, g, n, &hp, ctl, NULL);
-        gpu->adam_ctl(gp, gm, gv, gg, n, &hp, gctl, NULL);
+        be_adam_ctl(cpu, p, m, v, g, n, &hp, ctl, NULL);
+        be_adam_ctl(gpu, gp, gm, gv, gg, n, &hp, gctl, NULL);
         gpu->copy_out(gctl_h, gctl, 2);
         fam = F_ADAM;
         CHECKF(ctl[1] == 1.0f && gctl_h[1] == 1.0f,
@@ -766,8 +766,8 @@ static void check_flag(const float *x, const float *gx, size_t n, float f0, floa
                        const char *what)
 {
     float f = f0, *gf = to_gpu(&f0, 1);
-    cpu->flag_nonfinite(&f, x, n);
-    gpu->flag_nonfinite(gf, gx, n);
+    be_flag_nonfinite(cpu, &f, x, n);
+    be_flag_nonfinite(gpu, gf, gx, n);
     CHECKF(f == want, "cpu flag_nonfinite %s from %g: %g", what, (double)f0, (double)f);
     check_dev(gf, &f, 1, 0, "flag_nonfinite %s from %g", what, (double)f0);
     gpu_free(gf);
@@ -844,8 +844,8 @@ static void run_step(const nn_backend *be, step_bufs *s, const conv_case *c, con
     size_t nw = (size_t)c->k * c->k * c->cin * c->cout;
     be->conv2d(&y, &x, s->w, s->b, d);
     be->conv2d_bwd_filter(s->dw, s->db, &dy, &x, d, NN_OVERWRITE);
-    be->flag_nonfinite(s->ctl + 1, s->dw, nw);
-    be->adam_ctl(s->w, s->m, s->v, s->dw, nw, hp, s->ctl, NULL);
+    be_flag_nonfinite(be, s->ctl + 1, s->dw, nw);
+    be_adam_ctl(be, s->w, s->m, s->v, s->dw, nw, hp, s->ctl, NULL);
 }
 
 /* The first step uncaptured (it sizes everything), the second recorded, then replays with new
@@ -996,6 +996,42 @@ check_16(const float *dev, const float *ref_b, size_t n, double rtol, const char
     return ok;
 }
 
+/* an output of n 16-bit values on the GPU: NaN where the op overwrites, else the CPU's start */
+static float *h16_gpu_out(const float *start, size_t n, nn_accum mode)
+{
+    return mode == NN_OVERWRITE ? h16_nan_gpu(n) : h16_to_gpu(start, n);
+}
+
+/* a 16-bit conv2d kernel (host, HWIO) to the GPU in the backend's layout, and the device's
+ * against the CPU's */
+static float *h16_to_gpu_k(const float *b, size_t k, int cout)
+{
+    size_t n = k * (size_t)cout;
+    float *w = h16_unpack(b, n), *t = vs_malloc(n * sizeof *t);
+    nn_conv_weights_convert(t, w, k, cout, NN_LAYOUT_HWIO, gpu->conv_layout);
+    float *tb = h16_pack(t, n), *d = h16_to_gpu(tb, n);
+    free(w), free(t), free(tb);
+    return d;
+}
+
+__attribute__((format(printf, 6, 7))) static int check_16_k(const float *dev, const float *ref_b,
+                                                            size_t k, int cout, double rtol,
+                                                            const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    size_t n = k * (size_t)cout;
+    float *raw = from_gpu(dev, nn_floats_for(n, hdt));
+    float *got = h16_unpack(raw, n), *ref = h16_unpack(ref_b, n), *t = vs_malloc(n * sizeof *t);
+    nn_conv_weights_convert(t, got, k, cout, gpu->conv_layout, NN_LAYOUT_HWIO);
+    int ok = close_enough(t, ref, n, rtol, what);
+    free(raw), free(got), free(ref), free(t);
+    return ok;
+}
+
 /* conv2d forward (with and without its pixel shuffle), backward data in both modes and backward
  * filter (fp32 gradients) in 16 bits */
 static void run_conv_16(const conv_case *c, int shuffle)
@@ -1054,14 +1090,15 @@ static void run_conv_16(const conv_case *c, int shuffle)
         gpu->conv2d_bwd_data(&gtdx, &gtdy, gw, &d, mode);
         fam = F_CONV_BD;
         check_16(gdx, dx, nx, H16_TOL, "%s bwd_data %s", tag, mode_name(mode));
-        float *dw = check_rand_buf(nw),
-              *gdw = mode == NN_OVERWRITE ? nan_gpu(nw) : to_gpu_k(dw, kk, cout);
-        float *db = check_rand_buf((size_t)cout), *gdb = gpu_out(db, (size_t)cout, mode);
+        /* the weight and bias gradients are 16-bit too */
+        float *dw = h16_rand(nw),
+              *gdw = mode == NN_OVERWRITE ? h16_nan_gpu(nw) : h16_to_gpu_k(dw, kk, cout);
+        float *db = h16_rand((size_t)cout), *gdb = h16_gpu_out(db, (size_t)cout, mode);
         ref->conv2d_bwd_filter(dw, db, &tdy, &tx, &d, mode);
         gpu->conv2d_bwd_filter(gdw, gdb, &gtdy, &gtx, &d, mode);
         fam = F_CONV_BF;
-        check_dev_k(gdw, dw, kk, cout, H16_TOL, "%s bwd_filter dw %s", tag, mode_name(mode));
-        check_dev(gdb, db, (size_t)cout, H16_TOL, "%s bwd_filter db %s", tag, mode_name(mode));
+        check_16_k(gdw, dw, kk, cout, H16_TOL, "%s bwd_filter dw %s", tag, mode_name(mode));
+        check_16(gdb, db, (size_t)cout, H16_TOL, "%s bwd_filter db %s", tag, mode_name(mode));
         free(dx), free(dw), free(db), gpu_free(gdx), gpu_free(gdw), gpu_free(gdb);
     }
     free(x), free(dy), free(b), free(w32), free(w), free(wo), free(gwo), free(y);
@@ -1103,11 +1140,11 @@ static void run_depthwise_16(const conv_case *c)
         gpu->depthwise_bwd_data(&gtdx, &gtdy, gw, &d, mode);
         fam = F_DW_BD;
         check_16(gdx, dx, nx, H16_TOL, "%s bwd_data %s", tag, mode_name(mode));
-        float *dw = check_rand_buf(nw), *gdw = gpu_out(dw, nw, mode);
+        float *dw = h16_rand(nw), *gdw = h16_gpu_out(dw, nw, mode);
         ref->depthwise_bwd_filter(dw, NULL, &tdy, &tx, &d, mode);
         gpu->depthwise_bwd_filter(gdw, NULL, &gtdy, &gtx, &d, mode);
         fam = F_DW_BF;
-        check_dev(gdw, dw, nw, H16_TOL, "%s bwd_filter %s", tag, mode_name(mode));
+        check_16(gdw, dw, nw, H16_TOL, "%s bwd_filter %s", tag, mode_name(mode));
         free(dx), free(dw), gpu_free(gdx), gpu_free(gdw);
     }
     /* pooling over the same input, max and average */
@@ -1159,15 +1196,15 @@ static void run_dense_16(int n, int in, int out, nn_act act, float alpha)
         fam = F_DENSE_BD;
         check_16(gdx, dx, nx, H16_TOL, "16-bit dense %d %d->%d bwd_data %s", n, in, out,
                  mode_name(mode));
-        float *dw = check_rand_buf(nw), *gdw = gpu_out(dw, nw, mode);
-        float *db = check_rand_buf((size_t)out), *gdb = gpu_out(db, (size_t)out, mode);
+        float *dw = h16_rand(nw), *gdw = h16_gpu_out(dw, nw, mode);
+        float *db = h16_rand((size_t)out), *gdb = h16_gpu_out(db, (size_t)out, mode);
         ref->dense_bwd_filter(dw, db, &tdy, &tx, mode);
         gpu->dense_bwd_filter(gdw, gdb, &gtdy, &gtx, mode);
         fam = F_DENSE_BF;
-        check_dev(gdw, dw, nw, H16_TOL, "16-bit dense %d %d->%d bwd_filter dw %s", n, in, out,
-                  mode_name(mode));
-        check_dev(gdb, db, (size_t)out, H16_TOL, "16-bit dense %d %d->%d bwd_filter db %s", n, in,
-                  out, mode_name(mode));
+        check_16(gdw, dw, nw, H16_TOL, "16-bit dense %d %d->%d bwd_filter dw %s", n, in, out,
+                 mode_name(mode));
+        check_16(gdb, db, (size_t)out, H16_TOL, "16-bit dense %d %d->%d bwd_filter db %s", n, in,
+                 out, mode_name(mode));
         free(dx), free(dw), free(db), gpu_free(gdx), gpu_free(gdw), gpu_free(gdb);
     }
     free(x), free(w), free(dy), free(b), free(y);
@@ -1261,16 +1298,18 @@ static void test_adam_copy16(void)
     nn_adam hp = {.lr = 5e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f, .t = 3};
     for (int off = 0; off < 2; off++) {
         const size_t n = 100003;
+        /* 16-bit gradients (the CPU reads them widened), times 1/2 as an fp16 step's are */
         float *p = check_rand_buf(n + 1), *m = check_rand_buf(n + 1), *v = check_rand_buf(n + 1),
-              *g = check_rand_buf(n + 1);
+              *gb = h16_rand(n + 1), *g = h16_unpack(gb, n + 1);
         for (size_t i = 0; i <= n; i++) v[i] = fabsf(v[i]);
-        float ctl[4] = {nn_adam_step_size(&hp), 0, 1, 0};
+        float ctl[4] = {nn_adam_step_size(&hp), 0, 0.5f, 0};
         float *gp = to_gpu(p, n + 1), *gm = to_gpu(m, n + 1), *gv = to_gpu(v, n + 1),
-              *gg = to_gpu(g, n + 1), *gctl = to_gpu(ctl, 4), *gw = h16_nan_gpu(n + 2);
-        /* off 1: every array starts one element in (the copy's 2 bytes in: not 8-byte aligned) */
-        nn_tensor gw_at = t16(nn_at(gw, hdt, (size_t)off), 1, 1, 1, (int)n);
-        cpu->adam_ctl(p + off, m + off, v + off, g + off, n, &hp, ctl, NULL);
-        gpu->adam_ctl(gp + off, gm + off, gv + off, gg + off, n, &hp, gctl, &gw_at);
+              *gg = h16_to_gpu(gb, n + 1), *gctl = to_gpu(ctl, 4), *gw = h16_nan_gpu(n + 2);
+        /* off 1: every array starts one element in (the 16-bit ones 2 bytes in) */
+        nn_tensor gw_at = t16(nn_at(gw, hdt, (size_t)off), 1, 1, 1, (int)n),
+                  gg_at = t16(nn_at(gg, hdt, (size_t)off), 1, 1, 1, (int)n);
+        be_adam_ctl(cpu, p + off, m + off, v + off, g + off, n, &hp, ctl, NULL);
+        gpu->adam_ctl(gp + off, gm + off, gv + off, &gg_at, &hp, gctl, &gw_at);
         fam = F_ADAM;
         check_dev(gp + off, p + off, n, RTOL, "adam_ctl with a 16-bit copy, offset %d", off);
         float *raw = from_gpu(gw, nn_floats_for(n + 2, hdt)), *pg = from_gpu(gp, n + 1);
@@ -1282,8 +1321,24 @@ static void test_adam_copy16(void)
                "adam_ctl offset %d: %zu of %zu 16-bit copies are not the new weights "
                "rounded",
                off, bad, n);
-        free(p), free(m), free(v), free(g), free(raw), free(pg);
+        /* the finiteness flag reads 16-bit values: an infinity in the last one */
+        float *gf = to_gpu(&ctl[3], 1);
+        ((uint16_t *)gb)[n] = nn_half_from_f32(hdt == NN_BF16, INFINITY);
+        float *gg2 = h16_to_gpu(gb, n + 1);
+        nn_tensor tall = t16(gg2, 1, 1, 1, (int)(n + 1)), thead = t16(gg2, 1, 1, 1, (int)n);
+        gpu->flag_nonfinite(gf, &thead);
+        float f_head = 1, f_all = 0;
+        gpu->copy_out(&f_head, gf, 1);
+        gpu->flag_nonfinite(gf, &tall);
+        gpu->copy_out(&f_all, gf, 1);
+        fam = F_FINITE;
+        note_exact(f_head == 0.0f && f_all == 1.0f);
+        CHECKF(f_head == 0.0f && f_all == 1.0f,
+               "16-bit flag_nonfinite: %g without the infinity, %g with", (double)f_head,
+               (double)f_all);
+        free(p), free(m), free(v), free(g), free(gb), free(raw), free(pg);
         gpu_free(gp), gpu_free(gm), gpu_free(gv), gpu_free(gg), gpu_free(gctl), gpu_free(gw);
+        gpu_free(gf), gpu_free(gg2);
     }
 }
 

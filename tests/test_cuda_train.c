@@ -162,8 +162,13 @@ static float *arena_copy(const model *m, const float *arena)
  * writes), so a gradient the step fails to write shows */
 static void poison_grads(const model *m)
 {
+    /* a 16-bit arena: a NaN in both halves of each float (offsets are multiples of 16) */
+    uint32_t bits = m->dt == NN_F32 ? 0x7fc00000u : m->dt == NN_BF16 ? 0x7fc07fc0u : 0x7e007e00u;
+    float nan;
+    memcpy(&nan, &bits, sizeof nan);
     for (int i = 0; i < m->n_params; i++)
-        m->be->fill(m->g + m->params[i].offset, m->params[i].count, NAN);
+        m->be->fill(nn_at(m->g, m->dt, m->params[i].offset),
+                    nn_floats_for(m->params[i].count, m->dt), nan);
 }
 
 /* ||a - b|| / ||b|| of one tensor (NaN when a has a NaN) */
@@ -261,22 +266,23 @@ static void test_step(const mdl_arch *arch, int learn_mask, int shrink, int n, n
      * which moves the gradient of every weight it feeds), and the weights after Adam, in units
      * of the learning rate (a gradient whose sign differs moves its weight by up to 2 lr) */
     float *gg = arena_copy(g.m, g.m->g), *pg = arena_copy(g.m, g.m->p);
+    float *gc = arena_copy(c.m, c.m->g), *pc = arena_copy(c.m, c.m->p); /* widened, HWIO */
     double g_worst = 0, g_max_elem = 0, p_worst = 0, p_sum = 0;
     size_t p_far = 0, p_count = 0;
     const char *g_worst_name = "";
     for (int i = 0; i < c.m->n_params; i++) {
         const mdl_param *p = &c.m->params[i];
         size_t wi = 0;
-        double r = rel_l2(gg + p->offset, c.m->g + p->offset, p->count);
-        double re = rel_err(gg + p->offset, c.m->g + p->offset, p->count, &wi);
+        double r = rel_l2(gg + p->offset, gc + p->offset, p->count);
+        double re = rel_err(gg + p->offset, gc + p->offset, p->count, &wi);
         if (!(r <= g_worst)) g_worst = r, g_worst_name = p->name;
         if (!(re <= g_max_elem)) g_max_elem = re;
         CHECKF(r <= tol_grad,
                "%s: gradient of %s: relative L2 error %.3g (worst element %zu: GPU "
                "%g CPU %g)",
-               what, p->name, r, wi, gg[p->offset + wi], c.m->g[p->offset + wi]);
+               what, p->name, r, wi, gg[p->offset + wi], gc[p->offset + wi]);
         for (size_t j = 0; j < p->count; j++) {
-            double d = fabs((double)pg[p->offset + j] - c.m->p[p->offset + j]) / c.st.h.lr;
+            double d = fabs((double)pg[p->offset + j] - pc[p->offset + j]) / c.st.h.lr;
             if (!(d <= p_worst)) p_worst = d;
             p_sum += d;
             p_far += !(d <= 0.1);
@@ -306,8 +312,7 @@ static void test_step(const mdl_arch *arch, int learn_mask, int shrink, int n, n
            "worst element %.2g)  weights: mean %.2g lr, %zu of %zu beyond 0.1 lr, worst %.2g lr\n",
            what, lg[0], lg[1], lc[0], lc[1], out_worst, g_worst, g_worst_name, g_max_elem,
            p_sum / p_count, p_far, p_count, p_worst);
-    free(gg);
-    free(pg);
+    free(gg), free(pg), free(gc), free(pc);
     batch_free(&b);
     rig_free(&c);
     rig_free(&g);

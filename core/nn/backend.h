@@ -10,9 +10,10 @@
  * Element types: activations and their gradients (the tensors of conv2d, depthwise, pool, dense,
  * act, add, the shuffles and their backward passes) are fp32, or bf16 on a backend whose
  * train_dtype is NN_BF16 or NN_F16, all the tensors of one call alike; the weights a call reads
- * (w) are then in that type too (the model's 16-bit copy of its parameters). Everything else is
- * fp32 whatever the backend: biases, weight and bias gradients (a 16-bit backend widens them),
- * the loss and its inputs, augmentation, Adam and its arenas. convert moves between types. */
+ * (w) are then in that type too (the model's 16-bit copy of its parameters), and so are the weight
+ * and bias gradients the backward passes write (a 16-bit model's gradient arena is 16-bit, as
+ * PyTorch's autocast rounds them). Everything else is fp32 whatever the backend: biases, the loss
+ * and its inputs, augmentation, Adam's weights and moments. convert moves between types. */
 #ifndef NN_BACKEND_H
 #define NN_BACKEND_H
 
@@ -199,10 +200,11 @@ typedef struct nn_backend {
      * ctl[2] = what adam_ctl multiplies the gradients by first: 1, or 1 / the loss scale of an
      * fp16 step (whose gradients are flag_nonfinite'd before Adam, so that an overflow leaves
      * the weights as they were). */
-    void (*flag_nonfinite)(float *flag, const float *x, size_t n);
-    /* pw (may be NULL; n elements): also writes the new parameters there, rounded to its type
-     * (the copy a 16-bit model's layers read) */
-    void (*adam_ctl)(float *p, float *m, float *v, const float *g, size_t n, const nn_adam *h,
+    void (*flag_nonfinite)(float *flag, const nn_tensor *x);
+    /* p, m, v: the numel(g) fp32 weights and moments; g: their gradients (fp32 or 16-bit);
+     * pw (may be NULL; as many elements): also writes the new parameters there, rounded to its
+     * type (the copy a 16-bit model's layers read) */
+    void (*adam_ctl)(float *p, float *m, float *v, const nn_tensor *g, const nn_adam *h,
                      float *ctl, nn_tensor *pw);
     /* Between capture_begin and capture_end, calls are recorded rather than run (nothing may
      * allocate, find a new algorithm or copy to the host in between: an uncaptured step first

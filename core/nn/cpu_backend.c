@@ -332,14 +332,22 @@ static void cpu_convert(nn_tensor *dst, const nn_tensor *src)
     }
 }
 
-static void cpu_adam_ctl_copy(float *p, float *m, float *v, const float *g, size_t n,
-                              const nn_adam *h, float *ctl, nn_tensor *pw)
+static void cpu_adam_ctl_copy(float *p, float *m, float *v, const nn_tensor *g, const nn_adam *h,
+                              float *ctl, nn_tensor *pw)
 {
-    cpu_adam_ctl(p, m, v, g, n, h, ctl);
+    f32(g);
+    const size_t n = nn_numel(g);
+    cpu_adam_ctl(p, m, v, g->d, n, h, ctl);
     if (!pw || ctl[1] != 0.0f) return;
     VS_CHECK(nn_numel(pw) == n);
     nn_tensor src = nn_rows(p, 1, (int)n);
     cpu_convert(pw, &src);
+}
+
+static void be_flag_nonfinite(float *flag, const nn_tensor *x)
+{
+    f32(x);
+    cpu_flag_nonfinite(flag, x->d, nn_numel(x));
 }
 
 static const nn_backend cpu_backend = {
@@ -374,7 +382,7 @@ static const nn_backend cpu_backend = {
     .all_finite = cpu_all_finite,
     .fill = cpu_fill,
     .augment = cpu_augment,
-    .flag_nonfinite = cpu_flag_nonfinite,
+    .flag_nonfinite = be_flag_nonfinite,
     .adam_ctl = cpu_adam_ctl_copy,
 };
 

@@ -42,6 +42,12 @@ static inline float *nn_at(float *d, nn_dtype dt, size_t i)
     return (float *)((char *)d + i * nn_dtype_size(dt));
 }
 
+/* n elements of type dt as one row (n < 2^31: arenas, flat buffers) */
+static inline nn_tensor nn_flat(float *d, size_t n, nn_dtype dt)
+{
+    return (nn_tensor){d, 1, 1, 1, (int)n, dt};
+}
+
 /* An fp32 matrix [rows, cols] as a tensor [rows, 1, 1, cols] (dense layers' inputs and outputs,
  * flat buffers for element-wise calls). */
 static inline nn_tensor nn_rows(float *d, int rows, int cols)
