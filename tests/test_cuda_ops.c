@@ -85,6 +85,15 @@ static int close_enough(const float *g, const float *c, size_t n, double rtol, c
     return ok;
 }
 
+/* close_enough, its name formatted from fmt and ap */
+static int close_enough_v(const float *g, const float *c, size_t n, double rtol, const char *fmt,
+                          va_list ap)
+{
+    char what[256];
+    vsnprintf(what, sizeof what, fmt, ap);
+    return close_enough(g, c, n, rtol, what);
+}
+
 /* fp32: 1e-5 of the tensor's largest value, more for sums over len terms; tf32: 1e-2 */
 static double tol_sum(size_t len)
 {
@@ -158,13 +167,11 @@ static nn_tensor ten(float *d, int n, int h, int w, int c)
 __attribute__((format(printf, 5, 6))) static int
 check_dev(const float *dev, const float *ref, size_t n, double rtol, const char *fmt, ...)
 {
-    char what[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
     float *got = from_gpu(dev, n);
-    int ok = close_enough(got, ref, n, rtol, what);
+    int ok = close_enough_v(got, ref, n, rtol, fmt, ap);
+    va_end(ap);
     free(got);
     return ok;
 }
@@ -174,13 +181,11 @@ __attribute__((format(printf, 6, 7))) static int check_dev_k(const float *dev, c
                                                              size_t k, int cout, double rtol,
                                                              const char *fmt, ...)
 {
-    char what[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
     float *got = from_gpu_k(dev, k, cout);
-    int ok = close_enough(got, ref, k * (size_t)cout, rtol, what);
+    int ok = close_enough_v(got, ref, k * (size_t)cout, rtol, fmt, ap);
+    va_end(ap);
     free(got);
     return ok;
 }
@@ -984,14 +989,12 @@ static nn_tensor t16(float *d, int n, int h, int w, int c)
 __attribute__((format(printf, 5, 6))) static int
 check_16(const float *dev, const float *ref_b, size_t n, double rtol, const char *fmt, ...)
 {
-    char what[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
     float *raw = from_gpu(dev, nn_floats_for(n, hdt));
     float *got = h16_unpack(raw, n), *ref = h16_unpack(ref_b, n);
-    int ok = close_enough(got, ref, n, rtol, what);
+    int ok = close_enough_v(got, ref, n, rtol, fmt, ap);
+    va_end(ap);
     free(raw), free(got), free(ref);
     return ok;
 }
@@ -1018,16 +1021,14 @@ __attribute__((format(printf, 6, 7))) static int check_16_k(const float *dev, co
                                                             size_t k, int cout, double rtol,
                                                             const char *fmt, ...)
 {
-    char what[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
     size_t n = k * (size_t)cout;
     float *raw = from_gpu(dev, nn_floats_for(n, hdt));
     float *got = h16_unpack(raw, n), *ref = h16_unpack(ref_b, n), *t = vs_malloc(n * sizeof *t);
     nn_conv_weights_convert(t, got, k, cout, gpu->conv_layout, NN_LAYOUT_HWIO);
-    int ok = close_enough(t, ref, n, rtol, what);
+    int ok = close_enough_v(t, ref, n, rtol, fmt, ap);
+    va_end(ap);
     free(raw), free(got), free(ref), free(t);
     return ok;
 }
