@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 BIN=${VISAGE_TRAIN_GPU:-build/bench/train_gpu}
 SHARED_BENCH=${VISAGE_SHARED_BENCH:-../shared/bench}
 [ -n "${VISAGE_TRAIN_GPU:-}" ] || make --no-print-directory -s "$BIN" >/dev/null
-VISAGE_PLAN=${VISAGE_PLAN:-original:16:bf16,original:64:bf16,original:256:bf16,lightweight:64:bf16,original:16:tf32,original:64:tf32,original:256:tf32,lightweight:64:tf32,original:16:fp32,original:64:fp32}
+VISAGE_PLAN=${VISAGE_PLAN:-original:16:bf16,original:64:bf16,original:256:bf16,lightweight:64:bf16,original:16:tf32,original:64:tf32,original:256:tf32,lightweight:64:tf32,original:16:fp32,original:64:fp32,original:256:fp32,lightweight:64:fp32}
 BENCH_PLAN=${BENCH_PLAN:-original:16:tf32,original:16:bf16,original:16:bf16_cgraph,original:64:tf32,original:64:bf16,original:64:bf16_cgraph,original:256:tf32,original:256:bf16,original:256:bf16_cl,lightweight:64:tf32,lightweight:64:bf16,original:16:fp32,original:64:fp32}
 export BENCH_SECONDS=${BENCH_SECONDS:-3}
 T=$(mktemp "${TMPDIR:-/tmp}/visage-bench.XXXXXX")
