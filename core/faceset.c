@@ -355,6 +355,20 @@ static void face_mask(float *m, const float lm_in[136], int size)
     fill_union(m, size, h, N_PARTS);
 }
 
+void faceset_face_mask(float *m, const float lm[136], int size)
+{
+    face_mask(m, lm, size);
+}
+
+void faceset_blur_mask(float *m, int size, int ks)
+{
+    int box[4];
+    if (ks <= 1 || nonzero_box(box, m, size)) return;
+    float *tmp = vs_malloc((size_t)size * size * sizeof *tmp);
+    gauss_blur(m, tmp, size, ks, box[0], box[1], box[2], box[3]);
+    free(tmp);
+}
+
 void faceset_make_masks(uint8_t *mask, const float lm[136], int size)
 {
     size_t np = (size_t)size * size;

@@ -54,6 +54,13 @@ int faceset_crop_matrix(double m[6], const float lm[136], align_centering c, flo
  * mouth dilated by 3% of P and blurred with a Gaussian of kernel P / 16. */
 void faceset_make_masks(uint8_t *mask, const float lm[136], int size);
 
+/* The face channel alone, before its rounding to 8 bits: m [P, P] (zeroed by the caller) in
+ * [0, 1]. */
+void faceset_face_mask(float *m, const float lm[136], int size);
+/* m [P, P] blurred in place by a Gaussian of kernel side ks (odd, below 128; sigma as OpenCV
+ * derives it), borders replicated. */
+void faceset_blur_mask(float *m, int size, int ks);
+
 /* The data cursor: the faces of an epoch in an order shuffled from (seed, epoch); the whole state
  * is the two integers, so it is saved and restored as they are. */
 typedef struct faceset_cursor {

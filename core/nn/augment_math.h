@@ -1,6 +1,7 @@
 /* augment_math.h: the per-pixel arithmetic of augmentation, shared by the CPU backend
  * (core/nn/cpu_augment.c) and its CUDA twin (cuda/augment.cu) so the two cannot drift: LAB colour
- * jitter, the bilinear sample of a uint8 crop, the warp offset. The includer defines AUG_FN (the
+ * jitter (and the sRGB <-> LAB conversion core/convert.c's colour transfer uses), the bilinear
+ * sample of a uint8 crop, the warp offset. The includer defines AUG_FN (the
  * functions' qualifiers) and the colour curves srgb_to_linear, linear_to_srgb and lab_f first
  * (the CPU tabulates them, the GPU computes them). */
 #ifndef NN_AUGMENT_MATH_H
@@ -13,29 +14,43 @@ AUG_FN float lab_finv(float t)
     return t > 0.206893f ? t * t * t : (t - 16.f / 116.f) / 7.787f;
 }
 
-/* Faceswap's random LAB adjustment (ImageAugmentation._random_lab) on one pixel: sRGB (D65, as
- * OpenCV converts) to LAB normalised to [0, 1] (L / 100, (a + 128) / 255, (b + 128) / 255); an
- * adjustment d > 0 moves a channel towards 1 by the fraction d, d < 0 scales it by 1 + d. */
-AUG_FN void lab_adjust(float rgb[3], const float adj[3])
+/* sRGB (D65, as OpenCV converts) to LAB normalised to [0, 1]: L / 100, (a + 128) / 255,
+ * (b + 128) / 255; and back. */
+AUG_FN void lab_from_rgb(float lab[3], const float rgb[3])
 {
     float r = srgb_to_linear(rgb[0]), g = srgb_to_linear(rgb[1]), b = srgb_to_linear(rgb[2]);
     float x = (0.412453f * r + 0.357580f * g + 0.180423f * b) / 0.950456f;
     float y = 0.212671f * r + 0.715160f * g + 0.072169f * b;
     float z = (0.019334f * r + 0.119193f * g + 0.950227f * b) / 1.088754f;
     float fx = lab_f(x), fy = lab_f(y), fz = lab_f(z);
-    float lab[3] = {(116.f * fy - 16.f) / 100.f, (500.f * (fx - fy) + 128.f) / 255.f,
-                    (200.f * (fy - fz) + 128.f) / 255.f};
+    lab[0] = (116.f * fy - 16.f) / 100.f;
+    lab[1] = (500.f * (fx - fy) + 128.f) / 255.f;
+    lab[2] = (200.f * (fy - fz) + 128.f) / 255.f;
+}
+
+AUG_FN void rgb_from_lab(float rgb[3], const float lab[3])
+{
+    float fy = (lab[0] * 100.f + 16.f) / 116.f;
+    float fx = fy + (lab[1] * 255.f - 128.f) / 500.f;
+    float fz = fy - (lab[2] * 255.f - 128.f) / 200.f;
+    float x = lab_finv(fx) * 0.950456f, y = lab_finv(fy), z = lab_finv(fz) * 1.088754f;
+    rgb[0] = linear_to_srgb(3.240479f * x - 1.537150f * y - 0.498535f * z);
+    rgb[1] = linear_to_srgb(-0.969256f * x + 1.875991f * y + 0.041556f * z);
+    rgb[2] = linear_to_srgb(0.055648f * x - 0.204043f * y + 1.057311f * z);
+}
+
+/* Faceswap's random LAB adjustment (ImageAugmentation._random_lab) on one pixel: in normalised
+ * LAB, an adjustment d > 0 moves a channel towards 1 by the fraction d, d < 0 scales it by
+ * 1 + d. */
+AUG_FN void lab_adjust(float rgb[3], const float adj[3])
+{
+    float lab[3];
+    lab_from_rgb(lab, rgb);
     for (int i = 0; i < 3; i++) {
         float d = adj[i], v = lab[i];
         lab[i] = d > 0 ? (1.f - v) * d + v : v * (1.f + d);
     }
-    fy = (lab[0] * 100.f + 16.f) / 116.f;
-    fx = fy + (lab[1] * 255.f - 128.f) / 500.f;
-    fz = fy - (lab[2] * 255.f - 128.f) / 200.f;
-    x = lab_finv(fx) * 0.950456f, y = lab_finv(fy), z = lab_finv(fz) * 1.088754f;
-    rgb[0] = linear_to_srgb(3.240479f * x - 1.537150f * y - 0.498535f * z);
-    rgb[1] = linear_to_srgb(-0.969256f * x + 1.875991f * y + 0.041556f * z);
-    rgb[2] = linear_to_srgb(0.055648f * x - 0.204043f * y + 1.057311f * z);
+    rgb_from_lab(rgb, lab);
 }
 
 /* ---- geometry ------------------------------------------------------------------------------ */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../err.h"
+#include "colour.h"
 #include "cpu_pool.h"
 #include "cpu_train.h"
 
@@ -70,6 +71,18 @@ static float lab_f(float t)
 
 #define AUG_FN static
 #include "augment_math.h"
+
+void nn_rgb_to_lab(float *lab, const float *rgb, size_t n)
+{
+    pthread_once(&lut_once, lut_init);
+    for (size_t i = 0; i < n; i++) lab_from_rgb(lab + 3 * i, rgb + 3 * i);
+}
+
+void nn_lab_to_rgb(float *rgb, const float *lab, size_t n)
+{
+    pthread_once(&lut_once, lut_init);
+    for (size_t i = 0; i < n; i++) rgb_from_lab(rgb + 3 * i, lab + 3 * i);
+}
 
 /* image b of the batch */
 static void augment_one(const nn_aug_batch *bt, int b)

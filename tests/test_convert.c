@@ -1,0 +1,285 @@
+/* test_convert.c: the pieces of swapping a face (core/convert.c): colour matching moves the new
+ * face's statistics to the original's (mean, Reinhard LAB mean and deviation, histogram
+ * quantiles) counting only the masked pixels; masks (box, extended from landmarks, learned) with
+ * erosion, growth and feathering; blending writes only where the mask reaches and gives the new
+ * face where it is whole; and a whole swap with a small model leaves every pixel outside the
+ * face's mask as it was. Synthetic frames: no data needed. */
+#include <math.h>
+#include <string.h>
+
+#include "align.h"
+#include "check.h"
+#include "convert.h"
+#include "faceset.h"
+#include "nn/colour.h"
+
+/* n pixels in [lo, hi] */
+static float *rand_pixels(int n, float lo, float hi)
+{
+    float *p = vs_malloc((size_t)n * 3 * sizeof *p);
+    for (int i = 0; i < 3 * n; i++) p[i] = lo + (hi - lo) * (float)check_urand();
+    return p;
+}
+
+static void stats(double *mean, double *sd, const float *x, const float *w, int n, int c)
+{
+    double sw = 0, s = 0, s2 = 0;
+    for (int i = 0; i < n; i++) {
+        double wi = w ? w[i] : 1, v = x[3 * i + c];
+        sw += wi, s += wi * v, s2 += wi * v * v;
+    }
+    *mean = s / sw;
+    *sd = sqrt(fmax(0, s2 / sw - *mean * *mean));
+}
+
+/* the weighted q-quantile of channel c */
+static double quantile(const float *x, const float *w, int n, int c, double q)
+{
+    double total = 0;
+    for (int i = 0; i < n; i++) total += w ? w[i] : 1;
+    for (double v = 0; v <= 1.0001; v += 1.0 / 512) {
+        double below = 0;
+        for (int i = 0; i < n; i++)
+            if (x[3 * i + c] <= v) below += w ? w[i] : 1;
+        if (below >= q * total) return v;
+    }
+    return 1;
+}
+
+static void test_color(void)
+{
+    const int n = 4000;
+    /* ref: pixels where w > 0 around one colour, and outliers where w = 0 that must not count */
+    float *ref = rand_pixels(n, 0.45f, 0.85f), *w = vs_malloc(n * sizeof *w);
+    for (int i = 0; i < n; i++) {
+        w[i] = i % 4 == 0 ? 0.f : (float)check_urand();
+        if (w[i] == 0.f)
+            for (int c = 0; c < 3; c++) ref[3 * i + c] = 0.02f;
+    }
+    for (int i = 0; i < n; i++) ref[3 * i + 2] *= 0.7f; /* a colour cast */
+    for (int kind = CV_COLOR_AVG; kind <= CV_COLOR_NONE; kind++) {
+        float *face = rand_pixels(n, 0.15f, 0.55f), *orig = vs_malloc((size_t)n * 3 * 4);
+        memcpy(orig, face, (size_t)n * 3 * 4);
+        cv_color_match(face, ref, w, n, (cv_color)kind);
+        const char *name = cv_color_name((cv_color)kind);
+        if (kind == CV_COLOR_NONE) {
+            CHECK(!memcmp(face, orig, (size_t)n * 3 * 4));
+        } else if (kind == CV_COLOR_AVG) {
+            for (int c = 0; c < 3; c++) {
+                double mf, sf, mr, sr, mo, so;
+                stats(&mf, &sf, face, w, n, c), stats(&mr, &sr, ref, w, n, c);
+                stats(&mo, &so, orig, w, n, c);
+                CHECKF(fabs(mf - mr) < 1e-3, "avg channel %d: mean %.4f, ref %.4f", c, mf, mr);
+                CHECKF(fabs(sf - so) < 1e-3, "avg channel %d changed the spread", c);
+            }
+        } else if (kind == CV_COLOR_RCT) {
+            float *lf = vs_malloc((size_t)n * 3 * 4), *lr = vs_malloc((size_t)n * 3 * 4);
+            nn_rgb_to_lab(lf, face, (size_t)n), nn_rgb_to_lab(lr, ref, (size_t)n);
+            for (int c = 0; c < 3; c++) {
+                double mf, sf, mr, sr;
+                stats(&mf, &sf, lf, w, n, c), stats(&mr, &sr, lr, w, n, c);
+                CHECKF(fabs(mf - mr) < 5e-3 && fabs(sf - sr) < 5e-3,
+                       "rct LAB channel %d: mean %.4f sd %.4f, ref %.4f %.4f", c, mf, sf, mr, sr);
+            }
+            free(lf), free(lr);
+        } else {
+            for (int c = 0; c < 3; c++)
+                for (double q = 0.1; q < 0.95; q += 0.4) {
+                    double a = quantile(face, w, n, c, q), b = quantile(ref, w, n, c, q);
+                    CHECKF(fabs(a - b) < 2.0 / 256, "hist channel %d quantile %.1f: %.4f, ref %.4f",
+                           c, q, a, b);
+                }
+        }
+        int out = 0;
+        for (int i = 0; i < 3 * n; i++) out += !(face[i] >= 0 && face[i] <= 1);
+        CHECKF(out == 0, "%s: %d values out of [0, 1]", name, out);
+        /* all weights zero: nothing to match, nothing changes */
+        memcpy(face, orig, (size_t)n * 3 * 4);
+        float *zero = vs_calloc(n, sizeof *zero);
+        cv_color_match(face, ref, zero, n, (cv_color)kind);
+        CHECKF(!memcmp(face, orig, (size_t)n * 3 * 4), "%s with an empty mask changed the face",
+               name);
+        free(zero), free(face), free(orig);
+    }
+    free(ref), free(w);
+}
+
+static double mask_sum(const float *m, int size)
+{
+    double s = 0;
+    for (int i = 0; i < size * size; i++) s += m[i];
+    return s;
+}
+
+/* the mean face's landmarks placed in a crop of `size` (inner features over the middle half) */
+static void crop_landmarks(float lm[136], int size)
+{
+    for (int i = 0; i < 136; i++) lm[i] = (0.25f + 0.5f * align_mean_face[i]) * (float)size;
+}
+
+static void test_mask(void)
+{
+    const int S = 64;
+    float *m = vs_malloc(S * S * sizeof *m), *m2 = vs_malloc(S * S * sizeof *m2);
+    float lm[136];
+    crop_landmarks(lm, S);
+    /* box: one inside its margin, zero outside */
+    cv_make_mask(m, S, lm, CV_MASK_BOX, NULL, 0, 0);
+    CHECK(m[(S / 2) * S + S / 2] == 1.f && m[2 * S + 2] == 0.f && m[(S / 16) * S + S / 16] == 1.f);
+    CHECK_NEAR(mask_sum(m, S), (double)(S - 2 * (S / 16)) * (S - 2 * (S / 16)), 0.5);
+    /* erosion shrinks it, growth grows it, feathering softens the edge and keeps the area */
+    double base = mask_sum(m, S);
+    cv_make_mask(m2, S, lm, CV_MASK_BOX, NULL, 5, 0);
+    CHECK(mask_sum(m2, S) < base - 4 * (S - 8));
+    cv_make_mask(m2, S, lm, CV_MASK_BOX, NULL, -5, 0);
+    CHECK(mask_sum(m2, S) > base + 4 * (S - 8));
+    cv_make_mask(m2, S, lm, CV_MASK_BOX, NULL, 0, 10);
+    int soft = 0;
+    for (int i = 0; i < S * S; i++) soft += m2[i] > 0.05f && m2[i] < 0.95f;
+    CHECKF(soft > 4 * S, "feathering left %d soft pixels", soft);
+    CHECK(fabs(mask_sum(m2, S) - base) < 0.05 * base);
+    /* extended: the face from the landmarks, whole at the nose, empty at the corners */
+    cv_make_mask(m, S, lm, CV_MASK_EXTENDED, NULL, 0, 0);
+    int nx = (int)lroundf(lm[2 * 30]), ny = (int)lroundf(lm[2 * 30 + 1]);
+    CHECK(m[ny * S + nx] > 0.99f && m[1 * S + 1] == 0.f);
+    CHECK(mask_sum(m, S) > 0.15 * S * S && mask_sum(m, S) < 0.8 * S * S);
+    /* learned: the model's values, clamped; the border always zero */
+    float *learned = vs_malloc(S * S * sizeof *learned);
+    for (int i = 0; i < S * S; i++) learned[i] = 1.5f * (float)check_urand() - 0.25f;
+    cv_make_mask(m, S, lm, CV_MASK_LEARNED, learned, 0, 0);
+    int ok = 1;
+    for (int y = 1; y < S - 1; y++)
+        for (int x = 1; x < S - 1; x++) {
+            float v = learned[y * S + x], want = v < 0 ? 0 : v > 1 ? 1 : v;
+            ok &= m[y * S + x] == want;
+        }
+    for (int i = 0; i < S; i++) ok &= m[i] == 0 && m[i * S] == 0 && m[(S - 1) * S + i] == 0;
+    CHECK(ok);
+    free(m), free(m2), free(learned);
+}
+
+static void test_blend(void)
+{
+    const int S = 32, W = 120, H = 90;
+    img *frame = img_new(W, H, 3), *orig;
+    for (int i = 0; i < W * H * 3; i++) frame->px[i] = (uint8_t)(check_urand() * 256);
+    orig = img_clone(frame);
+    float *face = vs_malloc(S * S * 3 * sizeof *face), *mask = vs_malloc(S * S * sizeof *mask);
+    for (int i = 0; i < S * S; i++)
+        face[3 * i] = 1.f, face[3 * i + 1] = 0.f, face[3 * i + 2] = 0.5f;
+    float lm[136];
+    crop_landmarks(lm, S);
+    cv_make_mask(mask, S, lm, CV_MASK_BOX, NULL, 0, 0);
+    /* frame -> crop: the crop covers frame [40, 80) x [30, 70) at scale 0.8 */
+    const double m[6] = {0.8, 0, -32, 0, 0.8, -24};
+    cv_blend(frame, face, mask, S, m);
+    int outside_same = 1, inside_face = 1, changed = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double u = 0.8 * x - 32, v = 0.8 * y - 24;
+            const uint8_t *p = frame->px + (y * W + x) * 3, *q = orig->px + (y * W + x) * 3;
+            changed += memcmp(p, q, 3) != 0;
+            /* the box is 1 on crop pixels [e, S - e): bilinear, 0 beyond a pixel outside it
+             * and 1 from its first to its last pixel */
+            const int e = S / 16;
+            if (u <= e - 1 || v <= e - 1 || u >= S - e || v >= S - e)
+                outside_same &= !memcmp(p, q, 3);
+            else if (u >= e && v >= e && u <= S - e - 1 && v <= S - e - 1)
+                inside_face &= p[0] == 255 && p[1] == 0 && (p[2] == 128 || p[2] == 127);
+        }
+    CHECK(outside_same);
+    CHECK(inside_face);
+    CHECK(changed > 500);
+    img_free(frame), img_free(orig), free(face), free(mask);
+}
+
+/* a whole swap with a small, untrained model on a synthetic frame: pixels outside the warped
+ * mask are as they were, pixels inside changed; each side's decoder gives its own face; the
+ * learned mask of a model without one and degenerate landmarks are errors */
+static void test_swap(void)
+{
+    model *m = NULL;
+    mdl_options o;
+    mdl_options_default(&o);
+    o.shrink = 16;
+    vs_err e;
+    CHECK(model_create(&m, "original", &o, nn_cpu_backend(), 7, &e) == 0);
+    if (!m) return;
+    const int W = 200, H = 160;
+    img *frame = img_new(W, H, 3);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++)
+                frame->px[(y * W + x) * 3 + c] = (uint8_t)((x * 3 + y * 2 + c * 40) & 255);
+    img *orig = img_clone(frame), *other = img_clone(frame);
+    float lm[136];
+    for (int i = 0; i < 68; i++) {
+        lm[2 * i] = 70.f + 60.f * align_mean_face[2 * i];
+        lm[2 * i + 1] = 50.f + 60.f * align_mean_face[2 * i + 1];
+    }
+    cv_opts co;
+    cv_opts_default(&co);
+    CHECK(cv_swap_face(frame, lm, m, &co, &e) == 0);
+    /* the mask as the swap makes it, warped to the frame: outside it nothing may change */
+    const int So = m->arch->output_size;
+    double mo[6];
+    CHECK(faceset_crop_matrix(mo, lm, m->opt.centering, m->opt.coverage, So) == 0);
+    float lmc[136], *mask = vs_malloc((size_t)So * So * sizeof *mask);
+    memcpy(lmc, lm, sizeof lmc);
+    align_apply(lmc, 68, mo);
+    cv_make_mask(mask, So, lmc, co.mask, NULL, co.erode, co.blur);
+    int bad = 0, changed = 0, reach = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double u = mo[0] * x + mo[1] * y + mo[2], v = mo[3] * x + mo[4] * y + mo[5];
+            int iu = (int)floor(u), iv = (int)floor(v), any = 0;
+            for (int j = 0; j < 2; j++)
+                for (int i = 0; i < 2; i++) {
+                    int xx = iu + i, yy = iv + j;
+                    if (xx >= 0 && yy >= 0 && xx < So && yy < So && mask[yy * So + xx] > 0) any = 1;
+                }
+            int diff = memcmp(frame->px + (y * W + x) * 3, orig->px + (y * W + x) * 3, 3) != 0;
+            bad += diff && !any;
+            changed += diff;
+            reach += any;
+        }
+    CHECKF(bad == 0, "%d pixels outside the mask changed", bad);
+    CHECKF(changed > reach / 4, "only %d of the %d pixels under the mask changed", changed, reach);
+    /* the other decoder */
+    co.side = 0;
+    CHECK(cv_swap_face(other, lm, m, &co, &e) == 0);
+    CHECK(memcmp(other->px, frame->px, (size_t)W * H * 3) != 0);
+    /* errors */
+    co.mask = CV_MASK_LEARNED;
+    CHECK(cv_swap_face(other, lm, m, &co, &e) == -1 && strstr(e.msg, "learned mask"));
+    cv_opts_default(&co);
+    float flat[136];
+    for (int i = 0; i < 136; i++) flat[i] = 50.f;
+    CHECK(cv_swap_face(other, flat, m, &co, &e) == -1 && strstr(e.msg, "degenerate"));
+    free(mask);
+    img_free(frame), img_free(orig), img_free(other);
+    model_free(m);
+}
+
+static void test_names(void)
+{
+    cv_mask mk;
+    cv_color cc;
+    CHECK(cv_mask_parse(&mk, "box") == 0 && mk == CV_MASK_BOX);
+    CHECK(cv_mask_parse(&mk, "learned") == 0 && !strcmp(cv_mask_name(mk), "learned"));
+    CHECK(cv_mask_parse(&mk, "components") == -1 && cv_mask_parse(&mk, NULL) == -1);
+    CHECK(cv_color_parse(&cc, "rct") == 0 && cc == CV_COLOR_RCT);
+    CHECK(cv_color_parse(&cc, "hist") == 0 && !strcmp(cv_color_name(cc), "hist"));
+    CHECK(cv_color_parse(&cc, "seamless") == -1);
+}
+
+int main(void)
+{
+    nn_cpu_set_threads(0);
+    test_names();
+    test_color();
+    test_mask();
+    test_blend();
+    test_swap();
+    return check_report("test_convert");
+}
