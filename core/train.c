@@ -295,6 +295,35 @@ static int ckpt_options(mdl_options *o, const char **arch, const ckpt *c, const 
     return 0;
 }
 
+int train_load_model(model **out, long *iteration, const char *model_dir, const nn_backend *be,
+                     vs_err *e)
+{
+    *out = NULL;
+    char path[4200];
+    train_ckpt_path(path, sizeof path, model_dir);
+    if (!fs_exists(path))
+        return vs_fail(e, "%s: no trained model there (no %s): train one with `visage train`",
+                       model_dir, TRAIN_CKPT_NAME);
+    ckpt *c = ckpt_open(path, e);
+    if (!c) return -1;
+    mdl_options mo;
+    const char *arch;
+    long it = 0;
+    int rc = ckpt_options(&mo, &arch, c, path, e);
+    if (!rc && parse_long(&it, c, "iteration"))
+        rc = vs_fail(e, "%s: the header lacks the iteration", path);
+    if (!rc) rc = model_create(out, arch, &mo, be, 1, e);
+    if (!rc) rc = model_state_read(*out, c, e);
+    ckpt_close(c);
+    if (rc) {
+        model_free(*out);
+        *out = NULL;
+        return -1;
+    }
+    if (iteration) *iteration = it;
+    return 0;
+}
+
 static double gib(size_t bytes)
 {
     return (double)bytes / (1u << 30);

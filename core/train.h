@@ -79,4 +79,10 @@ int train_run(job *j, void *arg, vs_err *e);
 /* The checkpoint path of a model folder (into buf). */
 void train_ckpt_path(char *buf, size_t n, const char *model_dir);
 
+/* The trained model in model_dir (its checkpoint) on backend be, for conversion: *iteration gets
+ * its iteration (may be NULL). A folder without a checkpoint, a damaged or foreign one: -1 with a
+ * message naming it. */
+int train_load_model(model **out, long *iteration, const char *model_dir, const nn_backend *be,
+                     vs_err *e);
+
 #endif

@@ -1,6 +1,6 @@
 /* cli.h: what the command-line files of tui/ share: the state every command sees, the exit
  * statuses, messages, flag handling and the stop-signal flag. main.c holds the dispatcher and the
- * face commands, train.c the model commands. */
+ * face commands, train.c the model commands, convert.c conversion. */
 #ifndef VS_TUI_CLI_H
 #define VS_TUI_CLI_H
 
@@ -38,5 +38,6 @@ void fmt_duration(char *buf, size_t n, double s);
 
 int cmd_train(cli *c, int argc, char **argv);
 int cmd_model(cli *c, int argc, char **argv);
+int cmd_convert(cli *c, int argc, char **argv);
 
 #endif

@@ -658,6 +658,7 @@ static const struct command {
     {"prune", cmd_prune, "remove deleted faces from the alignments files"},
     {"train", cmd_train, "train a face-swap model on two folders of faces"},
     {"model", cmd_model, "describe a model folder or checkpoint and check it is intact"},
+    {"convert", cmd_convert, "swap the faces of images with a trained model"},
     {"gpus", cmd_gpus, "list the GPUs visage can train on"},
     {"config", cmd_config, "show or check the settings"},
 };

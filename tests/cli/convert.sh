@@ -1,0 +1,88 @@
+#!/bin/sh
+# convert.sh: `visage convert` through the real binary, with a small model trained here on
+# synthetic faces: bad input (no model, an unreadable image, an output that cannot be written, a
+# learned mask the model lacks) is one message and no file; with the face networks and the sample
+# photos, an image and a folder are converted, each output saying in its PNG text that its faces
+# were synthesised; --swap uses the other decoder; and with an alignments file, a face deleted
+# after extraction (and pruned) is not swapped.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+GEN=$(dirname "$VISAGE")/tests/test_learn
+[ -x "$GEN" ] || fail "$GEN is missing (run make)"
+"$GEN" --write-faces "$T/a" a 12 1 >/dev/null || fail "cannot write synthetic faces (a)"
+"$GEN" --write-faces "$T/b" b 12 2 >/dev/null || fail "cannot write synthetic faces (b)"
+run_visage train -A "$T/a" -B "$T/b" -m "$T/m" --model lightweight --shrink 16 --batch 4 \
+    --seed 7 --threads 2 --device cpu -q --iterations 10 --save-every 10
+[ "$rc" -eq 0 ] || fail "training the test model: exit $rc"
+
+# a picture with no face, made here
+{
+    printf 'P6\n64 48\n255\n'
+    i=0
+    while [ $i -lt 3072 ]; do
+        printf '\120\140\200'
+        i=$((i + 1))
+    done
+} >"$T/plain.ppm"
+
+# --- usage and bad input: one message naming the cause, exit 1, nothing written
+run_visage convert "$T/plain.ppm" -m "$T/m"
+[ "$rc" -eq 2 ] || fail "no -o: exit $rc, expected 2"
+run_visage convert "$T/plain.ppm" -m "$T/m" -o "$T/x.png" --color sepia
+[ "$rc" -eq 2 ] || fail "--color sepia: exit $rc, expected 2"
+mkdir -p "$T/empty"
+expect_bad_input "a folder without a model" "$T/empty" convert "$T/plain.ppm" -m "$T/empty" -o "$T/x.png"
+grep -q "no trained model" "$T/err" || fail "no checkpoint: the message does not say so"
+echo "not a picture" >"$T/garbage.jpg"
+expect_bad_input "an unreadable image" "$T/garbage.jpg" convert "$T/garbage.jpg" -m "$T/m" -o "$T/x.png"
+[ ! -e "$T/x.png" ] || fail "a failed conversion left $T/x.png"
+
+if ! have_models || [ ! -d "$SAMPLES" ]; then
+    echo "skipped: no models or $SAMPLES (run make models): the conversions themselves"
+    exit 0
+fi
+
+# --- an image: its faces detected and swapped; the PNG says what it is
+run_visage convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/s1.png"
+[ "$rc" -eq 0 ] || fail "convert sample1: exit $rc"
+n1=$(sed -n 's/.*: \([0-9]*\) faces\{0,1\} swapped.*/\1/p' "$T/err")
+[ -n "$n1" ] && [ "$n1" -ge 2 ] || fail "sample1: '$n1' faces swapped, expected the photo's faces"
+grep -aq 'visage-synthesized' "$T/s1.png" || fail "the output has no visage-synthesized text"
+grep -aq '"synthesized": true' "$T/s1.png" || fail "the output does not say it is synthesised"
+grep -aq '"iteration": 10' "$T/s1.png" || fail "the output does not name the model's iteration"
+no_partial_files "$T"
+
+# --swap: the other decoder, another picture
+run_visage convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/s1swap.png" --swap
+[ "$rc" -eq 0 ] || fail "--swap: exit $rc"
+cmp -s "$T/s1.png" "$T/s1swap.png" && fail "--swap gave the same picture"
+
+# an output that cannot be written: one message naming it, nothing left
+expect_bad_input "an output under a file" "$T/s1.png/x.png" convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/s1.png/x.png"
+# a learned mask from a model that has none
+expect_bad_input "--mask learned" "learned mask" convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/l.png" --mask learned
+[ ! -e "$T/l.png" ] || fail "a failed conversion left $T/l.png"
+
+# --- a folder: every image, one PNG each
+run_visage convert "$SAMPLES" -m "$T/m" -o "$T/converted" --color rct --mask box
+[ "$rc" -eq 0 ] || fail "convert the samples folder: exit $rc"
+[ "$(count_png "$T/converted")" -eq "$(find "$SAMPLES" -maxdepth 1 -name '*.jpg' | wc -l)" ] ||
+    fail "the folder gave $(count_png "$T/converted") PNGs"
+no_partial_files "$T/converted"
+
+# --- the alignments decide: a face deleted after extraction is left alone
+run_visage extract "$SAMPLES" -o "$T/faces" -q
+[ "$rc" -eq 0 ] || fail "extract samples: exit $rc"
+gone=$(find "$T/faces" -maxdepth 1 -name 'sample1_*.png' | sort | head -1)
+[ -n "$gone" ] || fail "no face of sample1 was extracted"
+rm "$gone"
+run_visage prune "$T/faces"
+[ "$rc" -eq 0 ] || fail "prune: exit $rc"
+run_visage convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/s1al.png" \
+    --alignments "$T/faces/alignments/samples.json"
+[ "$rc" -eq 0 ] || fail "convert with alignments: exit $rc"
+n2=$(sed -n 's/.*: \([0-9]*\) faces\{0,1\} swapped.*/\1/p' "$T/err")
+[ "$n2" = $((n1 - 1)) ] || fail "with a face deleted: $n2 faces swapped, expected $((n1 - 1))"
+
+echo ok

@@ -1,0 +1,338 @@
+/* convert.c: `visage convert`: swaps the faces of an image, or of every image in a folder, with a
+ * trained model. The faces come from the input's alignments file when there is one (so faces
+ * deleted while curating are not swapped), otherwise from detection on the fly. Each output is a
+ * PNG that says what it is: its "visage" text chunk records that faces in it were synthesised,
+ * with the model, its iteration and the date. (Video comes with the FFmpeg encoder, next.) */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/alignments.h"
+#include "../core/convert.h"
+#include "../core/extract.h"
+#include "../core/fsutil.h"
+#include "../core/train.h"
+#include "../core/video.h"
+#include "cli.h"
+
+static void help_convert(void)
+{
+    printf("Usage: visage convert INPUT -m MODEL -o OUTPUT [options]\n"
+           "Swaps the faces in INPUT (an image, or a folder of images) with the model trained in\n"
+           "MODEL: side A's faces become side B's (--swap: the other way). OUTPUT is a PNG for an\n"
+           "image, a folder for a folder. Faces come from INPUT's alignments file when there is\n"
+           "one (faces deleted after extraction are left alone), else they are detected.\n\n"
+           "  -m, --model-dir DIR     the model folder (its checkpoint)\n"
+           "  -o, --output PATH       the converted image, or folder of images\n"
+           "      --swap              B -> A instead of A -> B\n"
+           "      --alignments FILE   the alignments file (default: alignments/NAME.json, as a\n"
+           "                          project keeps them, when it exists)\n"
+           "      --mask M            extended (from the landmarks), learned (the model's own,\n"
+           "                          --learn-mask models), box (extended)\n"
+           "      --erode P           shrink the mask by P%% of the face (negative: grow) (0)\n"
+           "      --blur P            feather the mask's edge over P%% of the face (5)\n"
+           "      --color C           avg, rct (Reinhard LAB), hist, none (avg)\n"
+           "      --sharpen A         unsharp-mask amount on the new face, 0-2 (0)\n"
+           "      --device DEV        auto, cpu, cuda:N\n"
+           "      --threads N         CPU threads (0: all)\n"
+           "      --models DIR        the face networks, for detection without alignments\n"
+           "  -q, --quiet             no progress line\n");
+}
+
+/* The text chunk key of a converted image (not the face PNGs' "visage": this is no face record). */
+#define CONVERT_META_KEY "visage-synthesized"
+
+/* s as the inside of a JSON string: quotes and backslashes escaped, control characters dropped */
+static void json_escape(char *out, size_t n, const char *s)
+{
+    size_t j = 0;
+    for (; *s && j + 2 < n; s++) {
+        if ((unsigned char)*s < 0x20) continue;
+        if (*s == '"' || *s == '\\') out[j++] = '\\';
+        out[j++] = *s;
+    }
+    out[j] = 0;
+}
+
+/* what a converted image says of itself */
+static char *output_meta(const char *model_dir, long iteration, const char *source, int faces)
+{
+    char date[32], abs_model[PATH_MAX], qm[2 * PATH_MAX], qs[2 * PATH_MAX];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!realpath(model_dir, abs_model)) snprintf(abs_model, sizeof abs_model, "%s", model_dir);
+    json_escape(qm, sizeof qm, abs_model);
+    json_escape(qs, sizeof qs, source);
+    size_t n = strlen(qm) + strlen(qs) + 512;
+    char *s = malloc(n);
+    if (!s) abort();
+    snprintf(s, n,
+             "{\"synthesized\": true, \"by\": \"visage %s\", \"what\": \"faces swapped by a "
+             "face-swap model\", \"model\": \"%s\", \"iteration\": %ld, \"source\": \"%s\", "
+             "\"faces\": %d, \"date\": \"%s\"}",
+             VISAGE_VERSION, qm, iteration, qs, faces, date);
+    return s;
+}
+
+/* The faces of one image: from the alignments (matched by the image's file name), or found. */
+typedef struct face_source {
+    al_file al;
+    int have_al;
+    ex_nets nets;
+    int have_nets;
+    char models[PATH_MAX];
+    const vs_config *cfg;
+} face_source;
+
+#define MAX_FACES 64
+
+static int faces_of(float (*lm)[136], face_source *fs, const img *im, const char *path, vs_err *e)
+{
+    int n = 0;
+    if (fs->have_al) {
+        const char *base = fs_basename(path);
+        for (int i = 0; i < fs->al.n_faces && n < MAX_FACES; i++) {
+            const vs_face *f = &fs->al.faces[i];
+            if (f->frame == 0 && !strcmp(fs_basename(f->source), base))
+                memcpy(lm[n++], f->lm, sizeof lm[0]);
+        }
+        return n;
+    }
+    if (!fs->have_nets) {
+        if (ex_nets_load(&fs->nets, fs->models, fs->cfg->threads, e)) return -1;
+        fs->have_nets = 1;
+    }
+    ex_found found[MAX_FACES];
+    int k = ex_find_faces(found, MAX_FACES, &fs->nets, im, fs->cfg);
+    for (int i = 0; i < k; i++)
+        if (found[i].verdict == EX_KEEP) memcpy(lm[n++], found[i].lm, sizeof lm[0]);
+    return n;
+}
+
+/* Converts the image at in into out: the number of faces swapped, or -1 with a message. */
+static int convert_image(const char *in, const char *out, face_source *fs, model *m,
+                         const cv_opts *co, const char *model_dir, long iteration, vs_err *e)
+{
+    img *im = NULL;
+    if (img_load(&im, in, e)) return -1;
+    float(*lm)[136] = malloc(sizeof(float[136]) * MAX_FACES);
+    if (!lm) abort();
+    int n = faces_of(lm, fs, im, in, e), rc = n;
+    for (int i = 0; i < n && rc >= 0; i++) {
+        vs_err fe;
+        if (cv_swap_face(im, lm[i], m, co, &fe)) rc = vs_fail(e, "%s: face %d: %s", in, i, fe.msg);
+    }
+    if (rc >= 0) {
+        char *meta = output_meta(model_dir, iteration, in, n);
+        if (img_save_png(out, im, CONVERT_META_KEY, meta, e)) rc = -1;
+        free(meta);
+    }
+    free(lm);
+    img_free(im);
+    return rc;
+}
+
+static int keep_image(const char *name)
+{
+    return name[0] != '.' && vid_is_image_name(name);
+}
+
+int cmd_convert(cli *c, int argc, char **argv)
+{
+    enum {
+        O_SWAP = 256,
+        O_ALIGN,
+        O_MASK,
+        O_ERODE,
+        O_BLUR,
+        O_COLOR,
+        O_SHARPEN,
+        O_DEVICE,
+        O_THREADS,
+        O_MODELS
+    };
+    static const struct option opts[] = {{"model-dir", required_argument, 0, 'm'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"swap", no_argument, 0, O_SWAP},
+                                         {"alignments", required_argument, 0, O_ALIGN},
+                                         {"mask", required_argument, 0, O_MASK},
+                                         {"erode", required_argument, 0, O_ERODE},
+                                         {"blur", required_argument, 0, O_BLUR},
+                                         {"color", required_argument, 0, O_COLOR},
+                                         {"sharpen", required_argument, 0, O_SHARPEN},
+                                         {"device", required_argument, 0, O_DEVICE},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"models", required_argument, 0, O_MODELS},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    cv_opts co;
+    cv_opts_default(&co);
+    const char *model_dir = NULL, *out = NULL, *align = NULL;
+    int quiet = 0, o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "m:o:qh", opts, NULL)) != -1) {
+        const char *key = NULL, *section = "general";
+        char *end = NULL;
+        switch (o) {
+        case 'm': model_dir = optarg; break;
+        case 'o': out = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': help_convert(); return 0;
+        case O_SWAP: co.side = 0; break;
+        case O_ALIGN: align = optarg; break;
+        case O_MASK:
+            if (cv_mask_parse(&co.mask, optarg))
+                return usage_error("convert", "--mask '%s': extended, learned or box", optarg);
+            break;
+        case O_COLOR:
+            if (cv_color_parse(&co.color, optarg))
+                return usage_error("convert", "--color '%s': avg, rct, hist or none", optarg);
+            break;
+        case O_ERODE:
+        case O_BLUR:
+        case O_SHARPEN: {
+            float v = strtof(optarg, &end);
+            float lo = o == O_ERODE ? -50 : 0, hi = o == O_SHARPEN ? 2 : 50;
+            if (end == optarg || *end || !(v >= lo && v <= hi))
+                return usage_error("convert",
+                                   "'%s': a number in range (erode -50 to 50, blur 0 "
+                                   "to 50, sharpen 0 to 2)",
+                                   optarg);
+            *(o == O_ERODE ? &co.erode : o == O_BLUR ? &co.blur : &co.sharpen) = v;
+            break;
+        }
+        case O_DEVICE: key = "device"; break;
+        case O_THREADS: key = "threads"; break;
+        case O_MODELS: key = "models"; break;
+        default: fprintf(stderr, "Try 'visage convert --help'.\n"); return EXIT_USAGE;
+        }
+        if (key && set_opt(c, "convert", section, key, optarg)) return EXIT_BAD_INPUT;
+    }
+    if (optind >= argc) return usage_error("convert", "%s", "no INPUT given (an image or folder)");
+    if (optind + 1 < argc)
+        return usage_error("convert", "one INPUT at a time, not '%s' too", argv[optind + 1]);
+    if (!model_dir) return usage_error("convert", "%s", "no model given (-m DIR)");
+    if (!out) return usage_error("convert", "%s", "no output given (-o PATH)");
+    const char *input = argv[optind];
+    vs_err e;
+    vs_media kind;
+    if (vid_probe(&kind, input, &e)) return fail("convert", &e);
+    if (kind == VS_MEDIA_VIDEO) {
+        vs_fail(&e,
+                "%s: a video: this version converts images and folders of images (video "
+                "output through FFmpeg comes next)",
+                input);
+        return fail("convert", &e);
+    }
+    if (kind != VS_MEDIA_IMAGE && kind != VS_MEDIA_DIR) {
+        vs_fail(&e, "%s: not an image or a folder", input);
+        return fail("convert", &e);
+    }
+
+    face_source fs;
+    memset(&fs, 0, sizeof fs);
+    fs.cfg = &c->cfg;
+    char al_file_path[PATH_MAX];
+    if (align)
+        snprintf(al_file_path, sizeof al_file_path, "%s", align);
+    else
+        al_path(al_file_path, sizeof al_file_path, "alignments", input);
+    if (align || fs_exists(al_file_path)) {
+        if (al_load(&fs.al, al_file_path, &e)) return fail("convert", &e);
+        fs.have_al = 1;
+    } else if (ex_find_models(fs.models, sizeof fs.models, c->cfg.models, c->exe_dir, &e)) {
+        return fail("convert", &e);
+    }
+
+    const nn_backend *be;
+    nn_precision prec = NN_PREC_AUTO;
+    nn_parse_precision(&prec, c->cfg.precision);
+    nn_cpu_set_threads(c->cfg.threads);
+    model *m = NULL;
+    long iteration = 0;
+    int rc = 0;
+    if (nn_backend_open(&be, c->cfg.device, prec, &e) ||
+        train_load_model(&m, &iteration, model_dir, be, &e)) {
+        rc = fail("convert", &e);
+        goto done;
+    }
+
+    catch_stop_signals();
+    if (kind == VS_MEDIA_IMAGE) {
+        char target[PATH_MAX + 300];
+        if (fs_is_dir(out))
+            snprintf(target, sizeof target, "%s/%.*s.png", out,
+                     (int)(strrchr(fs_basename(input), '.')
+                               ? strrchr(fs_basename(input), '.') - fs_basename(input)
+                               : (long)strlen(fs_basename(input))),
+                     fs_basename(input));
+        else
+            snprintf(target, sizeof target, "%s", out);
+        int n = convert_image(input, target, &fs, m, &co, model_dir, iteration, &e);
+        if (n < 0) {
+            rc = fail("convert", &e);
+            goto done;
+        }
+        if (!quiet)
+            fprintf(stderr, "visage convert: %s: %d face%s swapped\n", target, n,
+                    n == 1 ? "" : "s");
+        goto done;
+    }
+
+    char **names = NULL;
+    int count = 0, failed = 0, faces = 0, done_n = 0;
+    if (fs_list_dir(&names, &count, input, keep_image, &e) || fs_mkdirs(out, &e)) {
+        rc = fail("convert", &e);
+        goto done;
+    }
+    int tty = !quiet && isatty(STDERR_FILENO);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < count && !got_stop_signal; i++) {
+        char in[PATH_MAX + 300], target[PATH_MAX + 300];
+        snprintf(in, sizeof in, "%s/%s", input, names[i]);
+        const char *dot = strrchr(names[i], '.');
+        snprintf(target, sizeof target, "%s/%.*s.png", out,
+                 (int)(dot ? dot - names[i] : (long)strlen(names[i])), names[i]);
+        int n = convert_image(in, target, &fs, m, &co, model_dir, iteration, &e);
+        if (n < 0) {
+            if (tty) fputs("\r\033[K", stderr);
+            fprintf(stderr, "visage convert: %s\n", e.msg);
+            failed++;
+            continue;
+        }
+        faces += n, done_n++;
+        if (tty) {
+            struct timespec t1;
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+            fprintf(stderr, "\r\033[K%d of %d images, %d faces, %.1f images/s", i + 1, count, faces,
+                    s > 0 ? (i + 1) / s : 0.0);
+        }
+    }
+    if (tty) fputs("\r\033[K", stderr);
+    if (!quiet)
+        fprintf(stderr, "visage convert: %d image%s converted into %s (%d faces swapped)%s\n",
+                done_n, done_n == 1 ? "" : "s", out, faces, got_stop_signal ? ", stopped" : "");
+    fs_free_list(names, count);
+    if (count == 0) {
+        vs_fail(&e, "%s: no images in this folder", input);
+        rc = fail("convert", &e);
+    } else if (failed) {
+        rc = EXIT_BAD_INPUT;
+    } else if (got_stop_signal) {
+        rc = EXIT_STOPPED;
+    }
+done:
+    model_free(m);
+    if (fs.have_al) al_free(&fs.al);
+    if (fs.have_nets) ex_nets_free(&fs.nets);
+    return rc;
+}
