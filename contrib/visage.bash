@@ -21,9 +21,11 @@ _visage() {
     --by) COMPREPLY=($(compgen -W "identity blur size yaw face:" -- "$cur")); return ;;
     --device) COMPREPLY=($(compgen -W "auto cpu cuda:0 cuda:1 cuda:2 cuda:3" -- "$cur")); return ;;
     --precision) COMPREPLY=($(compgen -W "auto fp32 tf32 bf16 fp16" -- "$cur")); return ;;
+    --mask) COMPREPLY=($(compgen -W "extended learned box" -- "$cur")); return ;;
+    --color) COMPREPLY=($(compgen -W "avg rct hist none" -- "$cur")); return ;;
     esac
     case $cmd in
-    '') COMPREPLY=($(compgen -W "extract faces sort prune train model gpus config -C --config --help --version" -- "$cur")) ;;
+    '') COMPREPLY=($(compgen -W "extract faces sort prune train model convert gpus config -C --config --help --version" -- "$cur")) ;;
     extract)
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "--output --alignments --every --min-size --max-faces --threshold
@@ -39,6 +41,13 @@ _visage() {
         COMPREPLY=($(compgen -W "--faces-a --faces-b --model-dir --model --lowmem --learn-mask --batch
             --iterations --save-every --snapshot-every --keep-backups --shrink --seed --device
             --precision --threads --quiet --help" -- "$cur")) ;;
+    convert)
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "--model-dir --output --swap --alignments --mask --erode --blur
+                --color --sharpen --device --threads --models --quiet --help" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -f -- "$cur"))
+        fi ;;
     gpus) COMPREPLY=($(compgen -W "--help" -- "$cur")) ;;
     model)
         if ((COMP_CWORD == i + 1)); then
