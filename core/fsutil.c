@@ -51,6 +51,16 @@ static ssize_t cookie_write(void *c, const char *buf, size_t n)
     return (ssize_t)n;
 }
 
+/* seeking (a muxer going back to patch a size): stdio flushes its buffer first */
+static int cookie_seek(void *c, off64_t *pos, int whence)
+{
+    fs_atomic_cookie *ck = c;
+    off_t r = lseek(ck->fd, (off_t)*pos, whence);
+    if (r < 0) return -1;
+    *pos = (off64_t)r;
+    return 0;
+}
+
 static int cookie_close(void *c)
 {
     (void)c; /* the descriptor is fsync'd and closed by fs_atomic_commit / fs_atomic_abort */
@@ -111,7 +121,7 @@ int fs_atomic_open(fs_atomic *a, const char *path, vs_err *e)
 
     fs_atomic_cookie *ck = vs_calloc(1, sizeof *ck);
     ck->fd = fd;
-    cookie_io_functions_t io = {.write = cookie_write, .close = cookie_close};
+    cookie_io_functions_t io = {.write = cookie_write, .seek = cookie_seek, .close = cookie_close};
     FILE *f = fopencookie(ck, "w", io);
     VS_CHECK(f != NULL); /* fails only without memory */
 

@@ -63,6 +63,8 @@ struct vid_reader {
     int damaged;
     int last_err;      /* AVERROR of the first damage seen, for messages */
     vid_orient orient; /* from the display matrix; all zero: as coded */
+    int64_t last_pts;  /* of the frame delivered last (vid_frame_pts) */
+    int have_pts;
 
     /* A still image is decoded by vid_open, since its orientation comes with its frame: held = 1
      * while r->frame holds that picture, -1 (and held_err) when it could not be decoded; the
@@ -240,6 +242,7 @@ static void fill_info(vid_info *in, const AVFormatContext *fmt, const AVStream *
     in->w = orient.transpose ? st->codecpar->height : st->codecpar->width;
     in->h = orient.transpose ? st->codecpar->width : st->codecpar->height;
     in->is_image = is_still_image(fmt, st);
+    in->tb_num = st->time_base.num, in->tb_den = st->time_base.den;
     if (in->is_image) {
         in->frames = 1;
         return;
@@ -536,10 +539,30 @@ static int pull_frame(vid_reader *r, vs_err *e)
     return next_frame(r, e);
 }
 
+/* r->last_pts from the frame pulled last: its timestamp, or one frame on from the previous */
+static void note_pts(vid_reader *r)
+{
+    int64_t ts = r->frame->best_effort_timestamp;
+    if (ts == AV_NOPTS_VALUE || (r->have_pts && ts <= r->last_pts)) {
+        const AVStream *st = r->fmt->streams[r->stream];
+        int64_t step = 1;
+        if (r->info.fps > 0)
+            step = av_rescale_q(1, av_inv_q(st->avg_frame_rate), st->time_base);
+        ts = r->have_pts ? r->last_pts + (step > 0 ? step : 1) : 0;
+    }
+    r->last_pts = ts, r->have_pts = 1;
+}
+
+int64_t vid_frame_pts(const vid_reader *r)
+{
+    return r->last_pts;
+}
+
 int vid_read(vid_reader *r, img **frame, int64_t *frame_index, vs_err *e)
 {
     int rc = pull_frame(r, e);
     if (rc <= 0) return rc;
+    note_pts(r);
     rc = to_rgb(r, frame, r->frame, e);
     av_frame_unref(r->frame);
     if (rc) return -1;
@@ -553,6 +576,7 @@ int vid_skip(vid_reader *r, int64_t n, vs_err *e)
     for (int64_t i = 0; i < n; i++) {
         int rc = pull_frame(r, e);
         if (rc <= 0) return rc;
+        note_pts(r);
         av_frame_unref(r->frame);
         r->next_index++;
     }

@@ -20,6 +20,7 @@ typedef struct vid_info {
     int64_t frames;  /* estimated frame count (container or duration * fps); 0 if unknown */
     double duration; /* seconds; 0 if unknown */
     int is_image;    /* a single still image (image2 demuxer or one-frame stream) */
+    int tb_num, tb_den; /* the video stream's time base (vid_frame_pts counts in it) */
 } vid_info;
 
 /* Opens path; a file FFmpeg cannot read as video or image gives a message naming it, and so does
@@ -33,6 +34,11 @@ const vid_info *vid_get_info(const vid_reader *r);
  * (a truncated file is an error only if no frame at all could be read; otherwise the frames
  * before the damage are delivered, then 0, and vid_damaged() says so). */
 int vid_read(vid_reader *r, img **frame, int64_t *frame_index, vs_err *e);
+
+/* The presentation time of the frame vid_read or vid_skip delivered last, in the stream's time
+ * base (vid_info tb_num / tb_den), as the file has it; where the file has none, one frame after
+ * the previous. For writing the same timing back (conversion). */
+int64_t vid_frame_pts(const vid_reader *r);
 
 /* Skips `n` frames without converting them to RGB (for --every). Same returns as vid_read. */
 int vid_skip(vid_reader *r, int64_t n, vs_err *e);

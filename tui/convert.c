@@ -2,8 +2,10 @@
  * trained model. The faces come from the input's alignments file when there is one (so faces
  * deleted while curating are not swapped), otherwise from detection on the fly. Each output is a
  * PNG that says what it is: its "visage" text chunk records that faces in it were synthesised,
- * with the model, its iteration and the date. (Video comes with the FFmpeg encoder, next.) */
+ * with the model, its iteration and the date; a video keeps its resolution, frame count, timing
+ * and audio (copied packet for packet), and its container's comment says the same. */
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,22 +19,24 @@
 #include "../core/fsutil.h"
 #include "../core/train.h"
 #include "../core/video.h"
+#include "../core/video_out.h"
 #include "cli.h"
 
 static void help_convert(void)
 {
     printf("Usage: visage convert INPUT -m MODEL -o OUTPUT [options]\n"
-           "Swaps the faces in INPUT (an image, or a folder of images) with the model trained in\n"
-           "MODEL: side A's faces become side B's (--swap: the other way). OUTPUT is a PNG for an\n"
-           "image, a folder for a folder. Faces come from INPUT's alignments file when there is\n"
-           "one (faces deleted after extraction are left alone), else they are detected.\n\n"
+           "Swaps the faces in INPUT (a video, an image or a folder of images) with the model\n"
+           "trained in MODEL: side A's faces become side B's (--swap: the other way). OUTPUT is a\n"
+           "video (.mp4, .mkv ...) for a video, a PNG for an image, a folder for a folder.\n"
+           "Faces come from INPUT's alignments file when there is one (faces deleted after\n"
+           "extraction are left alone), else they are detected.\n\n"
            "  -m, --model-dir DIR     the model folder (its checkpoint)\n"
-           "  -o, --output PATH       the converted image, or folder of images\n"
+           "  -o, --output PATH       the converted video, image, or folder of images\n"
            "      --swap              B -> A instead of A -> B\n"
            "      --alignments FILE   the alignments file (default: alignments/NAME.json, as a\n"
            "                          project keeps them, when it exists)\n"
            "      --mask M            extended (from the landmarks), learned (the model's own,\n"
-           "                          --learn-mask models), box (extended)\n"
+           "                          --learn-mask models), box (the crop) (extended)\n"
            "      --erode P           shrink the mask by P%% of the face (negative: grow) (0)\n"
            "      --blur P            feather the mask's edge over P%% of the face (5)\n"
            "      --color C           avg, rct (Reinhard LAB), hist, none (avg)\n"
@@ -40,7 +44,12 @@ static void help_convert(void)
            "      --device DEV        auto, cpu, cuda:N\n"
            "      --threads N         CPU threads (0: all)\n"
            "      --models DIR        the face networks, for detection without alignments\n"
-           "  -q, --quiet             no progress line\n");
+           "  -q, --quiet             no progress line\n\n"
+           "A video keeps its size, frame count, timing and audio (copied as it is):\n"
+           "      --frames RANGES     swap only in these frames (10-50,90-100); copy the rest\n"
+           "      --crf N             H.264 quality, 0-51 (18)\n"
+           "      --preset P          x264 speed preset (medium)\n"
+           "      --lossless          FFV1 in RGB, bit-exact (needs a .mkv OUTPUT)\n");
 }
 
 /* The text chunk key of a converted image (not the face PNGs' "visage": this is no face record). */
@@ -72,11 +81,13 @@ static char *output_meta(const char *model_dir, long iteration, const char *sour
     size_t n = strlen(qm) + strlen(qs) + 512;
     char *s = malloc(n);
     if (!s) abort();
+    char nf[32] = "";
+    if (faces >= 0) snprintf(nf, sizeof nf, "\"faces\": %d, ", faces);
     snprintf(s, n,
              "{\"synthesized\": true, \"by\": \"visage %s\", \"what\": \"faces swapped by a "
              "face-swap model\", \"model\": \"%s\", \"iteration\": %ld, \"source\": \"%s\", "
-             "\"faces\": %d, \"date\": \"%s\"}",
-             VISAGE_VERSION, qm, iteration, qs, faces, date);
+             "%s\"date\": \"%s\"}",
+             VISAGE_VERSION, qm, iteration, qs, nf, date);
     return s;
 }
 
@@ -143,6 +154,137 @@ static int keep_image(const char *name)
     return name[0] != '.' && vid_is_image_name(name);
 }
 
+/* --frames "10-50,90-100,7": the frames (inclusive ranges) whose faces are swapped */
+typedef struct frame_ranges {
+    int n;
+    int64_t lo[64], hi[64];
+} frame_ranges;
+
+static int parse_ranges(frame_ranges *r, const char *s)
+{
+    r->n = 0;
+    while (*s) {
+        char *end;
+        long long a = strtoll(s, &end, 10), b = a;
+        if (end == s || a < 0) return -1;
+        s = end;
+        if (*s == '-') {
+            b = strtoll(s + 1, &end, 10);
+            if (end == s + 1 || b < a) return -1;
+            s = end;
+        }
+        if (r->n == 64) return -1;
+        r->lo[r->n] = a, r->hi[r->n] = b, r->n++;
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -1;
+    }
+    return r->n ? 0 : -1;
+}
+
+static int in_ranges(const frame_ranges *r, int64_t f)
+{
+    if (!r->n) return 1;
+    for (int i = 0; i < r->n; i++)
+        if (f >= r->lo[i] && f <= r->hi[i]) return 1;
+    return 0;
+}
+
+/* The faces of frame `frame` of a video: from the alignments (its faces are sorted by source,
+ * frame and index; *cursor walks them as the frames go by), or found. */
+static int video_faces(float (*lm)[136], face_source *fs, const img *im, const char *input,
+                       int64_t frame, int *cursor, vs_err *e)
+{
+    if (!fs->have_al) return faces_of(lm, fs, im, input, e);
+    const char *base = fs_basename(input);
+    int n = 0;
+    for (; *cursor < fs->al.n_faces; ++*cursor) {
+        const vs_face *f = &fs->al.faces[*cursor];
+        if (strcmp(fs_basename(f->source), base)) continue;
+        if (f->frame > frame) break;
+        if (f->frame == frame && n < MAX_FACES) memcpy(lm[n++], f->lm, sizeof lm[0]);
+    }
+    return n;
+}
+
+typedef struct video_job {
+    const char *input, *out, *model_dir;
+    long iteration;
+    face_source *fs;
+    model *m;
+    const cv_opts *co;
+    const vout_opts *vo;
+    const frame_ranges *ranges;
+    int quiet;
+} video_job;
+
+/* Converts a video frame by frame into j->out: 0, or -1 with a message (nothing left behind). */
+static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces_out, vs_err *e)
+{
+    vid_reader *r = NULL;
+    vout *w = NULL;
+    img *frame = NULL;
+    int rc = -1, cursor = 0;
+    int64_t index = 0, faces = 0, done = 0;
+    float(*lm)[136] = malloc(sizeof(float[136]) * MAX_FACES);
+    if (!lm) abort();
+    if (vid_open(&r, j->input, e)) goto out;
+    const vid_info *in = vid_get_info(r);
+    char *comment = output_meta(j->model_dir, j->iteration, j->input, -1);
+    vout_opts vo = *j->vo;
+    vo.comment = comment;
+    int orc =
+        vout_open(&w, j->out, in->w, in->h, in->tb_num, in->tb_den, in->fps, j->input, &vo, e);
+    free(comment);
+    if (orc) goto out;
+    int tty = !j->quiet && isatty(STDERR_FILENO);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int got = vid_read(r, &frame, &index, e);
+        if (got < 0) goto out;
+        if (got == 0) break;
+        if (got_stop_signal) {
+            vs_fail(e, "%s: stopped; nothing was written", j->out);
+            goto out;
+        }
+        if (in_ranges(j->ranges, index)) {
+            int n = video_faces(lm, j->fs, frame, j->input, index, &cursor, e);
+            if (n < 0) goto out;
+            for (int i = 0; i < n; i++) {
+                vs_err fe;
+                if (cv_swap_face(frame, lm[i], j->m, j->co, &fe) == 0) faces++;
+            }
+        }
+        if (vout_write(w, frame, vid_frame_pts(r), e)) goto out;
+        done++;
+        if (tty && (done % 10 == 0)) {
+            struct timespec t1;
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+            double fps = s > 0 ? done / s : 0;
+            char eta[32] = "--:--";
+            if (in->frames > done && fps > 0)
+                fmt_duration(eta, sizeof eta, (in->frames - done) / fps);
+            fprintf(stderr,
+                    "\r\033[Kframe %" PRId64 " of %" PRId64 ", %" PRId64
+                    " faces, %.1f frames/s, ETA %s",
+                    done, in->frames, faces, fps, eta);
+        }
+    }
+    if (tty) fputs("\r\033[K", stderr);
+    rc = vout_close(w, e);
+    w = NULL;
+    *frames_out = done, *faces_out = faces;
+out:
+    vout_abort(w);
+    vid_close(r);
+    img_free(frame);
+    free(lm);
+    return rc;
+}
+
 int cmd_convert(cli *c, int argc, char **argv)
 {
     enum {
@@ -155,7 +297,11 @@ int cmd_convert(cli *c, int argc, char **argv)
         O_SHARPEN,
         O_DEVICE,
         O_THREADS,
-        O_MODELS
+        O_MODELS,
+        O_FRAMES,
+        O_LOSSLESS,
+        O_CRF,
+        O_PRESET
     };
     static const struct option opts[] = {{"model-dir", required_argument, 0, 'm'},
                                          {"output", required_argument, 0, 'o'},
@@ -169,11 +315,18 @@ int cmd_convert(cli *c, int argc, char **argv)
                                          {"device", required_argument, 0, O_DEVICE},
                                          {"threads", required_argument, 0, O_THREADS},
                                          {"models", required_argument, 0, O_MODELS},
+                                         {"frames", required_argument, 0, O_FRAMES},
+                                         {"lossless", no_argument, 0, O_LOSSLESS},
+                                         {"crf", required_argument, 0, O_CRF},
+                                         {"preset", required_argument, 0, O_PRESET},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cv_opts co;
     cv_opts_default(&co);
+    vout_opts vo;
+    vout_opts_default(&vo);
+    frame_ranges ranges = {0};
     const char *model_dir = NULL, *out = NULL, *align = NULL;
     int quiet = 0, o;
     optind = 1;
@@ -208,6 +361,19 @@ int cmd_convert(cli *c, int argc, char **argv)
             *(o == O_ERODE ? &co.erode : o == O_BLUR ? &co.blur : &co.sharpen) = v;
             break;
         }
+        case O_FRAMES:
+            if (parse_ranges(&ranges, optarg))
+                return usage_error("convert", "--frames '%s': ranges like 10-50,90-100", optarg);
+            break;
+        case O_LOSSLESS: vo.codec = VOUT_LOSSLESS; break;
+        case O_CRF: {
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end || v < 0 || v > 51)
+                return usage_error("convert", "--crf '%s': 0 to 51", optarg);
+            vo.crf = (int)v;
+            break;
+        }
+        case O_PRESET: vo.preset = optarg; break;
         case O_DEVICE: key = "device"; break;
         case O_THREADS: key = "threads"; break;
         case O_MODELS: key = "models"; break;
@@ -224,15 +390,8 @@ int cmd_convert(cli *c, int argc, char **argv)
     vs_err e;
     vs_media kind;
     if (vid_probe(&kind, input, &e)) return fail("convert", &e);
-    if (kind == VS_MEDIA_VIDEO) {
-        vs_fail(&e,
-                "%s: a video: this version converts images and folders of images (video "
-                "output through FFmpeg comes next)",
-                input);
-        return fail("convert", &e);
-    }
-    if (kind != VS_MEDIA_IMAGE && kind != VS_MEDIA_DIR) {
-        vs_fail(&e, "%s: not an image or a folder", input);
+    if (kind == VS_MEDIA_NONE) {
+        vs_fail(&e, "%s: not a video, an image or a folder", input);
         return fail("convert", &e);
     }
 
@@ -265,6 +424,28 @@ int cmd_convert(cli *c, int argc, char **argv)
     }
 
     catch_stop_signals();
+    if (kind == VS_MEDIA_VIDEO) {
+        video_job vj = {.input = input,
+                        .out = out,
+                        .model_dir = model_dir,
+                        .iteration = iteration,
+                        .fs = &fs,
+                        .m = m,
+                        .co = &co,
+                        .vo = &vo,
+                        .ranges = &ranges,
+                        .quiet = quiet};
+        int64_t frames = 0, nfaces = 0;
+        if (convert_video(&vj, &frames, &nfaces, &e)) {
+            rc = got_stop_signal ? (fprintf(stderr, "visage convert: %s\n", e.msg), EXIT_STOPPED)
+                                 : fail("convert", &e);
+            goto done;
+        }
+        if (!quiet)
+            fprintf(stderr, "visage convert: %s: %" PRId64 " frames, %" PRId64 " faces swapped\n",
+                    out, frames, nfaces);
+        goto done;
+    }
     if (kind == VS_MEDIA_IMAGE) {
         char target[PATH_MAX + 300];
         if (fs_is_dir(out))
