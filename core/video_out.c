@@ -169,23 +169,33 @@ static const AVCodec *find_encoder(vout_codec c)
     return x ? x : avcodec_find_encoder(AV_CODEC_ID_H264);
 }
 
-/* the pixel format: planar RGB for lossless, 4:2:0 for H.264 (4:4:4 for odd sizes) */
+static int supports(const AVCodec *c, enum AVPixelFormat p)
+{
+    for (const enum AVPixelFormat *f = c->pix_fmts; f && *f != AV_PIX_FMT_NONE; f++)
+        if (*f == p) return 1;
+    return 0;
+}
+
+/* the pixel format: RGB for lossless (planar, else packed), 4:2:0 for H.264 (4:4:4 for odd
+ * sizes, which 4:2:0 cannot hold) */
 static enum AVPixelFormat pick_format(const AVCodec *c, vout_codec kind, int w, int h)
 {
-    enum AVPixelFormat want = kind == VOUT_LOSSLESS        ? AV_PIX_FMT_GBRP
-                              : (w % 2 == 0 && h % 2 == 0) ? AV_PIX_FMT_YUV420P
-                                                           : AV_PIX_FMT_YUV444P;
-    const enum AVPixelFormat *f = c->pix_fmts;
-    if (!f) return want;
-    for (int i = 0; f[i] != AV_PIX_FMT_NONE; i++)
-        if (f[i] == want) return want;
-    return f[0];
+    static const enum AVPixelFormat rgb[] = {AV_PIX_FMT_GBRP, AV_PIX_FMT_BGR0, AV_PIX_FMT_0RGB32,
+                                             AV_PIX_FMT_RGB24};
+    if (kind == VOUT_LOSSLESS) {
+        for (int i = 0; i < 4; i++)
+            if (supports(c, rgb[i])) return rgb[i];
+        return AV_PIX_FMT_NONE;
+    }
+    enum AVPixelFormat want = w % 2 == 0 && h % 2 == 0 ? AV_PIX_FMT_YUV420P : AV_PIX_FMT_YUV444P;
+    return !c->pix_fmts || supports(c, want) ? want : c->pix_fmts[0];
 }
 
 int vout_open(vout **out, const char *path, int w, int h, int tb_num, int tb_den, double fps,
               const char *audio_from, const vout_opts *o, vs_err *e)
 {
     *out = NULL;
+    av_log_set_level(AV_LOG_QUIET); /* errors are reported here, naming the file */
     vout *v = calloc(1, sizeof *v);
     if (!v) abort();
     v->path = strdup(path);
@@ -217,6 +227,10 @@ int vout_open(vout **out, const char *path, int w, int h, int tb_num, int tb_den
     v->enc->time_base = (AVRational){tb_num, tb_den};
     if (fps > 0) v->enc->framerate = av_d2q(fps, 1 << 20);
     v->enc->pix_fmt = pick_format(codec, o->codec, w, h);
+    if (v->enc->pix_fmt == AV_PIX_FMT_NONE) {
+        vs_fail(e, "%s: this FFmpeg's %s encoder takes no RGB", path, codec->name);
+        goto fail;
+    }
     v->enc->sample_aspect_ratio = (AVRational){1, 1};
     if (v->oc->oformat->flags & AVFMT_GLOBALHEADER) v->enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     AVDictionary *eo = NULL;
