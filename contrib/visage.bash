@@ -44,7 +44,8 @@ _visage() {
     convert)
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "--model-dir --output --swap --alignments --mask --erode --blur
-                --color --sharpen --device --threads --models --quiet --help" -- "$cur"))
+                --color --sharpen --device --threads --models --quiet --frames --crf --preset
+                --lossless --help" -- "$cur"))
         else
             COMPREPLY=($(compgen -f -- "$cur"))
         fi ;;

@@ -5,6 +5,7 @@
  * ../shared/data) a real clip rewritten keeps its size, frame count, frame rate, time base and
  * every audio packet byte for byte. */
 #include <dirent.h>
+#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <string.h>
@@ -248,8 +249,40 @@ static void test_real_clip(void)
     printf("retalking_4.mp4 rewritten: %d frames, %d audio packets identical\n", n_out, packets);
 }
 
-int main(void)
+/* --compare A B (for tests/cli/convert.sh): one line per frame, "INDEX same" or "INDEX differs",
+ * then "frames N M" (the counts of A and B) */
+static int compare_videos(const char *a, const char *b)
 {
+    vid_reader *ra = NULL, *rb = NULL;
+    vs_err e;
+    if (vid_open(&ra, a, &e) || vid_open(&rb, b, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        vid_close(ra);
+        return 1;
+    }
+    img *fa = NULL, *fb = NULL;
+    int64_t ia, ib, na = 0, nb = 0;
+    for (;;) {
+        int ga = vid_read(ra, &fa, &ia, &e), gb = vid_read(rb, &fb, &ib, &e);
+        na += ga == 1, nb += gb == 1;
+        if (ga != 1 || gb != 1) {
+            while (ga == 1 && vid_read(ra, &fa, &ia, &e) == 1) na++;
+            while (gb == 1 && vid_read(rb, &fb, &ib, &e) == 1) nb++;
+            break;
+        }
+        int same =
+            fa->w == fb->w && fa->h == fb->h && !memcmp(fa->px, fb->px, (size_t)fa->w * fa->h * 3);
+        printf("%" PRId64 " %s\n", ia, same ? "same" : "differs");
+    }
+    printf("frames %" PRId64 " %" PRId64 "\n", na, nb);
+    img_free(fa), img_free(fb);
+    vid_close(ra), vid_close(rb);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && !strcmp(argv[1], "--compare")) return compare_videos(argv[2], argv[3]);
     snprintf(dir, sizeof dir, "/tmp/test_video_out.XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
     test_round_trip();

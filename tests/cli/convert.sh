@@ -3,8 +3,10 @@
 # synthetic faces: bad input (no model, an unreadable image, an output that cannot be written, a
 # learned mask the model lacks) is one message and no file; with the face networks and the sample
 # photos, an image and a folder are converted, each output saying in its PNG text that its faces
-# were synthesised; --swap uses the other decoder; and with an alignments file, a face deleted
-# after extraction (and pruned) is not swapped.
+# were synthesised; --swap uses the other decoder; with an alignments file, a face deleted after
+# extraction (and pruned) is not swapped; and (with ../shared/data) a video keeps its frame count,
+# lossless output with --frames changes exactly those frames, the container says what the video
+# is, and lossless into .mp4 or a cut video is refused with nothing left behind.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -84,5 +86,35 @@ run_visage convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/s1al.png" \
 [ "$rc" -eq 0 ] || fail "convert with alignments: exit $rc"
 n2=$(sed -n 's/.*: \([0-9]*\) faces\{0,1\} swapped.*/\1/p' "$T/err")
 [ "$n2" = $((n1 - 1)) ] || fail "with a face deleted: $n2 faces swapped, expected $((n1 - 1))"
+
+# --- a video: same frames, timing and audio; --frames swaps only there, and lossless output keeps
+# every other frame bit for bit
+CMP=$(dirname "$VISAGE")/tests/test_video_out
+if ! have_data; then
+    echo "skipped: no ../shared/data (the video checks)"
+    echo ok
+    exit 0
+fi
+clip="$DATA/video/retalking_4.mp4"
+run_visage convert "$clip" -m "$T/m" -o "$T/clip.mkv" --lossless --frames 3-5,10 -q
+[ "$rc" -eq 0 ] || fail "convert a clip (lossless, frames 3-5,10): exit $rc"
+"$CMP" --compare "$clip" "$T/clip.mkv" >"$T/cmp" || fail "cannot compare the clips"
+frames=$(awk '$1 == "frames" { print $2 }' "$T/cmp")
+[ -n "$frames" ] && [ "$frames" -gt 10 ] || fail "the clip has '$frames' frames"
+grep -q "^frames $frames $frames\$" "$T/cmp" || fail "frame counts differ: $(tail -1 "$T/cmp")"
+[ "$(grep ' differs$' "$T/cmp" | awk '{ printf "%s ", $1 }')" = "3 4 5 10 " ] ||
+    fail "frames changed: $(grep ' differs$' "$T/cmp" | awk '{ printf "%s ", $1 }'), expected 3 4 5 10"
+run_visage convert "$clip" -m "$T/m" -o "$T/clip.mp4" --preset ultrafast -q
+[ "$rc" -eq 0 ] || fail "convert a clip to H.264: exit $rc"
+"$CMP" --compare "$clip" "$T/clip.mp4" >"$T/cmp" || fail "cannot compare the clips"
+grep -q "^frames $frames $frames\$" "$T/cmp" || fail "H.264: frame counts differ: $(tail -1 "$T/cmp")"
+grep -aq '"synthesized": true' "$T/clip.mp4" || fail "the video's comment does not say it is synthesised"
+# lossless needs .mkv; a cut video is refused: one message, nothing left
+expect_bad_input "lossless into .mp4" "$T/bad.mp4" convert "$clip" -m "$T/m" -o "$T/bad.mp4" --lossless
+[ ! -e "$T/bad.mp4" ] || fail "a refused conversion left $T/bad.mp4"
+head -c 3000 "$clip" >"$T/cut.mp4"
+expect_bad_input "a cut video" "$T/cut.mp4" convert "$T/cut.mp4" -m "$T/m" -o "$T/cut_out.mp4"
+[ ! -e "$T/cut_out.mp4" ] || fail "a failed conversion left $T/cut_out.mp4"
+no_partial_files "$T"
 
 echo ok
