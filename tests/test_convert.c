@@ -2,16 +2,21 @@
  * face's statistics to the original's (mean, Reinhard LAB mean and deviation, histogram
  * quantiles) counting only the masked pixels; masks (box, extended from landmarks, learned) with
  * erosion, growth and feathering; blending writes only where the mask reaches and gives the new
- * face where it is whole; and a whole swap with a small model leaves every pixel outside the
- * face's mask as it was. Synthetic frames: no data needed. */
+ * face where it is whole; a whole swap with a small model leaves every pixel outside the face's
+ * mask as it was (synthetic frames: no data needed); and smoothing over time steadies a still
+ * face's landmarks without lagging behind a moving one, measured on noise and (with
+ * ../shared/data and the face networks) on a real talking head. */
 #include <math.h>
 #include <string.h>
 
 #include "align.h"
 #include "check.h"
 #include "convert.h"
+#include "extract.h"
 #include "faceset.h"
 #include "nn/colour.h"
+#include "smooth.h"
+#include "video.h"
 
 /* n pixels in [lo, hi] */
 static float *rand_pixels(int n, float lo, float hi)
@@ -261,6 +266,127 @@ static void test_swap(void)
     model_free(m);
 }
 
+/* mean movement of the points from frame to frame, frames [from, n) */
+static double jitter(float (*seq)[136], int from, int n)
+{
+    double sum = 0;
+    for (int k = from + 1; k < n; k++)
+        for (int i = 0; i < 68; i++)
+            sum +=
+                hypot(seq[k][2 * i] - seq[k - 1][2 * i], seq[k][2 * i + 1] - seq[k - 1][2 * i + 1]);
+    return sum / ((double)(n - from - 1) * 68);
+}
+
+static double gauss(void)
+{
+    double u = check_urand() + 1e-12, v = check_urand();
+    return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+static void test_smooth(void)
+{
+    enum { N = 150 };
+    static float raw[N][136], sm[N][136];
+    float base[136];
+    for (int i = 0; i < 136; i++) base[i] = 120.f * align_mean_face[i] + (i % 2 ? 100.f : 200.f);
+    /* a still face with a pixel of noise: steadier, and where it is */
+    lm_smoother *s = lms_new(1.0f, 5.0f);
+    for (int k = 0; k < N; k++) {
+        for (int i = 0; i < 136; i++) raw[k][i] = base[i] + (float)gauss();
+        memcpy(sm[k], raw[k], sizeof sm[k]);
+        lms_apply(s, &sm[k], 1, k / 30.0);
+    }
+    double jr = jitter(raw, 30, N), js = jitter(sm, 30, N), off = 0;
+    for (int k = 30; k < N; k++)
+        for (int i = 0; i < 136; i++) off += fabs(sm[k][i] - base[i]);
+    off /= (N - 30) * 136.0;
+    printf("still face, 1 px of noise: jitter %.3f px raw, %.3f smoothed; %.3f px from the face\n",
+           jr, js, off);
+    CHECKF(js < 0.4 * jr, "smoothing left jitter %.3f of %.3f", js, jr);
+    CHECKF(off < 0.6, "the smoothed face sits %.3f px from the still one", off);
+    lms_free(s);
+    /* a face moving at 100 px/s (about one face size a second): follows within 6 px */
+    s = lms_new(1.0f, 5.0f);
+    double lag = 0;
+    for (int k = 0; k < N; k++) {
+        for (int i = 0; i < 136; i++) raw[k][i] = base[i] + (i % 2 ? 0.f : 100.f * k / 30.f);
+        memcpy(sm[k], raw[k], sizeof sm[k]);
+        lms_apply(s, &sm[k], 1, k / 30.0);
+        if (k >= 30)
+            for (int i = 0; i < 136; i++) lag += fabs(sm[k][i] - raw[k][i]) / ((N - 30) * 136.0);
+    }
+    printf("face moving 100 px/s: %.2f px behind\n", lag);
+    CHECKF(lag < 6, "the smoothed face lags %.2f px", lag);
+    lms_free(s);
+    /* two faces: each keeps its own track (it never becomes the other) */
+    s = lms_new(1.0f, 5.0f);
+    float two[2][136];
+    int kept = 1;
+    for (int k = 0; k < 20; k++) {
+        for (int i = 0; i < 136; i++) {
+            two[k % 2][i] = base[i] + (float)gauss() * 0.5f;
+            two[1 - k % 2][i] = base[i] + (i % 2 ? 0.f : 300.f) + (float)gauss() * 0.5f;
+        }
+        lms_apply(s, two, 2, k / 30.0);
+        kept &= fabs(two[k % 2][0] - base[0]) < 5 && fabs(two[1 - k % 2][0] - base[0] - 300) < 5;
+    }
+    CHECK(kept);
+    lms_free(s);
+    /* off */
+    s = lms_new(0.f, 5.0f);
+    memcpy(two[0], raw[0], sizeof two[0]);
+    lms_apply(s, two, 1, 0), lms_apply(s, two, 1, 0.1);
+    CHECK(!memcmp(two[0], raw[0], sizeof two[0]));
+    lms_free(s);
+}
+
+/* The landmarks the detector gives a real talking head, frame by frame, against the smoothed
+ * ones: smoothing lowers the frame-to-frame movement. */
+static void test_smooth_real(void)
+{
+    if (!check_have_data() || !check_have_models()) {
+        printf("skipped: no ../shared/data or models (smoothing on a real clip)\n");
+        return;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/video/retalking_4.mp4", check_data_dir());
+    vs_err e;
+    ex_nets nets;
+    vid_reader *r = NULL;
+    if (ex_nets_load(&nets, check_models_dir(), 0, &e) || vid_open(&r, path, &e)) {
+        CHECKF(0, "%s", e.msg);
+        return;
+    }
+    vs_config cfg;
+    cfg_defaults(&cfg);
+    enum { N = 90 };
+    static float raw[N][136], sm[N][136];
+    lm_smoother *s = lms_new(1.0f, 5.0f);
+    img *f = NULL;
+    int64_t idx;
+    int n = 0;
+    const vid_info *in = vid_get_info(r);
+    while (n < N && vid_read(r, &f, &idx, &e) == 1) {
+        ex_found found[4];
+        int k = ex_find_faces(found, 4, &nets, f, &cfg);
+        if (k < 1 || found[0].verdict != EX_KEEP) continue;
+        memcpy(raw[n], found[0].lm, sizeof raw[n]);
+        memcpy(sm[n], raw[n], sizeof sm[n]);
+        lms_apply(s, &sm[n], 1, (double)vid_frame_pts(r) * in->tb_num / in->tb_den);
+        n++;
+    }
+    double jr = jitter(raw, 0, n), js = jitter(sm, 0, n);
+    printf("retalking_4.mp4, %d frames: landmark movement %.3f px a frame as detected, %.3f "
+           "smoothed\n",
+           n, jr, js);
+    CHECK(n >= 60);
+    CHECKF(js < 0.8 * jr, "smoothing: %.3f px a frame, detected %.3f", js, jr);
+    lms_free(s);
+    img_free(f);
+    vid_close(r);
+    ex_nets_free(&nets);
+}
+
 static void test_names(void)
 {
     cv_mask mk;
@@ -281,5 +407,7 @@ int main(void)
     test_mask();
     test_blend();
     test_swap();
+    test_smooth();
+    test_smooth_real();
     return check_report("test_convert");
 }

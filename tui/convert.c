@@ -17,6 +17,7 @@
 #include "../core/convert.h"
 #include "../core/extract.h"
 #include "../core/fsutil.h"
+#include "../core/smooth.h"
 #include "../core/train.h"
 #include "../core/video.h"
 #include "../core/video_out.h"
@@ -49,7 +50,9 @@ static void help_convert(void)
            "      --frames RANGES     swap only in these frames (10-50,90-100); copy the rest\n"
            "      --crf N             H.264 quality, 0-51 (18)\n"
            "      --preset P          x264 speed preset (medium)\n"
-           "      --lossless          FFV1 in RGB, bit-exact (needs a .mkv OUTPUT)\n");
+           "      --lossless          FFV1 in RGB, bit-exact (needs a .mkv OUTPUT)\n"
+           "      --smooth HZ         steady the landmarks of a still face over time: the\n"
+           "                          cutoff of the filter, lower is steadier; 0: off (1)\n");
 }
 
 /* The text chunk key of a converted image (not the face PNGs' "visage": this is no face record). */
@@ -216,6 +219,7 @@ typedef struct video_job {
     const cv_opts *co;
     const vout_opts *vo;
     const frame_ranges *ranges;
+    float smooth; /* the still-face cutoff, Hz; 0: no smoothing */
     int quiet;
 } video_job;
 
@@ -229,6 +233,7 @@ static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces
     int64_t index = 0, faces = 0, done = 0;
     float(*lm)[136] = malloc(sizeof(float[136]) * MAX_FACES);
     if (!lm) abort();
+    lm_smoother *sm = lms_new(j->smooth, 5.0f);
     if (vid_open(&r, j->input, e)) goto out;
     const vid_info *in = vid_get_info(r);
     char *comment = output_meta(j->model_dir, j->iteration, j->input, -1);
@@ -252,6 +257,7 @@ static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces
         if (in_ranges(j->ranges, index)) {
             int n = video_faces(lm, j->fs, frame, j->input, index, &cursor, e);
             if (n < 0) goto out;
+            lms_apply(sm, lm, n, (double)vid_frame_pts(r) * in->tb_num / in->tb_den);
             for (int i = 0; i < n; i++) {
                 vs_err fe;
                 if (cv_swap_face(frame, lm[i], j->m, j->co, &fe) == 0) faces++;
@@ -282,6 +288,7 @@ out:
     vid_close(r);
     img_free(frame);
     free(lm);
+    lms_free(sm);
     return rc;
 }
 
@@ -301,7 +308,8 @@ int cmd_convert(cli *c, int argc, char **argv)
         O_FRAMES,
         O_LOSSLESS,
         O_CRF,
-        O_PRESET
+        O_PRESET,
+        O_SMOOTH
     };
     static const struct option opts[] = {{"model-dir", required_argument, 0, 'm'},
                                          {"output", required_argument, 0, 'o'},
@@ -319,6 +327,7 @@ int cmd_convert(cli *c, int argc, char **argv)
                                          {"lossless", no_argument, 0, O_LOSSLESS},
                                          {"crf", required_argument, 0, O_CRF},
                                          {"preset", required_argument, 0, O_PRESET},
+                                         {"smooth", required_argument, 0, O_SMOOTH},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -327,6 +336,7 @@ int cmd_convert(cli *c, int argc, char **argv)
     vout_opts vo;
     vout_opts_default(&vo);
     frame_ranges ranges = {0};
+    float smooth = 1.0f;
     const char *model_dir = NULL, *out = NULL, *align = NULL;
     int quiet = 0, o;
     optind = 1;
@@ -374,6 +384,11 @@ int cmd_convert(cli *c, int argc, char **argv)
             break;
         }
         case O_PRESET: vo.preset = optarg; break;
+        case O_SMOOTH:
+            smooth = strtof(optarg, &end);
+            if (end == optarg || *end || !(smooth >= 0 && smooth <= 100))
+                return usage_error("convert", "--smooth '%s': 0 (off) to 100 Hz", optarg);
+            break;
         case O_DEVICE: key = "device"; break;
         case O_THREADS: key = "threads"; break;
         case O_MODELS: key = "models"; break;
@@ -434,6 +449,7 @@ int cmd_convert(cli *c, int argc, char **argv)
                         .co = &co,
                         .vo = &vo,
                         .ranges = &ranges,
+                        .smooth = smooth,
                         .quiet = quiet};
         int64_t frames = 0, nfaces = 0;
         if (convert_video(&vj, &frames, &nfaces, &e)) {
