@@ -162,6 +162,13 @@ static float nearest(const float emb[128], float (*refs)[128], int n)
     return best;
 }
 
+int ex_identity_passes(const float emb[128], float (*keep)[128], int n_keep, float (*drop)[128],
+                       int n_drop, float similarity)
+{
+    return !(n_keep && nearest(emb, keep, n_keep) > similarity) &&
+           !(n_drop && nearest(emb, drop, n_drop) <= similarity);
+}
+
 int ex_reference_embedding(float out[128], ex_nets *n, const char *path, const vs_config *cfg,
                            vs_err *e)
 {
@@ -303,8 +310,8 @@ static int process_frame(ex_ctx *c, al_file *al, const img *frame, const char *s
         fn_box det = ex_found_box(d);
         fn_embed(f.embedding, c->nets.emb, frame, &det, f.lm);
         f.has_embedding = 1;
-        if ((c->n_filter && nearest(f.embedding, c->filter, c->n_filter) > cfg->similarity) ||
-            (c->n_nfilter && nearest(f.embedding, c->nfilter, c->n_nfilter) <= cfg->similarity)) {
+        if (!ex_identity_passes(f.embedding, c->filter, c->n_filter, c->nfilter, c->n_nfilter,
+                                cfg->similarity)) {
             c->st.filtered_identity++;
             continue;
         }

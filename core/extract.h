@@ -77,6 +77,12 @@ int ex_find_faces(ex_found *out, int max, ex_nets *n, const img *frame, const vs
 int ex_reference_embedding(float out[128], ex_nets *n, const char *path, const vs_config *cfg,
                            vs_err *e);
 
+/* --filter and --nfilter: whether a face with identity embedding emb is like one of keep
+ * (n_keep of them; none given: any face) and like none of drop, "like" meaning at most
+ * `similarity` apart. */
+int ex_identity_passes(const float emb[128], float (*keep)[128], int n_keep, float (*drop)[128],
+                       int n_drop, float similarity);
+
 /* The job function (job.h): arg is an ex_request. */
 int ex_run(job *j, void *arg, vs_err *e);
 

@@ -16,6 +16,7 @@
 #include "../core/alignments.h"
 #include "../core/convert.h"
 #include "../core/extract.h"
+#include "../core/facenet.h"
 #include "../core/fsutil.h"
 #include "../core/smooth.h"
 #include "../core/train.h"
@@ -51,6 +52,10 @@ static void help_convert(void)
            "      --crf N             H.264 quality, 0-51 (18)\n"
            "      --preset P          x264 speed preset (medium)\n"
            "      --lossless          FFV1 in RGB, bit-exact (needs a .mkv OUTPUT)\n"
+           "      --filter REF        swap only faces like REF (a face PNG or a picture of one\n"
+           "                          person; repeatable)\n"
+           "      --nfilter REF       leave faces like REF alone (repeatable)\n"
+           "      --similarity D      the identity distance that counts as alike (as extract)\n"
            "      --smooth HZ         steady the landmarks of a still face over time: the\n"
            "                          cutoff of the filter, lower is steadier; 0: off (1)\n");
 }
@@ -94,7 +99,8 @@ static char *output_meta(const char *model_dir, long iteration, const char *sour
     return s;
 }
 
-/* The faces of one image: from the alignments (matched by the image's file name), or found. */
+/* Where the faces come from: the alignments (matched by the input's file name and the frame),
+ * or the face networks; and --filter / --nfilter, which keep only the right people. */
 typedef struct face_source {
     al_file al;
     int have_al;
@@ -102,30 +108,95 @@ typedef struct face_source {
     int have_nets;
     char models[PATH_MAX];
     const vs_config *cfg;
+    float (*keep)[128], (*drop)[128]; /* reference embeddings */
+    int n_keep, n_drop;
 } face_source;
 
 #define MAX_FACES 64
 
-static int faces_of(float (*lm)[136], face_source *fs, const img *im, const char *path, vs_err *e)
+/* a face found in a frame, before the identity filter */
+typedef struct candidate {
+    float lm[136];
+    float box[4];
+    float emb[128];
+    int has_emb;
+} candidate;
+
+static int load_nets(face_source *fs, vs_err *e)
 {
-    int n = 0;
-    if (fs->have_al) {
-        const char *base = fs_basename(path);
-        for (int i = 0; i < fs->al.n_faces && n < MAX_FACES; i++) {
-            const vs_face *f = &fs->al.faces[i];
-            if (f->frame == 0 && !strcmp(fs_basename(f->source), base))
-                memcpy(lm[n++], f->lm, sizeof lm[0]);
+    if (fs->have_nets) return 0;
+    if (ex_nets_load(&fs->nets, fs->models, fs->cfg->threads, e)) return -1;
+    fs->have_nets = 1;
+    return 0;
+}
+
+/* the landmarks of the candidates --filter and --nfilter let through, into lm; their count */
+static int select_faces(float (*lm)[136], face_source *fs, const img *im, candidate *c, int n,
+                        vs_err *e)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (fs->n_keep || fs->n_drop) {
+            if (!c[i].has_emb) {
+                if (load_nets(fs, e)) return -1;
+                fn_box b = {c[i].box[0], c[i].box[1], c[i].box[2], c[i].box[3], 1.f};
+                fn_embed(c[i].emb, fs->nets.emb, im, &b, c[i].lm);
+            }
+            if (!ex_identity_passes(c[i].emb, fs->keep, fs->n_keep, fs->drop, fs->n_drop,
+                                    fs->cfg->similarity))
+                continue;
         }
-        return n;
+        memcpy(lm[k++], c[i].lm, sizeof lm[0]);
     }
-    if (!fs->have_nets) {
-        if (ex_nets_load(&fs->nets, fs->models, fs->cfg->threads, e)) return -1;
-        fs->have_nets = 1;
-    }
+    return k;
+}
+
+static void from_record(candidate *c, const vs_face *f)
+{
+    memcpy(c->lm, f->lm, sizeof c->lm);
+    memcpy(c->box, f->box, sizeof c->box);
+    memcpy(c->emb, f->embedding, sizeof c->emb);
+    c->has_emb = f->has_embedding;
+}
+
+/* the faces the networks find in im */
+static int detect(candidate *c, face_source *fs, const img *im, vs_err *e)
+{
+    if (load_nets(fs, e)) return -1;
     ex_found found[MAX_FACES];
-    int k = ex_find_faces(found, MAX_FACES, &fs->nets, im, fs->cfg);
+    int k = ex_find_faces(found, MAX_FACES, &fs->nets, im, fs->cfg), n = 0;
     for (int i = 0; i < k; i++)
-        if (found[i].verdict == EX_KEEP) memcpy(lm[n++], found[i].lm, sizeof lm[0]);
+        if (found[i].verdict == EX_KEEP) {
+            memcpy(c[n].lm, found[i].lm, sizeof c[n].lm);
+            memcpy(c[n].box, found[i].box, sizeof c[n].box);
+            c[n++].has_emb = 0;
+        }
+    return n;
+}
+
+/* The faces of an image (frame 0 of its file in the alignments), or of frame `frame` of a video
+ * (its faces are sorted by source, frame and index: *cursor walks them as the frames go by). */
+static int faces_of(float (*lm)[136], face_source *fs, const img *im, const char *path,
+                    int64_t frame, int *cursor, vs_err *e)
+{
+    candidate *c = malloc(sizeof *c * MAX_FACES);
+    if (!c) abort();
+    int n = 0;
+    if (!fs->have_al) {
+        n = detect(c, fs, im, e);
+    } else {
+        const char *base = fs_basename(path);
+        int start = cursor ? *cursor : 0;
+        for (int i = start; i < fs->al.n_faces; i++) {
+            const vs_face *f = &fs->al.faces[i];
+            if (strcmp(fs_basename(f->source), base)) continue;
+            if (cursor && f->frame > frame) break;
+            if (cursor) *cursor = i + 1;
+            if (f->frame == frame && n < MAX_FACES) from_record(&c[n++], f);
+        }
+    }
+    if (n > 0) n = select_faces(lm, fs, im, c, n, e);
+    free(c);
     return n;
 }
 
@@ -137,7 +208,7 @@ static int convert_image(const char *in, const char *out, face_source *fs, model
     if (img_load(&im, in, e)) return -1;
     float(*lm)[136] = malloc(sizeof(float[136]) * MAX_FACES);
     if (!lm) abort();
-    int n = faces_of(lm, fs, im, in, e), rc = n;
+    int n = faces_of(lm, fs, im, in, 0, NULL, e), rc = n;
     for (int i = 0; i < n && rc >= 0; i++) {
         vs_err fe;
         if (cv_swap_face(im, lm[i], m, co, &fe)) rc = vs_fail(e, "%s: face %d: %s", in, i, fe.msg);
@@ -194,23 +265,6 @@ static int in_ranges(const frame_ranges *r, int64_t f)
     return 0;
 }
 
-/* The faces of frame `frame` of a video: from the alignments (its faces are sorted by source,
- * frame and index; *cursor walks them as the frames go by), or found. */
-static int video_faces(float (*lm)[136], face_source *fs, const img *im, const char *input,
-                       int64_t frame, int *cursor, vs_err *e)
-{
-    if (!fs->have_al) return faces_of(lm, fs, im, input, e);
-    const char *base = fs_basename(input);
-    int n = 0;
-    for (; *cursor < fs->al.n_faces; ++*cursor) {
-        const vs_face *f = &fs->al.faces[*cursor];
-        if (strcmp(fs_basename(f->source), base)) continue;
-        if (f->frame > frame) break;
-        if (f->frame == frame && n < MAX_FACES) memcpy(lm[n++], f->lm, sizeof lm[0]);
-    }
-    return n;
-}
-
 typedef struct video_job {
     const char *input, *out, *model_dir;
     long iteration;
@@ -255,7 +309,7 @@ static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces
             goto out;
         }
         if (in_ranges(j->ranges, index)) {
-            int n = video_faces(lm, j->fs, frame, j->input, index, &cursor, e);
+            int n = faces_of(lm, j->fs, frame, j->input, index, &cursor, e);
             if (n < 0) goto out;
             lms_apply(sm, lm, n, (double)vid_frame_pts(r) * in->tb_num / in->tb_den);
             for (int i = 0; i < n; i++) {
@@ -309,7 +363,9 @@ int cmd_convert(cli *c, int argc, char **argv)
         O_LOSSLESS,
         O_CRF,
         O_PRESET,
-        O_SMOOTH
+        O_SMOOTH,
+        O_FILTER,
+        O_NFILTER
     };
     static const struct option opts[] = {{"model-dir", required_argument, 0, 'm'},
                                          {"output", required_argument, 0, 'o'},
@@ -328,6 +384,9 @@ int cmd_convert(cli *c, int argc, char **argv)
                                          {"crf", required_argument, 0, O_CRF},
                                          {"preset", required_argument, 0, O_PRESET},
                                          {"smooth", required_argument, 0, O_SMOOTH},
+                                         {"filter", required_argument, 0, O_FILTER},
+                                         {"nfilter", required_argument, 0, O_NFILTER},
+                                         {"similarity", required_argument, 0, 's'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -337,6 +396,8 @@ int cmd_convert(cli *c, int argc, char **argv)
     vout_opts_default(&vo);
     frame_ranges ranges = {0};
     float smooth = 1.0f;
+    const char *keep_refs[16], *drop_refs[16];
+    int n_keep = 0, n_drop = 0;
     const char *model_dir = NULL, *out = NULL, *align = NULL;
     int quiet = 0, o;
     optind = 1;
@@ -384,6 +445,19 @@ int cmd_convert(cli *c, int argc, char **argv)
             break;
         }
         case O_PRESET: vo.preset = optarg; break;
+        case O_FILTER:
+        case O_NFILTER:
+            if ((o == O_FILTER ? n_keep : n_drop) == 16)
+                return usage_error("convert", "at most 16 references each: '%s'", optarg);
+            if (o == O_FILTER)
+                keep_refs[n_keep++] = optarg;
+            else
+                drop_refs[n_drop++] = optarg;
+            break;
+        case 's':
+            key = "similarity";
+            section = "extract";
+            break;
         case O_SMOOTH:
             smooth = strtof(optarg, &end);
             if (end == optarg || *end || !(smooth >= 0 && smooth <= 100))
@@ -421,8 +495,21 @@ int cmd_convert(cli *c, int argc, char **argv)
     if (align || fs_exists(al_file_path)) {
         if (al_load(&fs.al, al_file_path, &e)) return fail("convert", &e);
         fs.have_al = 1;
-    } else if (ex_find_models(fs.models, sizeof fs.models, c->cfg.models, c->exe_dir, &e)) {
+    }
+    if ((!fs.have_al || n_keep || n_drop) &&
+        ex_find_models(fs.models, sizeof fs.models, c->cfg.models, c->exe_dir, &e)) {
+        if (fs.have_al) al_free(&fs.al);
         return fail("convert", &e);
+    }
+    float refs[32][128];
+    fs.keep = refs, fs.drop = refs + n_keep, fs.n_keep = n_keep, fs.n_drop = n_drop;
+    for (int i = 0; i < n_keep + n_drop; i++) {
+        const char *ref = i < n_keep ? keep_refs[i] : drop_refs[i - n_keep];
+        if (load_nets(&fs, &e) || ex_reference_embedding(refs[i], &fs.nets, ref, &c->cfg, &e)) {
+            if (fs.have_al) al_free(&fs.al);
+            if (fs.have_nets) ex_nets_free(&fs.nets);
+            return fail("convert", &e);
+        }
     }
 
     const nn_backend *be;

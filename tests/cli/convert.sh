@@ -87,6 +87,16 @@ run_visage convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/s1al.png" \
 n2=$(sed -n 's/.*: \([0-9]*\) faces\{0,1\} swapped.*/\1/p' "$T/err")
 [ "$n2" = $((n1 - 1)) ] || fail "with a face deleted: $n2 faces swapped, expected $((n1 - 1))"
 
+# --- --filter swaps only the person of the reference, --nfilter everyone else
+ref=$(find "$T/faces" -maxdepth 1 -name 'sample1_*.png' | sort | head -1)
+run_visage convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/keep.png" --filter "$ref"
+[ "$rc" -eq 0 ] || fail "--filter: exit $rc"
+grep -q ": 1 face swapped" "$T/err" || fail "--filter: $(cat "$T/err"), expected 1 face"
+run_visage convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/drop.png" --nfilter "$ref"
+[ "$rc" -eq 0 ] || fail "--nfilter: exit $rc"
+grep -q ": $((n1 - 1)) faces\{0,1\} swapped" "$T/err" || fail "--nfilter: $(cat "$T/err"), expected $((n1 - 1))"
+expect_bad_input "a reference that is not there" "$T/nobody.png" convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/x.png" --filter "$T/nobody.png"
+
 # --- a video: same frames, timing and audio; --frames swaps only there, and lossless output keeps
 # every other frame bit for bit
 CMP=$(dirname "$VISAGE")/tests/test_video_out
