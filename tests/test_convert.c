@@ -10,10 +10,13 @@
 #include <string.h>
 
 #include "align.h"
+#include "alignments.h"
 #include "check.h"
 #include "convert.h"
 #include "extract.h"
+#include "facenet.h"
 #include "faceset.h"
+#include "fsutil.h"
 #include "nn/colour.h"
 #include "smooth.h"
 #include "video.h"
@@ -399,9 +402,66 @@ static void test_names(void)
     CHECK(cv_color_parse(&cc, "seamless") == -1);
 }
 
-int main(void)
+/* --identity CLIP ALIGNMENTS REFS (for tests/cli/train_mead.sh): the mean identity distance of
+ * the faces the alignments file lists (taken from CLIP's frames at their landmarks, so faces the
+ * detector would no longer find still count) to the mean embedding of the face PNGs in REFS.
+ * Prints "distance D over N faces". */
+static int identity_distance(const char *clip, const char *align, const char *refs)
+{
+    vs_err e;
+    al_file al;
+    fn_embedder *emb = NULL;
+    vid_reader *r = NULL;
+    char **names = NULL;
+    int n_names = 0;
+    if (al_load(&al, align, &e) ||
+        fn_embedder_load(&emb, check_models_dir(), nn_cpu_backend(), &e) ||
+        vid_open(&r, clip, &e) || fs_list_dir(&names, &n_names, refs, NULL, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    float mean[128] = {0};
+    int nr = 0;
+    for (int i = 0; i < n_names; i++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", refs, names[i]);
+        vs_face f;
+        if (!strstr(names[i], ".png") || face_load(&f, NULL, p, &e) || !f.has_embedding) continue;
+        for (int k = 0; k < 128; k++) mean[k] += f.embedding[k];
+        nr++;
+    }
+    double norm = 0;
+    for (int k = 0; k < 128; k++) norm += (double)mean[k] * mean[k];
+    for (int k = 0; k < 128; k++) mean[k] = (float)(mean[k] / sqrt(norm > 0 ? norm : 1));
+    img *f = NULL;
+    int64_t idx;
+    double sum = 0;
+    int n = 0, next = 0;
+    while (vid_read(r, &f, &idx, &e) == 1) {
+        for (; next < al.n_faces && al.faces[next].frame <= idx; next++) {
+            const vs_face *rec = &al.faces[next];
+            if (rec->frame != idx) continue;
+            fn_box b = {rec->box[0], rec->box[1], rec->box[2], rec->box[3], 1};
+            float out[128];
+            fn_embed(out, emb, f, &b, rec->lm);
+            sum += fn_distance(out, mean);
+            n++;
+        }
+    }
+    printf("distance %.4f over %d faces (references: %d)\n", n ? sum / n : -1.0, n, nr);
+    img_free(f);
+    vid_close(r);
+    fn_embedder_free(emb);
+    fs_free_list(names, n_names);
+    al_free(&al);
+    return n && nr ? 0 : 1;
+}
+
+int main(int argc, char **argv)
 {
     nn_cpu_set_threads(0);
+    if (argc == 5 && !strcmp(argv[1], "--identity"))
+        return identity_distance(argv[2], argv[3], argv[4]);
     test_names();
     test_color();
     test_mask();

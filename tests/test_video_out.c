@@ -250,7 +250,8 @@ static void test_real_clip(void)
 }
 
 /* --compare A B (for tests/cli/convert.sh): one line per frame, "INDEX same" or "INDEX differs",
- * then "frames N M" (the counts of A and B) */
+ * then "frames N M" (the counts of A and B) and "audio same PACKETS" or "audio differs" (no audio
+ * in either counts as different) */
 static int compare_videos(const char *a, const char *b)
 {
     vid_reader *ra = NULL, *rb = NULL;
@@ -275,6 +276,11 @@ static int compare_videos(const char *a, const char *b)
         printf("%" PRId64 " %s\n", ia, same ? "same" : "differs");
     }
     printf("frames %" PRId64 " %" PRId64 "\n", na, nb);
+    int packets = 0;
+    if (same_audio(a, b, &packets))
+        printf("audio same %d\n", packets);
+    else
+        printf("audio differs\n");
     img_free(fa), img_free(fb);
     vid_close(ra), vid_close(rb);
     return 0;

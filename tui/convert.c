@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "../core/convert.h"
 #include "../core/extract.h"
 #include "../core/facenet.h"
+#include "../core/frame_queue.h"
 #include "../core/fsutil.h"
 #include "../core/smooth.h"
 #include "../core/train.h"
@@ -277,17 +279,81 @@ typedef struct video_job {
     int quiet;
 } video_job;
 
-/* Converts a video frame by frame into j->out: 0, or -1 with a message (nothing left behind). */
+/* the decoding stage: frames into q, in order; the error, if one stops it, in e */
+typedef struct reader_stage {
+    vid_reader *r;
+    frame_queue *q;
+    vs_err e;
+    int failed;
+} reader_stage;
+
+static void *reader_main(void *arg)
+{
+    reader_stage *st = arg;
+    for (;;) {
+        fq_item it = {0};
+        int got = vid_read(st->r, &it.frame, &it.index, &st->e);
+        if (got <= 0) {
+            img_free(it.frame);
+            st->failed = got < 0;
+            break;
+        }
+        it.pts = vid_frame_pts(st->r);
+        if (fq_push(st->q, it)) { /* cancelled */
+            img_free(it.frame);
+            break;
+        }
+    }
+    if (st->failed)
+        fq_cancel(st->q);
+    else
+        fq_close(st->q);
+    return NULL;
+}
+
+/* the encoding stage */
+typedef struct writer_stage {
+    vout *w;
+    frame_queue *q;
+    vs_err e;
+    int failed;
+    int64_t written;
+} writer_stage;
+
+static void *writer_main(void *arg)
+{
+    writer_stage *st = arg;
+    fq_item it;
+    while (fq_pop(st->q, &it) == 1) {
+        int rc = vout_write(st->w, it.frame, it.pts, &st->e);
+        img_free(it.frame);
+        if (rc) {
+            st->failed = 1;
+            fq_cancel(st->q);
+            break;
+        }
+        st->written++;
+    }
+    return NULL;
+}
+
+#define STAGE_QUEUE 4 /* frames between two stages */
+
+/* Converts a video into j->out: decoding, swapping and encoding run at the same time, with
+ * bounded queues between them. 0, or -1 with a message (nothing left behind). */
 static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces_out, vs_err *e)
 {
     vid_reader *r = NULL;
     vout *w = NULL;
-    img *frame = NULL;
-    int rc = -1, cursor = 0;
-    int64_t index = 0, faces = 0, done = 0;
+    int rc = -1, cursor = 0, threads = 0;
+    int64_t faces = 0, done = 0;
     float(*lm)[136] = malloc(sizeof(float[136]) * MAX_FACES);
     if (!lm) abort();
     lm_smoother *sm = lms_new(j->smooth, 5.0f);
+    frame_queue *qin = fq_new(STAGE_QUEUE), *qout = fq_new(STAGE_QUEUE);
+    reader_stage rs = {.q = qin};
+    writer_stage ws = {.q = qout};
+    pthread_t rt, wt;
     if (vid_open(&r, j->input, e)) goto out;
     const vid_info *in = vid_get_info(r);
     char *comment = output_meta(j->model_dir, j->iteration, j->input, -1);
@@ -297,33 +363,43 @@ static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces
         vout_open(&w, j->out, in->w, in->h, in->tb_num, in->tb_den, in->fps, j->input, &vo, e);
     free(comment);
     if (orc) goto out;
+    rs.r = r, ws.w = w;
+    VS_CHECK(pthread_create(&rt, NULL, reader_main, &rs) == 0);
+    VS_CHECK(pthread_create(&wt, NULL, writer_main, &ws) == 0);
+    threads = 1;
     int tty = !j->quiet && isatty(STDERR_FILENO);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        int got = vid_read(r, &frame, &index, e);
-        if (got < 0) goto out;
-        if (got == 0) break;
+    fq_item it;
+    int got;
+    while ((got = fq_pop(qin, &it)) == 1) {
         if (got_stop_signal) {
+            img_free(it.frame);
             vs_fail(e, "%s: stopped; nothing was written", j->out);
             goto out;
         }
-        if (in_ranges(j->ranges, index)) {
-            int n = faces_of(lm, j->fs, frame, j->input, index, &cursor, e);
-            if (n < 0) goto out;
-            lms_apply(sm, lm, n, (double)vid_frame_pts(r) * in->tb_num / in->tb_den);
+        if (in_ranges(j->ranges, it.index)) {
+            int n = faces_of(lm, j->fs, it.frame, j->input, it.index, &cursor, e);
+            if (n < 0) {
+                img_free(it.frame);
+                goto out;
+            }
+            lms_apply(sm, lm, n, (double)it.pts * in->tb_num / in->tb_den);
             for (int i = 0; i < n; i++) {
                 vs_err fe;
-                if (cv_swap_face(frame, lm[i], j->m, j->co, &fe) == 0) faces++;
+                if (cv_swap_face(it.frame, lm[i], j->m, j->co, &fe) == 0) faces++;
             }
         }
-        if (vout_write(w, frame, vid_frame_pts(r), e)) goto out;
+        if (fq_push(qout, it)) { /* the writer failed */
+            img_free(it.frame);
+            break;
+        }
         done++;
         if (tty && (done % 10 == 0)) {
             struct timespec t1;
             clock_gettime(CLOCK_MONOTONIC, &t1);
-            double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
-            double fps = s > 0 ? done / s : 0;
+            double sec = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+            double fps = sec > 0 ? done / sec : 0;
             char eta[32] = "--:--";
             if (in->frames > done && fps > 0)
                 fmt_duration(eta, sizeof eta, (in->frames - done) / fps);
@@ -333,14 +409,34 @@ static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces
                     done, in->frames, faces, fps, eta);
         }
     }
+    if (got == 1) fq_cancel(qin); /* the writer stopped early: so does the reader */
+    fq_close(qout);
+    pthread_join(rt, NULL);
+    pthread_join(wt, NULL);
+    threads = 0;
     if (tty) fputs("\r\033[K", stderr);
+    if (rs.failed || got < 0) {
+        *e = rs.failed ? rs.e : ws.e;
+        goto out;
+    }
+    if (ws.failed) {
+        *e = ws.e;
+        goto out;
+    }
     rc = vout_close(w, e);
     w = NULL;
     *frames_out = done, *faces_out = faces;
 out:
+    if (threads) { /* stopped or failed here: stop the others, then wait for them */
+        fq_cancel(qin);
+        fq_cancel(qout);
+        pthread_join(rt, NULL);
+        pthread_join(wt, NULL);
+    }
     vout_abort(w);
     vid_close(r);
-    img_free(frame);
+    fq_free(qin);
+    fq_free(qout);
     free(lm);
     lms_free(sm);
     return rc;

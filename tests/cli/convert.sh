@@ -118,6 +118,7 @@ run_visage convert "$clip" -m "$T/m" -o "$T/clip.mp4" --preset ultrafast -q
 [ "$rc" -eq 0 ] || fail "convert a clip to H.264: exit $rc"
 "$CMP" --compare "$clip" "$T/clip.mp4" >"$T/cmp" || fail "cannot compare the clips"
 grep -q "^frames $frames $frames\$" "$T/cmp" || fail "H.264: frame counts differ: $(tail -1 "$T/cmp")"
+grep -q "^audio same [1-9]" "$T/cmp" || fail "the audio was not copied packet for packet: $(tail -1 "$T/cmp")"
 grep -aq '"synthesized": true' "$T/clip.mp4" || fail "the video's comment does not say it is synthesised"
 # lossless needs .mkv; a cut video is refused: one message, nothing left
 expect_bad_input "lossless into .mp4" "$T/bad.mp4" convert "$clip" -m "$T/m" -o "$T/bad.mp4" --lossless
