@@ -45,7 +45,7 @@ _visage() {
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "--model-dir --output --swap --alignments --mask --erode --blur
                 --color --sharpen --device --threads --models --quiet --frames --crf --preset
-                --lossless --smooth --filter --nfilter --similarity --help" -- "$cur"))
+                --lossless --smooth --filter --nfilter --similarity --preview --help" -- "$cur"))
         else
             COMPREPLY=($(compgen -f -- "$cur"))
         fi ;;

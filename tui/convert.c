@@ -58,6 +58,8 @@ static void help_convert(void)
            "                          person; repeatable)\n"
            "      --nfilter REF       leave faces like REF alone (repeatable)\n"
            "      --similarity D      the identity distance that counts as alike (as extract)\n"
+           "      --preview N         only frame N (0 for an image), before and after side by\n"
+           "                          side, into OUTPUT (a PNG): try settings in seconds\n"
            "      --smooth HZ         steady the landmarks of a still face over time: the\n"
            "                          cutoff of the filter, lower is steadier; 0: off (1)\n");
 }
@@ -222,6 +224,49 @@ static int convert_image(const char *in, const char *out, face_source *fs, model
     }
     free(lm);
     img_free(im);
+    return rc;
+}
+
+/* --preview N: frame N of input (0 for an image) before and after, side by side, into out (a PNG),
+ * so settings can be tried in seconds. The number of faces swapped, or -1 with a message. */
+static int preview(const char *input, int64_t n, const char *out, face_source *fs, model *m,
+                   const cv_opts *co, const char *model_dir, long iteration, vs_err *e)
+{
+    vid_reader *r = NULL;
+    img *f = NULL, *both = NULL;
+    int64_t idx;
+    int rc = -1, cursor = 0;
+    float(*lm)[136] = malloc(sizeof(float[136]) * MAX_FACES);
+    if (!lm) abort();
+    if (vid_open(&r, input, e)) goto out;
+    int got = n > 0 ? vid_skip(r, n, e) : 1;
+    if (got == 1) got = vid_read(r, &f, &idx, e);
+    if (got <= 0) {
+        if (got == 0) vs_fail(e, "%s: has no frame %" PRId64, input, n);
+        goto out;
+    }
+    both = img_new(2 * f->w, f->h, 3);
+    for (int y = 0; y < f->h; y++)
+        memcpy(both->px + (size_t)y * both->w * 3, f->px + (size_t)y * f->w * 3, (size_t)f->w * 3);
+    int k = faces_of(lm, fs, f, input, idx, &cursor, e);
+    if (k < 0) goto out;
+    for (int i = 0; i < k; i++) {
+        vs_err fe;
+        if (cv_swap_face(f, lm[i], m, co, &fe)) {
+            vs_fail(e, "%s: face %d: %s", input, i, fe.msg);
+            goto out;
+        }
+    }
+    for (int y = 0; y < f->h; y++)
+        memcpy(both->px + ((size_t)y * both->w + f->w) * 3, f->px + (size_t)y * f->w * 3,
+               (size_t)f->w * 3);
+    char *meta = output_meta(model_dir, iteration, input, k);
+    rc = img_save_png(out, both, CONVERT_META_KEY, meta, e) ? -1 : k;
+    free(meta);
+out:
+    img_free(f), img_free(both);
+    vid_close(r);
+    free(lm);
     return rc;
 }
 
@@ -461,7 +506,8 @@ int cmd_convert(cli *c, int argc, char **argv)
         O_PRESET,
         O_SMOOTH,
         O_FILTER,
-        O_NFILTER
+        O_NFILTER,
+        O_PREVIEW
     };
     static const struct option opts[] = {{"model-dir", required_argument, 0, 'm'},
                                          {"output", required_argument, 0, 'o'},
@@ -483,6 +529,7 @@ int cmd_convert(cli *c, int argc, char **argv)
                                          {"filter", required_argument, 0, O_FILTER},
                                          {"nfilter", required_argument, 0, O_NFILTER},
                                          {"similarity", required_argument, 0, 's'},
+                                         {"preview", required_argument, 0, O_PREVIEW},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -493,6 +540,7 @@ int cmd_convert(cli *c, int argc, char **argv)
     frame_ranges ranges = {0};
     float smooth = 1.0f;
     const char *keep_refs[16], *drop_refs[16];
+    long long preview_frame = -1;
     int n_keep = 0, n_drop = 0;
     const char *model_dir = NULL, *out = NULL, *align = NULL;
     int quiet = 0, o;
@@ -541,6 +589,11 @@ int cmd_convert(cli *c, int argc, char **argv)
             break;
         }
         case O_PRESET: vo.preset = optarg; break;
+        case O_PREVIEW:
+            preview_frame = strtoll(optarg, &end, 10);
+            if (end == optarg || *end || preview_frame < 0)
+                return usage_error("convert", "--preview '%s': a frame number from 0", optarg);
+            break;
         case O_FILTER:
         case O_NFILTER:
             if ((o == O_FILTER ? n_keep : n_drop) == 16)
@@ -622,6 +675,22 @@ int cmd_convert(cli *c, int argc, char **argv)
     }
 
     catch_stop_signals();
+    if (preview_frame >= 0) {
+        if (kind == VS_MEDIA_DIR) {
+            vs_fail(&e, "%s: --preview takes a video or an image, not a folder", input);
+            rc = fail("convert", &e);
+            goto done;
+        }
+        int n = preview(input, preview_frame, out, &fs, m, &co, model_dir, iteration, &e);
+        if (n < 0) {
+            rc = fail("convert", &e);
+            goto done;
+        }
+        if (!quiet)
+            fprintf(stderr, "visage convert: %s: frame %lld before and after, %d face%s swapped\n",
+                    out, preview_frame, n, n == 1 ? "" : "s");
+        goto done;
+    }
     if (kind == VS_MEDIA_VIDEO) {
         video_job vj = {.input = input,
                         .out = out,

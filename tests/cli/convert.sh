@@ -87,6 +87,16 @@ run_visage convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/s1al.png" \
 n2=$(sed -n 's/.*: \([0-9]*\) faces\{0,1\} swapped.*/\1/p' "$T/err")
 [ "$n2" = $((n1 - 1)) ] || fail "with a face deleted: $n2 faces swapped, expected $((n1 - 1))"
 
+# --- --preview: one frame before and after side by side, twice as wide
+png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4, $5 * 16777216 + $6 * 65536 + $7 * 256 + $8 }'; }
+run_visage convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/pv.png" --preview 0
+[ "$rc" -eq 0 ] || fail "--preview: exit $rc"
+set -- $(png_size "$T/s1.png")
+w1=$1 h1=$2
+set -- $(png_size "$T/pv.png")
+[ "$1" -eq $((2 * w1)) ] && [ "$2" -eq "$h1" ] || fail "--preview is $1 x $2, expected $((2 * w1)) x $h1"
+grep -q "before and after, $n1 faces swapped" "$T/err" || fail "--preview: $(cat "$T/err")"
+
 # --- --filter swaps only the person of the reference, --nfilter everyone else
 ref=$(find "$T/faces" -maxdepth 1 -name 'sample1_*.png' | sort | head -1)
 run_visage convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/keep.png" --filter "$ref"
@@ -120,6 +130,10 @@ run_visage convert "$clip" -m "$T/m" -o "$T/clip.mp4" --preset ultrafast -q
 grep -q "^frames $frames $frames\$" "$T/cmp" || fail "H.264: frame counts differ: $(tail -1 "$T/cmp")"
 grep -q "^audio same [1-9]" "$T/cmp" || fail "the audio was not copied packet for packet: $(tail -1 "$T/cmp")"
 grep -aq '"synthesized": true' "$T/clip.mp4" || fail "the video's comment does not say it is synthesised"
+run_visage convert "$clip" -m "$T/m" -o "$T/pv_clip.png" --preview 5 -q
+[ "$rc" -eq 0 ] && [ -s "$T/pv_clip.png" ] || fail "--preview of a video frame: exit $rc"
+expect_bad_input "--preview past the end" "$clip" convert "$clip" -m "$T/m" -o "$T/pv_end.png" --preview 100000
+[ ! -e "$T/pv_end.png" ] || fail "a failed preview left $T/pv_end.png"
 # lossless needs .mkv; a cut video is refused: one message, nothing left
 expect_bad_input "lossless into .mp4" "$T/bad.mp4" convert "$clip" -m "$T/m" -o "$T/bad.mp4" --lossless
 [ ! -e "$T/bad.mp4" ] || fail "a refused conversion left $T/bad.mp4"
