@@ -6,6 +6,7 @@
  * mask as it was (synthetic frames: no data needed); and smoothing over time steadies a still
  * face's landmarks without lagging behind a moving one, measured on noise and (with
  * ../shared/data and the face networks) on a real talking head. */
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
@@ -19,7 +20,9 @@
 #include "fsutil.h"
 #include "nn/colour.h"
 #include "smooth.h"
+#include "train.h"
 #include "video.h"
+#include "video_out.h"
 
 /* n pixels in [lo, hi] */
 static float *rand_pixels(int n, float lo, float hi)
@@ -457,11 +460,126 @@ static int identity_distance(const char *clip, const char *align, const char *re
     return n && nr ? 0 : 1;
 }
 
+/* --synth-track DIR (for tests/cli/convert.sh): a synthetic clip with a known face track,
+ * DIR/track.mkv (lossless, 40 frames of 200x150 at 25 fps: a textured background and a face-like
+ * blob that moves and grows), and its alignments file DIR/track.json listing the face's
+ * landmarks in every frame. */
+#define TRACK_FRAMES 40
+static void track_landmarks(float lm[136], int k)
+{
+    float scale = 60.f + k, x0 = 50.f + 1.5f * k, y0 = 30.f + 0.5f * k;
+    for (int i = 0; i < 68; i++) {
+        lm[2 * i] = x0 + scale * align_mean_face[2 * i];
+        lm[2 * i + 1] = y0 + scale * align_mean_face[2 * i + 1];
+    }
+}
+
+static int synth_track(const char *dir)
+{
+    char path[4200], apath[4200];
+    snprintf(path, sizeof path, "%s/track.mkv", dir);
+    snprintf(apath, sizeof apath, "%s/track.json", dir);
+    const int W = 200, H = 150;
+    vs_err e;
+    vout_opts o;
+    vout_opts_default(&o);
+    o.codec = VOUT_LOSSLESS;
+    vout *v;
+    if (vout_open(&v, path, W, H, 1, 25, 25.0, NULL, &o, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    al_file al;
+    al_init(&al, path);
+    al.width = W, al.height = H, al.fps = 25, al.frames_read = TRACK_FRAMES, al.complete = 1;
+    img *f = img_new(W, H, 3);
+    for (int k = 0; k < TRACK_FRAMES; k++) {
+        float lm[136];
+        track_landmarks(lm, k);
+        float cx = 0, cy = 0;
+        for (int i = 0; i < 68; i++) cx += lm[2 * i] / 68, cy += lm[2 * i + 1] / 68;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                uint8_t *p = f->px + ((size_t)y * W + x) * 3;
+                double d = hypot(x - cx, (y - cy) * 0.8) / (30.0 + k / 2.0);
+                int face = d < 1;
+                p[0] = (uint8_t)(face ? 200 - 40 * d : 40 + ((x * 7 + y * 3) & 63));
+                p[1] = (uint8_t)(face ? 150 - 30 * d : 90 + ((x + y * 5) & 31));
+                p[2] = (uint8_t)(face ? 120 : 140 + ((x * 3 + y) & 31));
+            }
+        if (vout_write(v, f, k, &e)) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
+        vs_face face;
+        memset(&face, 0, sizeof face);
+        snprintf(face.source, sizeof face.source, "%s", path);
+        face.frame = k;
+        memcpy(face.lm, lm, sizeof lm);
+        float x0 = lm[0], x1 = lm[0], y0 = lm[1], y1 = lm[1];
+        for (int i = 1; i < 68; i++) {
+            x0 = fminf(x0, lm[2 * i]), x1 = fmaxf(x1, lm[2 * i]);
+            y0 = fminf(y0, lm[2 * i + 1]), y1 = fmaxf(y1, lm[2 * i + 1]);
+        }
+        face.box[0] = x0, face.box[1] = y0, face.box[2] = x1 - x0, face.box[3] = y1 - y0;
+        face.score = 1, face.size = 64;
+        snprintf(face.centering, sizeof face.centering, "face");
+        al_add(&al, &face);
+    }
+    img_free(f);
+    int rc = vout_close(v, &e) || al_save(apath, &al, &e);
+    if (rc) fprintf(stderr, "%s\n", e.msg);
+    al_free(&al);
+    return rc;
+}
+
+/* --outside ORIG CONV MODEL: frame by frame, how many pixels changed outside the square the
+ * model's crop of the track's face covers (grown by 2 pixels: bilinear reaches one beyond) and
+ * inside it. Prints "frames N outside CHANGED inside CHANGED". */
+static int outside_changes(const char *orig, const char *conv, const char *model_dir)
+{
+    vs_err e;
+    vid_reader *ra = NULL, *rb = NULL;
+    model *m = NULL;
+    if (vid_open(&ra, orig, &e) || vid_open(&rb, conv, &e) ||
+        train_load_model(&m, NULL, model_dir, nn_cpu_backend(), &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    img *fa = NULL, *fb = NULL;
+    int64_t ia, ib, frames = 0, outside = 0, inside = 0;
+    const int So = m->arch->output_size;
+    while (vid_read(ra, &fa, &ia, &e) == 1 && vid_read(rb, &fb, &ib, &e) == 1) {
+        float lm[136];
+        track_landmarks(lm, (int)ia);
+        double mo[6];
+        if (faceset_crop_matrix(mo, lm, m->opt.centering, m->opt.coverage, So)) return 1;
+        for (int y = 0; y < fa->h; y++)
+            for (int x = 0; x < fa->w; x++) {
+                size_t o = ((size_t)y * fa->w + x) * 3;
+                if (!memcmp(fa->px + o, fb->px + o, 3)) continue;
+                double u = mo[0] * x + mo[1] * y + mo[2], v = mo[3] * x + mo[4] * y + mo[5];
+                double margin = 2 * fabs(mo[0]) + 2 * fabs(mo[1]);
+                int in = u > -1 - margin && v > -1 - margin && u < So + margin && v < So + margin;
+                inside += in, outside += !in;
+            }
+        frames++;
+    }
+    printf("frames %" PRId64 " outside %" PRId64 " inside %" PRId64 "\n", frames, outside, inside);
+    img_free(fa), img_free(fb);
+    vid_close(ra), vid_close(rb);
+    model_free(m);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     nn_cpu_set_threads(0);
     if (argc == 5 && !strcmp(argv[1], "--identity"))
         return identity_distance(argv[2], argv[3], argv[4]);
+    if (argc == 3 && !strcmp(argv[1], "--synth-track")) return synth_track(argv[2]);
+    if (argc == 5 && !strcmp(argv[1], "--outside"))
+        return outside_changes(argv[2], argv[3], argv[4]);
     test_names();
     test_color();
     test_mask();

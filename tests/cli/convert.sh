@@ -1,7 +1,9 @@
 #!/bin/sh
 # convert.sh: `visage convert` through the real binary, with a small model trained here on
 # synthetic faces: bad input (no model, an unreadable image, an output that cannot be written, a
-# learned mask the model lacks) is one message and no file; with the face networks and the sample
+# learned mask the model lacks) is one message and no file; a synthetic clip with a known face
+# track and its alignments keeps its frame count and, in lossless output, every pixel outside
+# the face's crop; with the face networks and the sample
 # photos, an image and a folder are converted, each output saying in its PNG text that its faces
 # were synthesised; --swap uses the other decoder; with an alignments file, a face deleted after
 # extraction (and pruned) is not swapped; and (with ../shared/data) a video keeps its frame count,
@@ -39,6 +41,21 @@ grep -q "no trained model" "$T/err" || fail "no checkpoint: the message does not
 echo "not a picture" >"$T/garbage.jpg"
 expect_bad_input "an unreadable image" "$T/garbage.jpg" convert "$T/garbage.jpg" -m "$T/m" -o "$T/x.png"
 [ ! -e "$T/x.png" ] || fail "a failed conversion left $T/x.png"
+
+# --- a synthetic clip with a known face track and its alignments (no data needed): same frame
+# count, and in lossless output no pixel outside the face's crop changes while the face does
+SYN=$(dirname "$VISAGE")/tests/test_convert
+CMP=$(dirname "$VISAGE")/tests/test_video_out
+"$SYN" --synth-track "$T" || fail "cannot write the synthetic clip"
+run_visage convert "$T/track.mkv" -m "$T/m" -o "$T/track_out.mkv" --alignments "$T/track.json" \
+    --lossless --smooth 0 -q
+[ "$rc" -eq 0 ] || fail "convert the synthetic clip: exit $rc"
+"$CMP" --compare "$T/track.mkv" "$T/track_out.mkv" >"$T/cmp" || fail "cannot compare the clips"
+grep -q "^frames 40 40\$" "$T/cmp" || fail "synthetic clip: $(grep frames "$T/cmp")"
+"$SYN" --outside "$T/track.mkv" "$T/track_out.mkv" "$T/m" >"$T/outside" || fail "cannot measure"
+read -r _ nf _ out _ inn <"$T/outside"
+[ "$nf" -eq 40 ] && [ "$out" -eq 0 ] && [ "$inn" -gt 1000 ] ||
+    fail "synthetic clip: $(cat "$T/outside") (expected 40 frames, 0 outside, changes inside)"
 
 if ! have_models || [ ! -d "$SAMPLES" ]; then
     echo "skipped: no models or $SAMPLES (run make models): the conversions themselves"
