@@ -112,6 +112,7 @@ typedef struct face_source {
     int have_nets;
     char models[PATH_MAX];
     const vs_config *cfg;
+    char al_path[PATH_MAX];
     float (*keep)[128], (*drop)[128]; /* reference embeddings */
     int n_keep, n_drop;
 } face_source;
@@ -135,6 +136,17 @@ static int load_nets(face_source *fs, vs_err *e)
 }
 
 /* the landmarks of the candidates --filter and --nfilter let through, into lm; their count */
+/* Whether the alignments were made from frames of this size (a file of another video, or of this
+ * one at another resolution, would put every face in the wrong place). */
+static int check_alignments(const face_source *fs, int w, int h, const char *input, vs_err *e)
+{
+    if (!fs->have_al || !fs->al.width || (fs->al.width == w && fs->al.height == h)) return 0;
+    return vs_fail(e,
+                   "%s: the alignments are of %dx%d frames and %s's are %dx%d: extract it again, "
+                   "or give its own alignments (--alignments)",
+                   fs->al_path, fs->al.width, fs->al.height, input, w, h);
+}
+
 static int select_faces(float (*lm)[136], face_source *fs, const img *im, candidate *c, int n,
                         vs_err *e)
 {
@@ -210,6 +222,10 @@ static int convert_image(const char *in, const char *out, face_source *fs, model
 {
     img *im = NULL;
     if (img_load(&im, in, e)) return -1;
+    if (check_alignments(fs, im->w, im->h, in, e)) {
+        img_free(im);
+        return -1;
+    }
     float(*lm)[136] = malloc(sizeof(float[136]) * MAX_FACES);
     if (!lm) abort();
     int n = faces_of(lm, fs, im, in, 0, NULL, e), rc = n;
@@ -401,6 +417,7 @@ static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces
     pthread_t rt, wt;
     if (vid_open(&r, j->input, e)) goto out;
     const vid_info *in = vid_get_info(r);
+    if (check_alignments(j->fs, in->w, in->h, j->input, e)) goto out;
     char *comment = output_meta(j->model_dir, j->iteration, j->input, -1);
     vout_opts vo = *j->vo;
     vo.comment = comment;
@@ -644,6 +661,7 @@ int cmd_convert(cli *c, int argc, char **argv)
     if (align || fs_exists(al_file_path)) {
         if (al_load(&fs.al, al_file_path, &e)) return fail("convert", &e);
         fs.have_al = 1;
+        snprintf(fs.al_path, sizeof fs.al_path, "%s", al_file_path);
     }
     if ((!fs.have_al || n_keep || n_drop) &&
         ex_find_models(fs.models, sizeof fs.models, c->cfg.models, c->exe_dir, &e)) {

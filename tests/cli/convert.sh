@@ -56,6 +56,12 @@ grep -q "^frames 40 40\$" "$T/cmp" || fail "synthetic clip: $(grep frames "$T/cm
 read -r _ nf _ out _ inn <"$T/outside"
 [ "$nf" -eq 40 ] && [ "$out" -eq 0 ] && [ "$inn" -gt 1000 ] ||
     fail "synthetic clip: $(cat "$T/outside") (expected 40 frames, 0 outside, changes inside)"
+# alignments of frames of another size: refused, naming the file
+sed 's/"width": *200/"width": 320/' "$T/track.json" >"$T/other.json"
+expect_bad_input "alignments of another size" "$T/other.json" convert "$T/track.mkv" -m "$T/m" \
+    -o "$T/other.mkv" --alignments "$T/other.json"
+grep -q "320x150" "$T/err" || fail "the size is not named: $(cat "$T/err")"
+[ ! -e "$T/other.mkv" ] || fail "a refused conversion left $T/other.mkv"
 
 if ! have_models || [ ! -d "$SAMPLES" ]; then
     echo "skipped: no models or $SAMPLES (run make models): the conversions themselves"
