@@ -21,7 +21,7 @@ _visage() {
     --by) COMPREPLY=($(compgen -W "identity blur size yaw face:" -- "$cur")); return ;;
     --device) COMPREPLY=($(compgen -W "auto cpu cuda:0 cuda:1 cuda:2 cuda:3" -- "$cur")); return ;;
     --precision) COMPREPLY=($(compgen -W "auto fp32 tf32 bf16 fp16" -- "$cur")); return ;;
-    --mask) COMPREPLY=($(compgen -W "extended learned box" -- "$cur")); return ;;
+    --mask) COMPREPLY=($(compgen -W "extended components learned box" -- "$cur")); return ;;
     --color) COMPREPLY=($(compgen -W "avg rct hist none" -- "$cur")); return ;;
     esac
     case $cmd in
@@ -45,7 +45,7 @@ _visage() {
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "--model-dir --output --swap --alignments --mask --erode --blur
                 --color --sharpen --device --threads --models --quiet --frames --crf --preset
-                --lossless --smooth --filter --nfilter --similarity --preview --help" -- "$cur"))
+                --lossless --smooth --filter --nfilter --similarity --preview --no-metadata --help" -- "$cur"))
         else
             COMPREPLY=($(compgen -f -- "$cur"))
         fi ;;

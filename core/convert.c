@@ -14,7 +14,7 @@ void cv_opts_default(cv_opts *o)
     *o = (cv_opts){.side = 1, .mask = CV_MASK_EXTENDED, .blur = 5.0f, .color = CV_COLOR_AVG};
 }
 
-static const char *const mask_names[] = {"extended", "learned", "box"};
+static const char *const mask_names[] = {"extended", "learned", "box", "components"};
 static const char *const color_names[] = {"avg", "rct", "hist", "none"};
 
 static int parse_name(int *out, const char *s, const char *const *names, int n)
@@ -30,7 +30,7 @@ static int parse_name(int *out, const char *s, const char *const *names, int n)
 int cv_mask_parse(cv_mask *m, const char *s)
 {
     int i;
-    if (parse_name(&i, s, mask_names, 3)) return -1;
+    if (parse_name(&i, s, mask_names, 4)) return -1;
     *m = (cv_mask)i;
     return 0;
 }
@@ -45,7 +45,7 @@ int cv_color_parse(cv_color *c, const char *s)
 
 const char *cv_mask_name(cv_mask m)
 {
-    return m >= 0 && m <= CV_MASK_BOX ? mask_names[m] : "?";
+    return m >= 0 && m <= CV_MASK_COMPONENTS ? mask_names[m] : "?";
 }
 
 const char *cv_color_name(cv_color c)
@@ -171,8 +171,8 @@ void cv_make_mask(float *out, int size, const float lm[136], cv_mask kind, const
 {
     const size_t np = (size_t)size * size;
     memset(out, 0, np * sizeof *out);
-    if (kind == CV_MASK_EXTENDED) {
-        faceset_face_mask(out, lm, size);
+    if (kind == CV_MASK_EXTENDED || kind == CV_MASK_COMPONENTS) {
+        faceset_face_mask(out, lm, size, kind == CV_MASK_EXTENDED);
     } else if (kind == CV_MASK_LEARNED) {
         VS_CHECK(learned != NULL);
         for (size_t i = 0; i < np; i++) out[i] = clamp01(learned[i]);
@@ -215,6 +215,52 @@ static float sample(const float *p, int size, int step, int off, double u, doubl
     return acc;
 }
 
+/* Keys' cubic (a = -0.5, as OpenCV's INTER_CUBIC) weights of the four taps around fraction t */
+static void cubic_weights(float w[4], double t)
+{
+    const double a = -0.5;
+    for (int i = 0; i < 4; i++) {
+        double x = fabs(t - (i - 1));
+        w[i] = (float)(x <= 1  ? ((a + 2) * x - (a + 3)) * x * x + 1
+                       : x < 2 ? ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+                               : 0);
+    }
+}
+
+/* channel c of the face [size, size, 3] at (u, v), bicubic, borders replicated */
+static float sample_cubic(const float *p, int size, int c, double u, double v)
+{
+    int x0 = (int)floor(u), y0 = (int)floor(v);
+    float wx[4], wy[4], acc = 0.f;
+    cubic_weights(wx, u - x0), cubic_weights(wy, v - y0);
+    for (int j = 0; j < 4; j++) {
+        int y = y0 - 1 + j;
+        y = y < 0 ? 0 : y >= size ? size - 1 : y;
+        for (int i = 0; i < 4; i++) {
+            int x = x0 - 1 + i;
+            x = x < 0 ? 0 : x >= size ? size - 1 : x;
+            acc += wx[i] * wy[j] * p[((size_t)y * size + x) * 3 + c];
+        }
+    }
+    return acc;
+}
+
+/* channel c of the face at (u, v) for a frame pixel covering `step` crop pixels each way:
+ * bicubic when the frame enlarges the face (step <= 1), else the mean of step x step bilinear
+ * samples over the pixel's footprint (an area average, as a downscale should be) */
+static float sample_face(const float *face, int size, int c, double u, double v, double step)
+{
+    if (step <= 1.0) return sample_cubic(face, size, c, u, v);
+    int k = (int)ceil(step);
+    if (k > 8) k = 8;
+    float acc = 0.f;
+    for (int j = 0; j < k; j++)
+        for (int i = 0; i < k; i++)
+            acc += sample(face, size, 3, c, u + step * ((i + 0.5) / k - 0.5),
+                          v + step * ((j + 0.5) / k - 0.5), 0);
+    return acc / (float)(k * k);
+}
+
 void cv_blend(img *frame, const float *face, const float *mask, int size, const double m[6])
 {
     double inv[6];
@@ -229,6 +275,7 @@ void cv_blend(img *frame, const float *face, const float *mask, int size, const 
     }
     int x0 = (int)fmax(0, floor(lo[0])), x1 = (int)fmin(frame->w - 1, ceil(hi[0]));
     int y0 = (int)fmax(0, floor(lo[1])), y1 = (int)fmin(frame->h - 1, ceil(hi[1]));
+    const double step = sqrt(fabs(m[0] * m[4] - m[1] * m[3])); /* crop pixels per frame pixel */
     for (int y = y0; y <= y1; y++)
         for (int x = x0; x <= x1; x++) {
             double u = m[0] * x + m[1] * y + m[2], v = m[3] * x + m[4] * y + m[5];
@@ -237,7 +284,7 @@ void cv_blend(img *frame, const float *face, const float *mask, int size, const 
             if (a > 1.f) a = 1.f;
             uint8_t *px = frame->px + ((size_t)y * frame->w + x) * 3;
             for (int c = 0; c < 3; c++) {
-                float f = clamp01(sample(face, size, 3, c, u, v, 0)) * 255.f;
+                float f = clamp01(sample_face(face, size, c, u, v, step)) * 255.f;
                 float o = (float)px[c] * (1.f - a) + f * a + 0.5f;
                 px[c] = (uint8_t)(o < 0 ? 0 : o > 255 ? 255 : o);
             }

@@ -11,9 +11,11 @@
 #include "model.h"
 
 typedef enum cv_mask {
-    CV_MASK_EXTENDED, /* Faceswap's "extended" hull from the landmarks (the default) */
-    CV_MASK_LEARNED,  /* the model's own mask output (models trained with --learn-mask) */
-    CV_MASK_BOX,      /* the whole crop but a margin of 1/16 */
+    CV_MASK_EXTENDED,   /* Faceswap's "extended" hull from the landmarks (the default) */
+    CV_MASK_LEARNED,    /* the model's own mask output (models trained with --learn-mask) */
+    CV_MASK_BOX,        /* the whole crop but a margin of 1/16 */
+    CV_MASK_COMPONENTS, /* Faceswap's "components": the same hull with the eyebrows where they are
+                         */
 } cv_mask;
 
 typedef enum cv_color {
@@ -33,7 +35,8 @@ typedef struct cv_opts {
 } cv_opts;
 
 void cv_opts_default(cv_opts *o);
-/* "extended" | "learned" | "box"; "avg" | "rct" | "hist" | "none": 0, or -1 for anything else */
+/* "extended" | "learned" | "box" | "components"; "avg" | "rct" | "hist" | "none": 0, or -1 for
+ * anything else */
 int cv_mask_parse(cv_mask *m, const char *s);
 int cv_color_parse(cv_color *c, const char *s);
 const char *cv_mask_name(cv_mask m);
@@ -52,7 +55,9 @@ void cv_make_mask(float *out, int size, const float lm[136], cv_mask kind, const
 
 /* Blends face (RGB in [0, 1], [size, size, 3]) into frame through mask ([size, size]): m takes
  * frame pixels to crop pixels; each frame pixel whose crop position the mask covers becomes
- * frame * (1 - a) + face * a (a, face: bilinear at that position); the others are not written. */
+ * frame * (1 - a) + face * a (a bilinear at that position; the face bicubic where the frame shows
+ * it larger than the crop, averaged over the pixel's footprint where smaller); the others are not
+ * written. */
 void cv_blend(img *frame, const float *face, const float *mask, int size, const double m[6]);
 
 /* Swaps the face with landmarks lm (frame pixels) in frame, in place: 0, or -1 with a message

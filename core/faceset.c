@@ -314,24 +314,30 @@ static int gather(float *pts, const float *lm, int from, int to)
     return n;
 }
 
-/* The hulls of Faceswap's "extended" mask (plugins/extract/mask/extended.py): the eyebrows are
- * raised by half their distance from the top of the eyes, so the forehead above them is kept. */
-static void face_mask(float *m, const float lm_in[136], int size)
+/* The hulls of Faceswap's "components" mask (plugins/extract/mask/components.py); for its
+ * "extended" mask (extended.py) the eyebrows are first raised by half their distance from the top
+ * of the eyes, so the forehead above them is kept. */
+static void face_mask(float *m, const float lm_in[136], int size, int extended)
 {
     float lm[136];
     memcpy(lm, lm_in, sizeof lm);
-    float ml[2], mr[2], ql[2], qr[2];
-    for (int a = 0; a < 2; a++) {
-        ml[a] = (lm[2 * 36 + a] + lm[2 * 0 + a]) / 2, mr[a] = (lm[2 * 16 + a] + lm[2 * 45 + a]) / 2;
-        ql[a] = (lm[2 * 36 + a] + ml[a]) / 2, qr[a] = (lm[2 * 45 + a] + mr[a]) / 2;
-    }
-    const float *bot_l[5] = {ql, lm_in + 2 * 36, lm_in + 2 * 37, lm_in + 2 * 38, lm_in + 2 * 39};
-    const float *bot_r[5] = {lm_in + 2 * 42, lm_in + 2 * 43, lm_in + 2 * 44, lm_in + 2 * 45, qr};
-    for (int i = 0; i < 5; i++)
+    if (extended) {
+        float ml[2], mr[2], ql[2], qr[2];
         for (int a = 0; a < 2; a++) {
-            lm[2 * (17 + i) + a] += (lm_in[2 * (17 + i) + a] - bot_l[i][a]) / 2;
-            lm[2 * (22 + i) + a] += (lm_in[2 * (22 + i) + a] - bot_r[i][a]) / 2;
+            ml[a] = (lm[2 * 36 + a] + lm[2 * 0 + a]) / 2,
+            mr[a] = (lm[2 * 16 + a] + lm[2 * 45 + a]) / 2;
+            ql[a] = (lm[2 * 36 + a] + ml[a]) / 2, qr[a] = (lm[2 * 45 + a] + mr[a]) / 2;
         }
+        const float *bot_l[5] = {ql, lm_in + 2 * 36, lm_in + 2 * 37, lm_in + 2 * 38,
+                                 lm_in + 2 * 39};
+        const float *bot_r[5] = {lm_in + 2 * 42, lm_in + 2 * 43, lm_in + 2 * 44, lm_in + 2 * 45,
+                                 qr};
+        for (int i = 0; i < 5; i++)
+            for (int a = 0; a < 2; a++) {
+                lm[2 * (17 + i) + a] += (lm_in[2 * (17 + i) + a] - bot_l[i][a]) / 2;
+                lm[2 * (22 + i) + a] += (lm_in[2 * (22 + i) + a] - bot_r[i][a]) / 2;
+            }
+    }
     /* parts: ranges of landmarks [from, to) */
     static const int parts[][4][2] = {
         {{0, 9}, {17, 18}},                     /* right jaw */
@@ -355,9 +361,9 @@ static void face_mask(float *m, const float lm_in[136], int size)
     fill_union(m, size, h, N_PARTS);
 }
 
-void faceset_face_mask(float *m, const float lm[136], int size)
+void faceset_face_mask(float *m, const float lm[136], int size, int extended)
 {
-    face_mask(m, lm, size);
+    face_mask(m, lm, size, extended);
 }
 
 void faceset_blur_mask(float *m, int size, int ks)
@@ -373,7 +379,7 @@ void faceset_make_masks(uint8_t *mask, const float lm[136], int size)
 {
     size_t np = (size_t)size * size;
     float *m = vs_calloc(np * FACESET_MASKS, sizeof *m), *tmp = vs_malloc(np * sizeof *tmp);
-    face_mask(m, lm, size);
+    face_mask(m, lm, size, 1);
     /* Faceswap's eye and mouth masks: the hulls, dilated, then blurred with kernel size / 16 */
     float radius = 0.03f * size;
     int ks = size / 16;

@@ -55,8 +55,8 @@ int faceset_crop_matrix(double m[6], const float lm[136], align_centering c, flo
 void faceset_make_masks(uint8_t *mask, const float lm[136], int size);
 
 /* The face channel alone, before its rounding to 8 bits: m [P, P] (zeroed by the caller) in
- * [0, 1]. */
-void faceset_face_mask(float *m, const float lm[136], int size);
+ * [0, 1]; with extended 0, Faceswap's "components" mask (the eyebrows where they are). */
+void faceset_face_mask(float *m, const float lm[136], int size, int extended);
 /* m [P, P] blurred in place by a Gaussian of kernel side ks (odd, below 128; sigma as OpenCV
  * derives it), borders replicated. */
 void faceset_blur_mask(float *m, int size, int ks);

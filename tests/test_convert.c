@@ -154,6 +154,11 @@ static void test_mask(void)
     int nx = (int)lroundf(lm[2 * 30]), ny = (int)lroundf(lm[2 * 30 + 1]);
     CHECK(m[ny * S + nx] > 0.99f && m[1 * S + 1] == 0.f);
     CHECK(mask_sum(m, S) > 0.15 * S * S && mask_sum(m, S) < 0.8 * S * S);
+    /* components: the same hulls with the eyebrows where they are, so less forehead */
+    cv_make_mask(m2, S, lm, CV_MASK_COMPONENTS, NULL, 0, 0);
+    CHECK(mask_sum(m2, S) > 0.5 * mask_sum(m, S) && mask_sum(m2, S) < mask_sum(m, S) - S);
+    int brow_y = (int)lroundf(lm[2 * 19 + 1]) - 2, bx = (int)lroundf(lm[2 * 19]);
+    CHECK(m[brow_y * S + bx] > 0.5f && m2[brow_y * S + bx] < 0.5f);
     /* learned: the model's values, clamped; the border always zero */
     float *learned = vs_malloc(S * S * sizeof *learned);
     for (int i = 0; i < S * S; i++) learned[i] = 1.5f * (float)check_urand() - 0.25f;
@@ -201,6 +206,19 @@ static void test_blend(void)
     CHECK(outside_same);
     CHECK(inside_face);
     CHECK(changed > 500);
+    /* shown at half size (two crop pixels to a frame pixel), a one-pixel checkerboard averages to
+     * grey rather than aliasing into stripes */
+    for (int i = 0; i < S * S; i++) {
+        float v = ((i % S) + (i / S)) % 2 ? 1.f : 0.f;
+        face[3 * i] = face[3 * i + 1] = face[3 * i + 2] = v;
+    }
+    for (int i = 0; i < S * S; i++) mask[i] = 1.f;
+    const double half[6] = {2, 0, -100, 0, 2, -80};
+    cv_blend(frame, face, mask, S, half);
+    int grey = 1;
+    for (int y = 44; y < 52; y++)
+        for (int x = 54; x < 62; x++) grey &= abs(frame->px[(y * W + x) * 3] - 128) <= 12;
+    CHECK(grey);
     img_free(frame), img_free(orig), free(face), free(mask);
 }
 
@@ -399,7 +417,8 @@ static void test_names(void)
     cv_color cc;
     CHECK(cv_mask_parse(&mk, "box") == 0 && mk == CV_MASK_BOX);
     CHECK(cv_mask_parse(&mk, "learned") == 0 && !strcmp(cv_mask_name(mk), "learned"));
-    CHECK(cv_mask_parse(&mk, "components") == -1 && cv_mask_parse(&mk, NULL) == -1);
+    CHECK(cv_mask_parse(&mk, "components") == 0 && mk == CV_MASK_COMPONENTS);
+    CHECK(cv_mask_parse(&mk, "vgg-obstructed") == -1 && cv_mask_parse(&mk, NULL) == -1);
     CHECK(cv_color_parse(&cc, "rct") == 0 && cc == CV_COLOR_RCT);
     CHECK(cv_color_parse(&cc, "hist") == 0 && !strcmp(cv_color_name(cc), "hist"));
     CHECK(cv_color_parse(&cc, "seamless") == -1);

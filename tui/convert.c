@@ -39,7 +39,8 @@ static void help_convert(void)
            "      --swap              B -> A instead of A -> B\n"
            "      --alignments FILE   the alignments file (default: alignments/NAME.json, as a\n"
            "                          project keeps them, when it exists)\n"
-           "      --mask M            extended (from the landmarks), learned (the model's own,\n"
+           "      --mask M            extended (from the landmarks), components (the same, the\n"
+           "                          eyebrows not raised), learned (the model's own:\n"
            "                          --learn-mask models), box (the crop) (extended)\n"
            "      --erode P           shrink the mask by P%% of the face (negative: grow) (0)\n"
            "      --blur P            feather the mask's edge over P%% of the face (5)\n"
@@ -48,12 +49,14 @@ static void help_convert(void)
            "      --device DEV        auto, cpu, cuda:N\n"
            "      --threads N         CPU threads (0: all)\n"
            "      --models DIR        the face networks, for detection without alignments\n"
+           "      --no-metadata       do not say in the output that its faces are synthesised\n"
            "  -q, --quiet             no progress line\n\n"
            "A video keeps its size, frame count, timing and audio (copied as it is):\n"
            "      --frames RANGES     swap only in these frames (10-50,90-100); copy the rest\n"
            "      --crf N             H.264 quality, 0-51 (18)\n"
            "      --preset P          x264 speed preset (medium)\n"
            "      --lossless          FFV1 in RGB, bit-exact (needs a .mkv OUTPUT)\n"
+           "An OUTPUT folder (or ending in /) for a video gets one PNG a frame instead.\n"
            "      --filter REF        swap only faces like REF (a face PNG or a picture of one\n"
            "                          person; repeatable)\n"
            "      --nfilter REF       leave faces like REF alone (repeatable)\n"
@@ -218,7 +221,8 @@ static int faces_of(float (*lm)[136], face_source *fs, const img *im, const char
 
 /* Converts the image at in into out: the number of faces swapped, or -1 with a message. */
 static int convert_image(const char *in, const char *out, face_source *fs, model *m,
-                         const cv_opts *co, const char *model_dir, long iteration, vs_err *e)
+                         const cv_opts *co, const char *model_dir, long iteration, int mark,
+                         vs_err *e)
 {
     img *im = NULL;
     if (img_load(&im, in, e)) return -1;
@@ -234,8 +238,8 @@ static int convert_image(const char *in, const char *out, face_source *fs, model
         if (cv_swap_face(im, lm[i], m, co, &fe)) rc = vs_fail(e, "%s: face %d: %s", in, i, fe.msg);
     }
     if (rc >= 0) {
-        char *meta = output_meta(model_dir, iteration, in, n);
-        if (img_save_png(out, im, CONVERT_META_KEY, meta, e)) rc = -1;
+        char *meta = mark ? output_meta(model_dir, iteration, in, n) : NULL;
+        if (img_save_png(out, im, meta ? CONVERT_META_KEY : NULL, meta, e)) rc = -1;
         free(meta);
     }
     free(lm);
@@ -246,7 +250,7 @@ static int convert_image(const char *in, const char *out, face_source *fs, model
 /* --preview N: frame N of input (0 for an image) before and after, side by side, into out (a PNG),
  * so settings can be tried in seconds. The number of faces swapped, or -1 with a message. */
 static int preview(const char *input, int64_t n, const char *out, face_source *fs, model *m,
-                   const cv_opts *co, const char *model_dir, long iteration, vs_err *e)
+                   const cv_opts *co, const char *model_dir, long iteration, int mark, vs_err *e)
 {
     vid_reader *r = NULL;
     img *f = NULL, *both = NULL;
@@ -276,8 +280,8 @@ static int preview(const char *input, int64_t n, const char *out, face_source *f
     for (int y = 0; y < f->h; y++)
         memcpy(both->px + ((size_t)y * both->w + f->w) * 3, f->px + (size_t)y * f->w * 3,
                (size_t)f->w * 3);
-    char *meta = output_meta(model_dir, iteration, input, k);
-    rc = img_save_png(out, both, CONVERT_META_KEY, meta, e) ? -1 : k;
+    char *meta = mark ? output_meta(model_dir, iteration, input, k) : NULL;
+    rc = img_save_png(out, both, meta ? CONVERT_META_KEY : NULL, meta, e) ? -1 : k;
     free(meta);
 out:
     img_free(f), img_free(both);
@@ -337,6 +341,8 @@ typedef struct video_job {
     const vout_opts *vo;
     const frame_ranges *ranges;
     float smooth; /* the still-face cutoff, Hz; 0: no smoothing */
+    int png;      /* out is a folder: one PNG a frame */
+    int mark;     /* say in each output what it is (on unless --no-metadata) */
     int quiet;
 } video_job;
 
@@ -375,6 +381,7 @@ static void *reader_main(void *arg)
 /* the encoding stage */
 typedef struct writer_stage {
     vout *w;
+    const char *png_dir, *png_stem, *meta; /* PNG frames instead of a video */
     frame_queue *q;
     vs_err e;
     int failed;
@@ -386,7 +393,15 @@ static void *writer_main(void *arg)
     writer_stage *st = arg;
     fq_item it;
     while (fq_pop(st->q, &it) == 1) {
-        int rc = vout_write(st->w, it.frame, it.pts, &st->e);
+        int rc;
+        if (st->png_dir) {
+            char path[PATH_MAX + 300];
+            snprintf(path, sizeof path, "%s/%s_%06" PRId64 ".png", st->png_dir, st->png_stem,
+                     it.index);
+            rc = img_save_png(path, it.frame, st->meta ? CONVERT_META_KEY : NULL, st->meta, &st->e);
+        } else {
+            rc = vout_write(st->w, it.frame, it.pts, &st->e);
+        }
         img_free(it.frame);
         if (rc) {
             st->failed = 1;
@@ -418,12 +433,21 @@ static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces
     if (vid_open(&r, j->input, e)) goto out;
     const vid_info *in = vid_get_info(r);
     if (check_alignments(j->fs, in->w, in->h, j->input, e)) goto out;
-    char *comment = output_meta(j->model_dir, j->iteration, j->input, -1);
-    vout_opts vo = *j->vo;
-    vo.comment = comment;
-    int orc =
-        vout_open(&w, j->out, in->w, in->h, in->tb_num, in->tb_den, in->fps, j->input, &vo, e);
-    free(comment);
+    char *comment = j->mark ? output_meta(j->model_dir, j->iteration, j->input, -1) : NULL;
+    char stem[256];
+    const char *base = fs_basename(j->input), *dot = strrchr(base, '.');
+    snprintf(stem, sizeof stem, "%.*s", (int)(dot ? dot - base : (long)strlen(base)), base);
+    int orc;
+    ws.meta = comment; /* freed at the end */
+    if (j->png) {
+        orc = fs_mkdirs(j->out, e);
+        ws.png_dir = j->out, ws.png_stem = stem;
+    } else {
+        vout_opts vo = *j->vo;
+        vo.comment = comment;
+        orc =
+            vout_open(&w, j->out, in->w, in->h, in->tb_num, in->tb_den, in->fps, j->input, &vo, e);
+    }
     if (orc) goto out;
     rs.r = r, ws.w = w;
     VS_CHECK(pthread_create(&rt, NULL, reader_main, &rs) == 0);
@@ -485,7 +509,7 @@ static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces
         *e = ws.e;
         goto out;
     }
-    rc = vout_close(w, e);
+    rc = w ? vout_close(w, e) : 0;
     w = NULL;
     *frames_out = done, *faces_out = faces;
 out:
@@ -496,6 +520,7 @@ out:
         pthread_join(wt, NULL);
     }
     vout_abort(w);
+    free((char *)ws.meta);
     vid_close(r);
     fq_free(qin);
     fq_free(qout);
@@ -524,7 +549,8 @@ int cmd_convert(cli *c, int argc, char **argv)
         O_SMOOTH,
         O_FILTER,
         O_NFILTER,
-        O_PREVIEW
+        O_PREVIEW,
+        O_NO_META
     };
     static const struct option opts[] = {{"model-dir", required_argument, 0, 'm'},
                                          {"output", required_argument, 0, 'o'},
@@ -547,6 +573,7 @@ int cmd_convert(cli *c, int argc, char **argv)
                                          {"nfilter", required_argument, 0, O_NFILTER},
                                          {"similarity", required_argument, 0, 's'},
                                          {"preview", required_argument, 0, O_PREVIEW},
+                                         {"no-metadata", no_argument, 0, O_NO_META},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -558,6 +585,7 @@ int cmd_convert(cli *c, int argc, char **argv)
     float smooth = 1.0f;
     const char *keep_refs[16], *drop_refs[16];
     long long preview_frame = -1;
+    int mark = 1;
     int n_keep = 0, n_drop = 0;
     const char *model_dir = NULL, *out = NULL, *align = NULL;
     int quiet = 0, o;
@@ -574,7 +602,8 @@ int cmd_convert(cli *c, int argc, char **argv)
         case O_ALIGN: align = optarg; break;
         case O_MASK:
             if (cv_mask_parse(&co.mask, optarg))
-                return usage_error("convert", "--mask '%s': extended, learned or box", optarg);
+                return usage_error("convert", "--mask '%s': extended, components, learned or box",
+                                   optarg);
             break;
         case O_COLOR:
             if (cv_color_parse(&co.color, optarg))
@@ -606,6 +635,7 @@ int cmd_convert(cli *c, int argc, char **argv)
             break;
         }
         case O_PRESET: vo.preset = optarg; break;
+        case O_NO_META: mark = 0; break;
         case O_PREVIEW:
             preview_frame = strtoll(optarg, &end, 10);
             if (end == optarg || *end || preview_frame < 0)
@@ -699,7 +729,7 @@ int cmd_convert(cli *c, int argc, char **argv)
             rc = fail("convert", &e);
             goto done;
         }
-        int n = preview(input, preview_frame, out, &fs, m, &co, model_dir, iteration, &e);
+        int n = preview(input, preview_frame, out, &fs, m, &co, model_dir, iteration, mark, &e);
         if (n < 0) {
             rc = fail("convert", &e);
             goto done;
@@ -720,6 +750,8 @@ int cmd_convert(cli *c, int argc, char **argv)
                         .vo = &vo,
                         .ranges = &ranges,
                         .smooth = smooth,
+                        .png = fs_is_dir(out) || out[strlen(out) - 1] == '/',
+                        .mark = mark,
                         .quiet = quiet};
         int64_t frames = 0, nfaces = 0;
         if (convert_video(&vj, &frames, &nfaces, &e)) {
@@ -742,7 +774,7 @@ int cmd_convert(cli *c, int argc, char **argv)
                      fs_basename(input));
         else
             snprintf(target, sizeof target, "%s", out);
-        int n = convert_image(input, target, &fs, m, &co, model_dir, iteration, &e);
+        int n = convert_image(input, target, &fs, m, &co, model_dir, iteration, mark, &e);
         if (n < 0) {
             rc = fail("convert", &e);
             goto done;
@@ -768,7 +800,7 @@ int cmd_convert(cli *c, int argc, char **argv)
         const char *dot = strrchr(names[i], '.');
         snprintf(target, sizeof target, "%s/%.*s.png", out,
                  (int)(dot ? dot - names[i] : (long)strlen(names[i])), names[i]);
-        int n = convert_image(in, target, &fs, m, &co, model_dir, iteration, &e);
+        int n = convert_image(in, target, &fs, m, &co, model_dir, iteration, mark, &e);
         if (n < 0) {
             if (tty) fputs("\r\033[K", stderr);
             fprintf(stderr, "visage convert: %s\n", e.msg);

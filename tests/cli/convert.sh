@@ -56,6 +56,16 @@ grep -q "^frames 40 40\$" "$T/cmp" || fail "synthetic clip: $(grep frames "$T/cm
 read -r _ nf _ out _ inn <"$T/outside"
 [ "$nf" -eq 40 ] && [ "$out" -eq 0 ] && [ "$inn" -gt 1000 ] ||
     fail "synthetic clip: $(cat "$T/outside") (expected 40 frames, 0 outside, changes inside)"
+# a folder for a video's output: one PNG a frame, each saying what it is
+run_visage convert "$T/track.mkv" -m "$T/m" -o "$T/frames/" --alignments "$T/track.json" -q
+[ "$rc" -eq 0 ] || fail "convert the synthetic clip to PNG frames: exit $rc"
+[ "$(count_png "$T/frames")" -eq 40 ] || fail "PNG frames: $(count_png "$T/frames"), expected 40"
+grep -aq '"synthesized": true' "$T/frames/track_000039.png" || fail "a PNG frame does not say what it is"
+# --no-metadata: the output does not say it
+run_visage convert "$T/track.mkv" -m "$T/m" -o "$T/quiet/" --alignments "$T/track.json" \
+    --frames 0 --no-metadata -q
+[ "$rc" -eq 0 ] || fail "--no-metadata: exit $rc"
+grep -aq 'visage-synthesized' "$T/quiet/track_000000.png" && fail "--no-metadata still marked the output"
 # alignments of frames of another size: refused, naming the file
 sed 's/"width": *200/"width": 320/' "$T/track.json" >"$T/other.json"
 expect_bad_input "alignments of another size" "$T/other.json" convert "$T/track.mkv" -m "$T/m" \
