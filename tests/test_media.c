@@ -16,6 +16,7 @@
 
 #include "check.h"
 #include "fsutil.h"
+#include "full_disk.h"
 #include "image.h"
 #include "video.h"
 
@@ -381,8 +382,25 @@ static void test_png_bogus(void)
     img_free(small);
 }
 
-/* A full disk while writing: RLIMIT_FSIZE in a child (writes past it fail with EFBIG once
- * SIGXFSZ is ignored). The child sends back its return code and message through a pipe. */
+/* 100000 bytes through the atomic writer at arg */
+static int write_atomic_x(void *arg, vs_err *e)
+{
+    fs_atomic a;
+    if (fs_atomic_open(&a, arg, e)) return -2;
+    for (int i = 0; i < 100000; i++) fputc('x', a.f);
+    return fs_atomic_commit(&a, e);
+}
+
+/* ~120 kB of noise (it does not compress) saved as a PNG at arg */
+static int save_noise(void *arg, vs_err *e)
+{
+    img *im = random_img(200, 200, 3);
+    int rc = img_save_png(arg, im, "visage", meta, e);
+    img_free(im);
+    return rc;
+}
+
+/* A full disk while writing (tests/full_disk.h): one message naming the file, nothing left. */
 static void test_full_disk(void)
 {
     char dir[512], p[512];
@@ -390,52 +408,17 @@ static void test_full_disk(void)
     tmp_path(dir, sizeof dir, "full");
     fs_mkdirs(dir, &e);
     tmp_path(p, sizeof p, "full/frame.png");
-    int fds[2];
-    CHECK(pipe(fds) == 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        signal(SIGXFSZ, SIG_IGN);
-        struct rlimit rl = {4096, 4096};
-        setrlimit(RLIMIT_FSIZE, &rl);
-        img *im = random_img(200, 200, 3); /* ~120 kB of noise: does not compress */
-        vs_err ce = {{0}};
-        int rc = img_save_png(p, im, "visage", meta, &ce);
-        dprintf(fds[1], "%d %s", rc, ce.msg);
-        close(fds[1]);
-        _exit(0);
-    }
-    close(fds[1]);
-    char buf[1200] = {0};
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char buf[1200];
+    CHECK(check_full_disk(4096, save_noise, p, buf, sizeof buf) == 0);
     CHECKF(strncmp(buf, "-1 ", 3) == 0, "child said \"%s\"", buf);
     CHECKF(strstr(buf, p) && strstr(buf, "no space left on device"), "child said \"%s\"", buf);
     char first[256] = "";
     CHECKF(count_entries(dir, first, sizeof first) == 0, "left behind: %s", first);
 
     /* the atomic writer alone: a failed write is reported at commit */
-    fflush(NULL);
-    pid = fork();
-    if (pid == 0) {
-        signal(SIGXFSZ, SIG_IGN);
-        struct rlimit rl = {100, 100};
-        setrlimit(RLIMIT_FSIZE, &rl);
-        fs_atomic a;
-        vs_err ce;
-        if (fs_atomic_open(&a, p, &ce)) _exit(2);
-        for (int i = 0; i < 100000; i++) fputc('x', a.f);
-        int rc = fs_atomic_commit(&a, &ce);
-        _exit(rc == -1 && strstr(ce.msg, "no space left on device") ? 0 : 1);
-    }
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(check_full_disk(100, write_atomic_x, p, buf, sizeof buf) == 0);
+    CHECKF(strncmp(buf, "-1 ", 3) == 0 && strstr(buf, "no space left on device"),
+           "the atomic writer said \"%s\"", buf);
     CHECKF(count_entries(dir, first, sizeof first) == 0, "left behind: %s", first);
 }
 
