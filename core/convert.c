@@ -344,17 +344,18 @@ int cv_swap_face(img *frame, const float lm[136], model *m, const cv_opts *o, vs
     if (learned) mk = nn_tensor_new(1, So, So, 1);
     model_infer(m, &y, learned ? &mk : NULL, &xt, side);
     be->free(xd);
-    free(x);
 
     float lmc[136], *mask = vs_malloc((size_t)So * So * sizeof *mask);
     memcpy(lmc, lm, sizeof lmc);
     align_apply(lmc, 68, mo);
     cv_make_mask(mask, So, lmc, o->mask, learned ? mk.d : NULL, o->erode, o->blur);
-    float *ref = crop_float(frame, mo, So);
+    /* the original face at the output's size: the input crop itself when the sizes agree */
+    float *ref = So == S ? x : crop_float(frame, mo, So);
     cv_color_match(y.d, ref, mask, So * So, o->color);
     if (o->sharpen > 0) sharpen(y.d, So, o->sharpen);
     cv_blend(frame, y.d, mask, So, mo);
-    free(ref), free(mask);
+    if (ref != x) free(ref);
+    free(x), free(mask);
     nn_tensor_free(&y), nn_tensor_free(&mk);
     return 0;
 }

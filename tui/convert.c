@@ -346,6 +346,14 @@ typedef struct video_job {
     int quiet;
 } video_job;
 
+/* seconds since t0 (CLOCK_MONOTONIC), for the progress line */
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (t1.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
 /* the decoding stage: frames into q, in order; the error, if one stops it, in e */
 typedef struct reader_stage {
     vid_reader *r;
@@ -482,9 +490,7 @@ static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces
         }
         done++;
         if (tty && (done % 10 == 0)) {
-            struct timespec t1;
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            double sec = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+            double sec = seconds_since(&t0);
             double fps = sec > 0 ? done / sec : 0;
             char eta[32] = "--:--";
             if (in->frames > done && fps > 0)
@@ -809,9 +815,7 @@ int cmd_convert(cli *c, int argc, char **argv)
         }
         faces += n, done_n++;
         if (tty) {
-            struct timespec t1;
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+            double s = seconds_since(&t0);
             fprintf(stderr, "\r\033[K%d of %d images, %d faces, %.1f images/s", i + 1, count, faces,
                     s > 0 ? (i + 1) / s : 0.0);
         }

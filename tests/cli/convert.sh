@@ -12,10 +12,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-GEN=$(dirname "$VISAGE")/tests/test_learn
-[ -x "$GEN" ] || fail "$GEN is missing (run make)"
-"$GEN" --write-faces "$T/a" a 12 1 >/dev/null || fail "cannot write synthetic faces (a)"
-"$GEN" --write-faces "$T/b" b 12 2 >/dev/null || fail "cannot write synthetic faces (b)"
+synthetic_faces
 run_visage train -A "$T/a" -B "$T/b" -m "$T/m" --model lightweight --shrink 16 --batch 4 \
     --seed 7 --threads 2 --device cpu -q --iterations 10 --save-every 10
 [ "$rc" -eq 0 ] || fail "training the test model: exit $rc"

@@ -21,6 +21,15 @@ fail() {
 }
 
 have_data() { [ -d "$DATA" ]; }
+
+# synthetic_faces: two small face sets, $T/a and $T/b (build/tests/test_learn --write-faces), for
+# training without data
+synthetic_faces() {
+    gen=$(dirname "$VISAGE")/tests/test_learn
+    [ -x "$gen" ] || fail "$gen is missing (run make)"
+    "$gen" --write-faces "$T/a" a 12 1 >/dev/null || fail "cannot write synthetic faces (a)"
+    "$gen" --write-faces "$T/b" b 12 2 >/dev/null || fail "cannot write synthetic faces (b)"
+}
 have_models() { [ -f models/ssd_mobilenetv1_model-weights_manifest.json ]; }
 
 # run_visage ARGS...: runs visage with stdout in $T/out, stderr in $T/err, status in $rc.

@@ -9,10 +9,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-GEN=$(dirname "$VISAGE")/tests/test_learn
-[ -x "$GEN" ] || fail "$GEN is missing (run make)"
-"$GEN" --write-faces "$T/a" a 12 1 >/dev/null || fail "cannot write synthetic faces (a)"
-"$GEN" --write-faces "$T/b" b 12 2 >/dev/null || fail "cannot write synthetic faces (b)"
+synthetic_faces
 
 # a small model: fast enough to train a few dozen iterations in seconds on two cores (on the CPU
 # even where there is a GPU: these runs are compared bit for bit)
