@@ -84,6 +84,12 @@ endif
 PC_LIBS  := $(REQUIRED_PC)
 DEP_CFLAGS := $(if $(MISSING),,$(shell pkg-config --cflags $(PC_LIBS)))
 DEP_LIBS   := $(if $(MISSING),,$(shell pkg-config --libs $(PC_LIBS))) $(CUDA_LIBS) -lm -lpthread
+# the workbench: ncurses (without it `visage` has only its command line) and libsixel (without
+# it face previews are drawn with half-block characters only)
+TUI_PC     := $(if $(HAVE_ncursesw),ncursesw) $(if $(HAVE_libsixel),libsixel)
+TUI_CFLAGS := $(if $(HAVE_ncursesw),-DVS_HAVE_NCURSES) $(if $(HAVE_libsixel),-DVS_HAVE_SIXEL) \
+              $(if $(TUI_PC),$(shell pkg-config --cflags $(TUI_PC)))
+TUI_LIBS   := $(if $(TUI_PC),$(shell pkg-config --libs $(TUI_PC)))
 
 # ---- sources ----------------------------------------------------------------------------------
 CORE_SRC := $(wildcard core/*.c core/nn/*.c core/arch/*.c)
@@ -96,6 +102,8 @@ CORE_OBJ += $(BUILD)/cuda/none.o
 endif
 TUI_SRC  := $(wildcard tui/*.c)
 TUI_OBJ  := $(TUI_SRC:%.c=$(BUILD)/%.o)
+# tui/ without main(), for the tests of the workbench's pure parts (layout, keys, images)
+TUI_LIB  := $(BUILD)/libvisage-tui.a
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libvisage.a
@@ -114,6 +122,16 @@ $(BUILD)/%.o: %.c
 	$(say) CC $<
 	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -MMD -MP -c -o $@ $<
 
+$(BUILD)/tui/%.o: tui/%.c
+	@mkdir -p $(dir $@)
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) $(TUI_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(TUI_LIB): $(filter-out $(BUILD)/tui/main.o,$(TUI_OBJ))
+	@rm -f $@
+	$(say) AR $@
+	$(Q)ar rcs $@ $^
+
 $(BUILD)/%.o: %.cu $(wildcard cuda/*.cuh) core/nn/backend.h
 	@mkdir -p $(dir $@)
 	$(say) NVCC $<
@@ -126,13 +144,14 @@ $(LIB): $(CORE_OBJ)
 
 $(BIN): $(TUI_OBJ) $(LIB)
 	$(say) LINK $@
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TUI_OBJ) $(LIB) $(DEP_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TUI_OBJ) $(LIB) $(DEP_LIBS) $(TUI_LIBS)
 	@[ "$(SAN)" = 1 ] || ln -sf $(BUILD)/visage visage
 
-$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB)
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(TUI_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(say) LINK $@
-	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) $(TUI_CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(TUI_LIB) $(LIB) \
+		$(DEP_LIBS) $(TUI_LIBS)
 
 # GPU tests and benchmarks (tests/test_cuda_*.c, bench/*_gpu.c) link libc, libm, pthreads, a static
 # OpenBLAS (for their CPU twins) and the CUDA libraries only, so that they run on a GPU machine

@@ -13,7 +13,8 @@ _visage() {
         esac
     done
     case $prev in
-    -C | -o | --output | --alignments | --models | -A | --faces-a | -B | --faces-b | -m | --model-dir)
+    -A | -B) [[ $cmd == init ]] || { COMPREPLY=($(compgen -d -- "$cur")); return; } ;;
+    -C | -o | --output | --alignments | --models | --faces-a | --faces-b | -m | --model-dir)
         COMPREPLY=($(compgen -d -- "$cur")); return ;;
     --model) COMPREPLY=($(compgen -W "original lightweight" -- "$cur")); return ;;
     --config | --filter | --nfilter | --ref) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -25,7 +26,12 @@ _visage() {
     --color) COMPREPLY=($(compgen -W "avg rct hist none" -- "$cur")); return ;;
     esac
     case $cmd in
-    '') COMPREPLY=($(compgen -W "extract faces sort prune train model convert gpus config -C --config --help --version" -- "$cur")) ;;
+    '') COMPREPLY=($(compgen -W "init extract faces sort prune train model convert gpus config -C --config --help --version" -- "$cur")) ;;
+    init)
+        case $prev in
+        -A | --source-a | -B | --source-b) COMPREPLY=($(compgen -f -- "$cur")) ;;
+        *) COMPREPLY=($(compgen -W "--source-a --source-b --help" -- "$cur") $(compgen -d -- "$cur")) ;;
+        esac ;;
     extract)
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "--output --alignments --every --min-size --max-faces --threshold

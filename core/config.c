@@ -27,6 +27,11 @@ const cfg_option cfg_options[] = {
         "where networks run: auto (the first GPU if there is one, else the CPU), cpu, or cuda:N",
         device),
 
+    OPT("project", "source_a", CFG_STRING, 0, 0, "", NULL,
+        "video, image or folder of images the faces of side A come from (the workbench)", source_a),
+    OPT("project", "source_b", CFG_STRING, 0, 0, "", NULL,
+        "video, image or folder of images the faces of side B come from (the workbench)", source_b),
+
     OPT("extract", "every", CFG_INT, 1, 100000, "1", NULL, "use every Nth frame of a video", every),
     OPT("extract", "min_size", CFG_INT, 0, 10000, "0", NULL,
         "smallest face kept, in pixels (longer side of the detected box); 0 keeps all", min_size),
@@ -59,12 +64,17 @@ const cfg_option cfg_options[] = {
     OPT("train", "learn_mask", CFG_BOOL, 0, 1, "false", NULL,
         "the decoders also learn the face mask, for conversion with --mask learned (new models)",
         learn_mask),
+    OPT("train", "shrink", CFG_INT, 1, 64, "1", NULL,
+        "divide every layer's width by this: a small, fast model for trials (new models; 1 = as "
+        "published)",
+        shrink),
     OPT("train", "coverage", CFG_FLOAT, 50, 100, "87.5", NULL,
         "percent of the aligned face the model sees, centred (new models)", coverage),
     OPT("train", "centering", CFG_CHOICE, 0, 0, "face", "face|head|legacy",
         "framing of the faces the model trains on (new models)", train_centering),
     OPT("train", "precision", CFG_CHOICE, 0, 0, "auto", "auto|fp32|tf32|bf16|fp16",
-        "GPU arithmetic: auto (bf16 on Ampere and newer, fp16 on Volta and Turing), fp32, tf32, bf16 or fp16",
+        "GPU arithmetic: auto (bf16 on Ampere and newer, fp16 on Volta and Turing), fp32, tf32, "
+        "bf16 or fp16",
         precision),
     OPT("train", "batch", CFG_INT, 1, 4096, "16", NULL, "faces per side in one iteration", batch),
     OPT("train", "iterations", CFG_INT, 0, 2000000000, "0", NULL,
@@ -73,10 +83,10 @@ const cfg_option cfg_options[] = {
         "iterations between saves of the model", save_every),
     OPT("train", "snapshot_every", CFG_INT, 0, 100000000, "25000", NULL,
         "iterations between snapshots kept in model/snapshots, 0 = none", snapshot_every),
-    OPT("train", "keep_backups", CFG_INT, 0, 100, "3", NULL,
-        "earlier saves kept in model/backups", keep_backups),
-    OPT("train", "learning_rate", CFG_FLOAT, 1e-7, 1e-2, "5e-05", NULL,
-        "Adam's learning rate", learning_rate),
+    OPT("train", "keep_backups", CFG_INT, 0, 100, "3", NULL, "earlier saves kept in model/backups",
+        keep_backups),
+    OPT("train", "learning_rate", CFG_FLOAT, 1e-7, 1e-2, "5e-05", NULL, "Adam's learning rate",
+        learning_rate),
     OPT("train", "epsilon", CFG_FLOAT, 1e-12, 1, "1e-07", NULL, "Adam's epsilon", epsilon),
     OPT("train", "loss", CFG_CHOICE, 0, 0, "ssim", "mae|mse|ssim",
         "main loss: mean absolute error, mean squared error or structural dissimilarity", loss),
@@ -113,6 +123,8 @@ static size_t field_capacity(const cfg_option *o)
 {
     if (o->offset == offsetof(vs_config, models)) return sizeof((vs_config *)0)->models;
     if (o->offset == offsetof(vs_config, device)) return sizeof((vs_config *)0)->device;
+    if (o->offset == offsetof(vs_config, source_a)) return sizeof((vs_config *)0)->source_a;
+    if (o->offset == offsetof(vs_config, source_b)) return sizeof((vs_config *)0)->source_b;
     if (o->type == CFG_CHOICE) return CFG_CHOICE_LEN;
     VS_CHECK(!"string option without a known field size");
 }

@@ -30,21 +30,24 @@ typedef struct vs_config {
     char models[1024]; /* folder of the face-network weights; "" = search the usual places */
     int threads;       /* CPU threads, 0 = all */
     char device[64];   /* auto | cpu | cuda:N */
+    /* [project] */
+    char source_a[1024], source_b[1024]; /* the videos, images or folders faces come from */
     /* [extract] */
-    int every;           /* every Nth frame of a video */
-    int min_size;        /* smallest face kept, pixels (box side) */
-    int max_faces;       /* most faces kept per frame, 0 = all */
-    float threshold;     /* detector score */
-    int size;            /* aligned face size, pixels */
+    int every;                      /* every Nth frame of a video */
+    int min_size;                   /* smallest face kept, pixels (box side) */
+    int max_faces;                  /* most faces kept per frame, 0 = all */
+    float threshold;                /* detector score */
+    int size;                       /* aligned face size, pixels */
     char centering[CFG_CHOICE_LEN]; /* face | head | legacy */
-    float similarity;    /* identity distance counted as the same person */
-    int landmark_filter; /* reject detections whose landmarks are not a plausible face */
-    float min_blur;      /* faces blurrier than this are dropped, 0 = keep all */
-    int png_compression; /* 0-9 */
+    float similarity;               /* identity distance counted as the same person */
+    int landmark_filter;            /* reject detections whose landmarks are not a plausible face */
+    float min_blur;                 /* faces blurrier than this are dropped, 0 = keep all */
+    int png_compression;            /* 0-9 */
     /* [train]: the model's shape (fixed when it is created) */
     char model[CFG_CHOICE_LEN];           /* architecture: original | lightweight */
     int lowmem;                           /* Original with encoder width 512 */
     int learn_mask;                       /* decoders also learn the face mask */
+    int shrink;                           /* every layer's width divided by this */
     float coverage;                       /* percent of the aligned face the model sees */
     char train_centering[CFG_CHOICE_LEN]; /* face | head | legacy */
     /* [train]: the run */
@@ -55,7 +58,7 @@ typedef struct vs_config {
     int snapshot_every; /* iterations between kept snapshots, 0 = none */
     int keep_backups;   /* previous saves kept in model/backups */
     float learning_rate;
-    float epsilon;            /* Adam's epsilon */
+    float epsilon;              /* Adam's epsilon */
     char loss[CFG_CHOICE_LEN];  /* mae | mse | ssim */
     char loss2[CFG_CHOICE_LEN]; /* none | mae | mse | ssim */
     float loss2_weight;         /* percent */

@@ -79,6 +79,7 @@ int train_opts_from_config(train_opts *o, const vs_config *c, vs_err *e)
     mdl_options_default(&o->mopt);
     o->mopt.lowmem = c->lowmem;
     o->mopt.learn_mask = c->learn_mask;
+    o->mopt.shrink = c->shrink;
     o->mopt.coverage = c->coverage / 100.0f;
     if (align_centering_parse(&o->mopt.centering, c->train_centering))
         return vs_fail(e, "unknown centering '%s'", c->train_centering);

@@ -1,8 +1,9 @@
 #!/bin/sh
 # run.sh BUILD SANBUILD: `make test`'s driver; run.sh --gpu BUILD: `make test-gpu`'s, the GPU
 # tests (BUILD/tests/test_cuda_*, which say "skipped: no GPU" on a machine without one) alone. Runs every BUILD/tests/test_* binary, then every
-# tests/cli/*.sh script against BUILD/visage, then the bad-input script and the unit tests of the
-# parsers, geometry, kernels, checkpoints and augmentation again on the ASan+UBSan build. One
+# tests/cli/*.sh script against BUILD/visage, then the bad-input and workbench scripts and the unit tests of the
+# parsers, geometry, kernels, checkpoints, augmentation, the trainer's socket, terminal images and
+# the workbench's layout again on the ASan+UBSan build. One
 # line per test (PASS/FAIL/SKIP and its time), the output of each failure, and a closing
 # "N passed, N failed, N skipped"; exit 1 on any failure.
 # All run from the repository root. VISAGE_TEST_TIMEOUT (seconds, default 1200) bounds each one.
@@ -132,10 +133,12 @@ UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS UBSAN_OPTIONS
 if [ -x "$sanbuild/visage" ]; then
     run_test "san/cli/bad_input.sh" sh tests/cli/bad_input.sh "$(abs "$sanbuild/visage")"
+    run_test "san/cli/workbench.sh" sh tests/cli/workbench.sh "$(abs "$sanbuild/visage")"
 else
     missing "san/cli/bad_input.sh" "$sanbuild/visage is missing: run 'make SAN=1' first"
 fi
-for name in test_media test_config test_align test_nn test_facenet test_grad test_train_ops test_ckpt test_augment; do
+for name in test_media test_config test_align test_nn test_facenet test_grad test_train_ops test_ckpt test_augment \
+    test_remote test_termimg test_workbench; do
     if [ -x "$sanbuild/tests/$name" ]; then
         run_test "san/$name" "$sanbuild/tests/$name"
     else

@@ -97,7 +97,8 @@ static void test_table(void)
     CHECK_NEAR(c.learning_rate, 5e-5, 1e-11);
     CHECK_NEAR(c.epsilon, 1e-7, 1e-13);
     CHECK_NEAR(c.coverage, 87.5, 0);
-    CHECK(cfg_n_options == 39);
+    CHECK(cfg_n_options == 42);
+    CHECK(c.shrink == 1 && !c.source_a[0] && !c.source_b[0]);
 
     for (int i = 0; i < cfg_n_options; i++) {
         const cfg_option *o = &cfg_options[i];

@@ -347,6 +347,14 @@ typedef struct video_job {
 } video_job;
 
 /* seconds since t0 (CLOCK_MONOTONIC), for the progress line */
+/* Whether to write the progress line (rewritten in place with \r) to fd: to a terminal, or for
+ * the workbench, which runs conversions as a child with VISAGE_PROGRESS=1 and reads the line. */
+static int progress_to(int fd)
+{
+    const char *p = getenv("VISAGE_PROGRESS");
+    return isatty(fd) || (p && !strcmp(p, "1"));
+}
+
 static double seconds_since(const struct timespec *t0)
 {
     struct timespec t1;
@@ -461,7 +469,7 @@ static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces
     VS_CHECK(pthread_create(&rt, NULL, reader_main, &rs) == 0);
     VS_CHECK(pthread_create(&wt, NULL, writer_main, &ws) == 0);
     threads = 1;
-    int tty = !j->quiet && isatty(STDERR_FILENO);
+    int tty = !j->quiet && progress_to(STDERR_FILENO);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     fq_item it;
@@ -797,7 +805,7 @@ int cmd_convert(cli *c, int argc, char **argv)
         rc = fail("convert", &e);
         goto done;
     }
-    int tty = !quiet && isatty(STDERR_FILENO);
+    int tty = !quiet && progress_to(STDERR_FILENO);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < count && !got_stop_signal; i++) {

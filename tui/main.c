@@ -22,6 +22,7 @@
 #include "../core/image.h"
 #include "../core/video.h"
 #include "cli.h"
+#include "workbench.h"
 
 volatile sig_atomic_t got_stop_signal;
 
@@ -657,6 +658,7 @@ static const struct command {
     {"sort", cmd_sort, "order a folder of faces by identity, blur, size, yaw or likeness"},
     {"prune", cmd_prune, "remove deleted faces from the alignments files"},
     {"train", cmd_train, "train a face-swap model on two folders of faces"},
+    {"init", cmd_init, "make a project folder (then 'visage -C DIR' opens the workbench)"},
     {"model", cmd_model, "describe a model folder or checkpoint and check it is intact"},
     {"convert", cmd_convert, "swap the faces of images with a trained model"},
     {"gpus", cmd_gpus, "list the GPUs visage can train on"},
@@ -666,7 +668,8 @@ static const struct command {
 static void help(void)
 {
     printf("visage %s: face-swap workbench\n\n"
-           "Usage: visage [-C PROJECT] [--config FILE] COMMAND [ARGS]\n\n"
+           "Usage: visage [-C PROJECT] [--config FILE] COMMAND [ARGS]\n"
+           "       visage [-C PROJECT]     the workbench on a project (see visage init)\n\n"
            "Commands:\n",
            VISAGE_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
@@ -723,10 +726,6 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (i >= argc) {
-        help();
-        return EXIT_USAGE;
-    }
     if (c.project && chdir(c.project)) {
         fprintf(stderr, "visage: %s: cannot enter the project folder: %s\n", c.project,
                 fs_strerror(errno));
@@ -739,6 +738,11 @@ int main(int argc, char **argv)
         return EXIT_BAD_INPUT;
     }
     signal(SIGXFSZ, SIG_IGN); /* past a file-size limit, writes fail (EFBIG) and are reported */
+    if (i >= argc) {          /* no command: the workbench, in a project */
+        if (c.project || fs_exists("visage.ini")) return tui_workbench(&c);
+        help();
+        return EXIT_USAGE;
+    }
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
         if (strcmp(argv[i], commands[k].name)) continue;
         /* getopt's own messages then read "visage extract: unrecognized option ..." */

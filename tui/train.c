@@ -12,6 +12,7 @@
 
 #include "../core/ckpt.h"
 #include "../core/fsutil.h"
+#include "../core/remote.h"
 #include "../core/train.h"
 #include "cli.h"
 
@@ -129,7 +130,6 @@ int cmd_train(cli *c, int argc, char **argv)
     const char *dir_a = NULL, *dir_b = NULL, *model_dir = NULL;
     int quiet = 0, arch_given = 0, o;
     uint64_t seed = 0;
-    int shrink = 1;
     optind = 1;
     while ((o = getopt_long(argc, argv, "A:B:m:qh", opts, NULL)) != -1) {
         const char *key = NULL, *section = "train";
@@ -150,14 +150,7 @@ int cmd_train(cli *c, int argc, char **argv)
         case O_THREADS: section = "general", key = "threads"; break;
         case O_DEVICE: section = "general", key = "device"; break;
         case O_PRECISION: key = "precision"; break;
-        case O_SHRINK: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (end == optarg || *end || v < 1 || v > 64)
-                return usage_error("train", "--shrink %s: not a whole number from 1 to 64", optarg);
-            shrink = (int)v;
-            break;
-        }
+        case O_SHRINK: key = "shrink"; break;
         case O_SEED: {
             char *end;
             errno = 0;
@@ -184,7 +177,6 @@ int cmd_train(cli *c, int argc, char **argv)
     to.dir_a = dir_a, to.dir_b = dir_b, to.model_dir = model_dir;
     to.arch_given = arch_given;
     to.seed = seed;
-    to.mopt.shrink = shrink;
     nn_precision prec = NN_PREC_AUTO;
     VS_CHECK(nn_parse_precision(&prec, c->cfg.precision) == 0); /* a CFG_CHOICE */
     if (nn_backend_open(&to.be, c->cfg.device, prec, &e)) return fail("train", &e);
@@ -216,10 +208,26 @@ int cmd_train(cli *c, int argc, char **argv)
     sa.sa_flags = SA_RESTART;
     sigaction(SIGUSR1, &sa, NULL);
 
+    /* In a project, the trainer answers on the project's socket (a workbench attaches to it),
+     * and there is only ever one */
+    rmt_server *srv = NULL;
+    if (fs_exists("visage.ini") && !strcmp(model_dir, "model")) {
+        int busy_pid = 0;
+        int r = rmt_server_open(&srv, &busy_pid, ".", &e);
+        if (r < 0) return fail("train", &e);
+        if (r == 1) {
+            vs_fail(&e,
+                    "a trainer is already running in this project (pid %d): open the "
+                    "workbench (visage) to watch or stop it",
+                    busy_pid);
+            return fail("train", &e);
+        }
+    }
     train_status st;
     memset(&st, 0, sizeof st);
     job j;
     job_start(&j, train_run, &to, &st, sizeof st);
+    if (srv) rmt_server_attach(srv, &j);
     int tty = !quiet && isatty(STDERR_FILENO);
     int stopping = 0;
     long events_seen = 0;
@@ -253,7 +261,9 @@ int cmd_train(cli *c, int argc, char **argv)
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    if (srv) rmt_server_attach(srv, NULL); /* before job_wait, which ends the job's mutex */
     int jrc = job_wait(&j, &e);
+    rmt_server_close(srv);
     if (tty) fputs("\r\033[K", stderr);
     print_events(&st, events_seen, quiet, 0);
     if (jrc) return fail("train", &e);

@@ -5,7 +5,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 comp=contrib/visage.bash
-for cmd in extract faces sort prune train model convert config; do
+for cmd in init extract faces sort prune train model convert config; do
     grep -q "\\b$cmd\\b" "$comp" || fail "completion lacks the command $cmd"
     run_visage "$cmd" --help
     [ "$rc" -eq 0 ] || fail "visage $cmd --help: exit $rc"
