@@ -230,12 +230,13 @@ install: all
 	install -m 644 man/visage.ini.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 models/*.json models/*.bin models/LICENSE.face-api models/SHA256SUMS $(DESTDIR)$(PREFIX)/share/visage/models/
 	install -D -m 644 contrib/visage.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/visage
+	install -m 755 contrib/visage-tmux $(DESTDIR)$(PREFIX)/bin/visage-tmux
 
 help:
 	@echo "make          build visage ($(BIN)) and the tests"
 	@echo "make deps     install the Debian/Ubuntu packages visage needs (apt-get, sudo if not root)"
 	@echo "make models   fetch the face-network weights (npm pack @vladmandic/face-api, sha256 checked)"
-	@echo "make demo     deps + models + build, then extract the faces of the sample photos"
+	@echo "make demo     deps + models + build, then the project demo/ with the sample photos' faces"
 	@echo "make test     deps + models + build, then every test (also under ASan/UBSan)"
 	@echo "make test-gpu the GPU tests alone (CUDA against the CPU; skipped without a GPU)"
 	@echo "make gpu-bundle  the GPU tests and benchmark for sm_90 in .device/, for bench/gpu_check.sh"

@@ -168,6 +168,20 @@ if have_models && [ -f "$SAMPLES/sample1.jpg" ]; then
     wait_for ex "side A: faces/a  3 faces"
     keys ex q
     $TM kill-session -t ex 2>/dev/null
+
+    # the Convert panel with the model trained above: a preview of one frame, then the image
+    sed "s|^source_a = .*|source_a = $(cd "$SAMPLES" && pwd)/sample1.jpg|" "$P/visage.ini" >"$T/ini" && cp "$T/ini" "$P/visage.ini"
+    $TM new-session -d -s cv -x 200 -y 50 "cd '$P' && LC_ALL=$UTF8 exec '$VISAGE'"
+    wait_for cv "1 Project"
+    keys cv 4 P
+    wait_for cv "preview of frame 0: before \| after" 60
+    [ ! -e "$P/output/.preview.png" ] || fail "the preview's file was left in output/"
+    keys cv R
+    wait_for cv "converted: output/sample1-a2b.png" 60
+    [ -s "$P/output/sample1-a2b.png" ] || fail "the Convert panel wrote no output/sample1-a2b.png"
+    no_partial_files "$P/output"
+    keys cv q
+    $TM kill-session -t cv 2>/dev/null
 else
     echo "skipped part: no face models or samples (make models): extraction in the workbench"
 fi
