@@ -54,6 +54,11 @@ typedef struct trainer {
     char *log;         /* loss rows since the last save */
     size_t log_len, log_cap;
     long rollback_at; /* iteration of the last rollback, -1 none */
+    /* an fp16 model's loss scale and good steps since it last changed, from the checkpoint
+     * (0: none saved), so that a resumed run goes on where it was instead of finding the scale
+     * again from STEP_SCALE_INIT */
+    double saved_scale;
+    long saved_good;
     int nan_used[4];
     char ckpt[4096];
     train_status st;
@@ -195,6 +200,10 @@ static int save(trainer *t, vs_err *e)
     kv_add(&kv, "saved", "%s", stamp);
     kv_add(&kv, "backend", "%s", t->be->name);
     kv_add(&kv, "visage_version", "%s", VISAGE_VERSION);
+    if (t->step.scaled) {
+        kv_add(&kv, "loss_scale", "%.17g", t->step.scale);
+        kv_add(&kv, "loss_scale_good", "%ld", t->step.good);
+    }
 
     ckpt_tensor *tens;
     char(*names)[MDL_STATE_NAME];
@@ -251,6 +260,14 @@ static int parse_cursor(faceset_cursor *cur, const ckpt *c, const char *key)
     return 0;
 }
 
+/* An fp16 step takes the loss scale the checkpoint had (once the step exists). */
+static void restore_scale(trainer *t)
+{
+    if (!t->step.scaled || !t->saved_scale) return;
+    step_set_scale(&t->step, t->saved_scale);
+    t->step.good = t->saved_good;
+}
+
 /* Loads the state in the checkpoint at path into t->m (already built to match). */
 static int load_state(trainer *t, const ckpt *c, const char *path, vs_err *e)
 {
@@ -269,6 +286,15 @@ static int load_state(trainer *t, const ckpt *c, const char *path, vs_err *e)
     if (model_state_read(m, c, e)) return -1;
     t->iteration = it;
     m->adam_t = adam_t;
+    /* fp16's loss scale: a power of two from 1 up; anything else (or a model saved in another
+     * precision) leaves the step's own */
+    const char *ls = ckpt_get(c, "loss_scale"), *lg = ckpt_get(c, "loss_scale_good");
+    double scale = ls ? strtod(ls, NULL) : 0;
+    int ex;
+    t->saved_scale = scale >= 1 && scale <= STEP_SCALE_MAX && frexp(scale, &ex) == 0.5 ? scale : 0;
+    t->saved_good = lg && t->saved_scale ? strtol(lg, NULL, 10) : 0;
+    if (t->saved_good < 0 || t->saved_good >= STEP_SCALE_GROWTH) t->saved_good = 0;
+    restore_scale(t);
     return 0;
 }
 
@@ -470,6 +496,7 @@ static void alloc_batch(trainer *t, const nn_adam *h)
         for (int k = 0; k < 3; k++) t->mask_host[s][k] = vs_malloc(n * px * sizeof(float));
     }
     step_init(&t->step, t->m, n, &t->o->loss, h);
+    restore_scale(t);
 }
 
 /* On a device backend, where both face sets fit beside the model (on a GPU: in its free memory

@@ -16,10 +16,12 @@
 #include "face.h"
 #include "faceset.h"
 #include "fsutil.h"
+#include "half_backend.h"
 #include "image.h"
 #include "model.h"
 #include "ohwi_backend.h"
 #include "rng.h"
+#include "step.h"
 #include "train.h"
 
 /* ---- synthetic faces ----------------------------------------------------------------------- */
@@ -891,6 +893,44 @@ static void test_device_path(const char *tmp)
            "or streamed, and resumed both ways\n");
 }
 
+/* An fp16 model's loss scale is part of what a checkpoint keeps (tests/half_backend.h: the CPU
+ * with fp16 storage, as the GPU's fp16 precision). A run stopped at iteration 10 and resumed ends
+ * at 20 with the same weights, the same scale and the same count of good steps as a run never
+ * stopped; without it the resumed run would start the scale and its count again. */
+static void test_fp16_resume(const char *tmp)
+{
+    char a[600], b[600], whole[600], parts[600], p1[700], p2[700];
+    snprintf(a, sizeof a, "%s/dev_a", tmp); /* test_device_path's faces */
+    snprintf(b, sizeof b, "%s/dev_b", tmp);
+    snprintf(whole, sizeof whole, "%s/fp16_whole", tmp);
+    snprintf(parts, sizeof parts, "%s/fp16_parts", tmp);
+    const nn_backend *h = half_backend(NN_F16);
+    vs_err e;
+    CHECKF(train_dir(whole, a, b, h, 20, 0, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(parts, a, b, h, 10, 0, &e) == 0, "%s", e.msg);
+    CHECKF(train_dir(parts, a, b, h, 20, 0, &e) == 0, "%s", e.msg);
+    snprintf(p1, sizeof p1, "%s/%s", whole, TRAIN_CKPT_NAME);
+    snprintf(p2, sizeof p2, "%s/%s", parts, TRAIN_CKPT_NAME);
+    CHECKF(same_tensors(p1, p2), "fp16: the resumed run's weights differ");
+    ckpt *c1 = ckpt_open(p1, &e), *c2 = ckpt_open(p2, &e);
+    CHECK(c1 && c2);
+    if (c1 && c2) {
+        const char *s1 = ckpt_get(c1, "loss_scale"), *s2 = ckpt_get(c2, "loss_scale");
+        const char *g1 = ckpt_get(c1, "loss_scale_good"), *g2 = ckpt_get(c2, "loss_scale_good");
+        CHECKF(s1 && s2 && !strcmp(s1, s2), "loss scale %s, resumed %s", s1 ? s1 : "none",
+               s2 ? s2 : "none");
+        CHECKF(g1 && g2 && !strcmp(g1, g2), "good steps %s, resumed %s", g1 ? g1 : "none",
+               g2 ? g2 : "none");
+        double sc = s1 ? atof(s1) : 0;
+        CHECKF(sc >= 1 && sc <= STEP_SCALE_INIT, "loss scale %g", sc);
+        CHECKF(g1 && atol(g1) > 10, "only %s good steps at iteration 20", g1 ? g1 : "no");
+        printf("fp16: resumed at iteration 10 with loss scale %s, %s good steps at 20, as never "
+               "stopped\n",
+               s2 ? s2 : "?", g2 ? g2 : "?");
+    }
+    ckpt_close(c1), ckpt_close(c2);
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 static int write_faces_main(int argc, char **argv)
@@ -928,6 +968,7 @@ int main(int argc, char **argv)
     if (!mkdtemp(tmp)) return 1;
     test_synthetic_faces(tmp);
     test_device_path(tmp);
+    test_fp16_resume(tmp);
     test_learning(tmp);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
