@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "../core/convert_job.h"
 #include "../core/curate.h"
 #include "../core/extract.h"
 #include "../core/job.h"
@@ -100,14 +101,12 @@ typedef struct wb_train {
 typedef struct wb_convert {
     int input; /* 0 = source A, 1 = source B */
     int colour, mask, swap;
-    pid_t pid; /* a running `visage convert` */
-    int err_fd;
-    char line[512];    /* its last progress line */
-    char errbuf[2048]; /* what it said */
-    size_t errlen;
-    char output[PATH_MAX];
-    int previewing;
-    char preview_path[PATH_MAX];
+    /* the conversion job, while it runs */
+    job j;
+    int running, previewing;
+    cvjob_request rq;
+    cvjob_status st;
+    char input_path[1024], output[PATH_MAX], models[PATH_MAX];
     img *preview;
 } wb_convert;
 
@@ -176,6 +175,8 @@ int wb_train_running_here(const wb *w);
 void wb_convert_draw(wb *w);
 void wb_convert_action(wb *w, tui_action a);
 void wb_convert_poll(wb *w);
+/* Stops a conversion running here and waits for it. */
+void wb_convert_finish(wb *w);
 void wb_convert_free(wb *w);
 
 void wb_project_draw(wb *w);

@@ -255,7 +255,7 @@ static void draw_status(wb *w)
         snprintf(right + l, sizeof right - l, "%sextracting %lld faces", l ? "  |  " : "",
                  (long long)w->faces.ex_st.kept);
     }
-    if (w->conv.pid > 0) {
+    if (w->conv.running) {
         size_t l = strlen(right);
         snprintf(right + l, sizeof right - l, "%sconverting", l ? "  |  " : "");
     }
@@ -373,7 +373,7 @@ static void focus(wb *w, tui_panel_id p)
 
 static int jobs_here(const wb *w)
 {
-    return wb_train_running_here(w) || w->faces.ex_running || w->conv.pid > 0;
+    return wb_train_running_here(w) || w->faces.ex_running || w->conv.running;
 }
 
 /* Returns 1 when the workbench should end. */
@@ -455,7 +455,7 @@ static void detach(wb *w)
         if (fd > 2) close(fd);
     }
     if (w->faces.ex_running) job_command(&w->faces.ex_job, JOB_CMD_STOP);
-    if (w->conv.pid > 0) kill(w->conv.pid, SIGTERM);
+    if (w->conv.running) job_command(&w->conv.j, JOB_CMD_STOP);
     wb_log(w, WB_WARN, "the terminal went away (SIGHUP)%s",
            wb_train_running_here(w) ? ": training goes on; run visage in the project to attach"
                                     : "");
@@ -533,8 +533,6 @@ int tui_workbench(cli *c)
     w->faces.order = -1;
     w->faces.loaded_side = -1;
     w->train.log_scale = 1;
-    w->conv.pid = -1;
-    w->conv.err_fd = -1;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -597,8 +595,7 @@ done:
         job_wait(&w->faces.ex_job, &e);
         w->faces.ex_running = 0;
     }
-    if (w->conv.pid > 0) kill(w->conv.pid, SIGTERM);
-    wb_convert_poll(w);
+    wb_convert_finish(w);
     wb_faces_free(w);
     wb_train_free(w);
     wb_convert_free(w);
