@@ -2,7 +2,9 @@
 # workbench.sh: the ncurses workbench driven through tmux (send-keys, capture-pane) on a project
 # made by `visage init` with synthetic face sets: browse faces, delete one and undo, sort, the
 # help screen, start a short training run and watch the iteration move, save, resize the window
-# mid-run, stop, quit with the terminal given back. Then the terminal going away (SIGHUP) while
+# mid-run, stop, quit with the terminal given back; extraction, the source frame, rejecting and the
+# Convert panel with the face networks; bad input (a missing source, a damaged checkpoint) and
+# SIGTERM. Then the terminal going away (SIGHUP) while
 # training: the trainer keeps training and saving, a second workbench attaches and shows it, a
 # second trainer is refused, and stopping from the attached workbench ends the first process.
 set -u
@@ -185,6 +187,46 @@ if have_models && [ -f "$SAMPLES/sample1.jpg" ]; then
 else
     echo "skipped part: no face models or samples (make models): extraction in the workbench"
 fi
+
+# bad input shows in the status line and the log, naming the file, and the workbench goes on: a
+# source that is not there, a damaged checkpoint (left as it was); SIGTERM while training saves
+# and exits with 130, the terminal given back
+B=$T/bad
+run_visage init "$B"
+cp "$T"/a/*.png "$B/faces/a/" && cp "$T"/b/*.png "$B/faces/b/" || fail "cannot copy the faces"
+sed "s|^source_b = .*|source_b = $T/gone.mp4|" "$B/visage.ini" >"$T/ini" && cp "$T/ini" "$B/visage.ini"
+cat >>"$B/visage.ini" <<'INI'
+[general]
+device = cpu
+threads = 2
+[train]
+model = lightweight
+shrink = 16
+batch = 4
+save_every = 1000
+INI
+echo "not a checkpoint" >"$B/model/model.vsk"
+$TM new-session -d -s bad -x 200 -y 50 "cd '$B' && LC_ALL=$UTF8 '$VISAGE'; echo workbench-exit=\$? >'$T/exit2'; sleep 600"
+wait_for bad "1 Project"
+screen bad | grep -q "gone.mp4 (MISSING)" || fail "the Project panel does not mark the missing source"
+keys bad 2 a e
+wait_for bad "gone.mp4.*(no such file|not)"
+keys bad 3 t
+wait_for bad "training stopped: .*model.vsk" 30
+[ "$(cat "$B/model/model.vsk")" = "not a checkpoint" ] || fail "the damaged checkpoint was changed"
+rm "$B/model/model.vsk"
+keys bad C-l t
+wait_for bad "iteration [1-9][0-9]* .*loss A" 60
+pid=$(pgrep -f "^$VISAGE\$" -n 2>/dev/null || true)
+[ -n "$pid" ] || pid=$(ps -eo pid=,args= | awk -v v="$VISAGE" '$2 == v { p = $1 } END { print p }')
+kill -TERM "$pid"
+i=0
+while [ ! -s "$T/exit2" ] && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+grep -q "workbench-exit=130" "$T/exit2" || fail "SIGTERM while training: $(cat "$T/exit2" 2>/dev/null)"
+[ -f "$B/model/model.vsk" ] || fail "SIGTERM while training saved nothing"
+[ "$($TM display -p -t bad '#{alternate_on}')" = 0 ] || fail "SIGTERM left the terminal in the alternate screen"
+grep -q "error: .*gone.mp4" "$B/visage.log" || fail "visage.log lacks the missing source's error"
+$TM kill-session -t bad
 
 # the terminal goes away while training: the trainer goes on
 $TM new-session -d -s hup -x 160 -y 48 "cd '$P' && LC_ALL=$UTF8 exec '$VISAGE'"
