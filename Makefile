@@ -154,10 +154,13 @@ $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(TUI_LIB) $(LIB)
 		$(DEP_LIBS) $(TUI_LIBS)
 
 # GPU tests and benchmarks (tests/test_cuda_*.c, bench/*_gpu.c) link libc, libm, pthreads, a static
-# OpenBLAS (for their CPU twins) and the CUDA libraries only, so that they run on a GPU machine
+# OpenBLAS (for their CPU twins), a static jansson (the face networks' weight manifests) and the
+# CUDA libraries only, so that they run on a GPU machine
 # that has none of the media libraries; they use no media code.
 OPENBLAS_A := $(firstword $(wildcard /usr/lib/$(shell uname -m)-linux-gnu/openblas-pthread/libopenblas.a))
-GPU_LIBS   := $(if $(OPENBLAS_A),$(OPENBLAS_A),-lopenblas) $(CUDA_LIBS) -lm -lpthread
+JANSSON_A  := $(firstword $(wildcard /usr/lib/$(shell uname -m)-linux-gnu/libjansson.a))
+GPU_LIBS   := $(if $(OPENBLAS_A),$(OPENBLAS_A),-lopenblas) $(if $(JANSSON_A),$(JANSSON_A),-ljansson) \
+              $(CUDA_LIBS) -lm -lpthread
 GPU_TEST_BIN := $(filter $(BUILD)/tests/test_cuda_%,$(TEST_BIN))
 GPU_BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*_gpu.c))
 $(GPU_BENCH_BIN): $(BUILD)/bench/%: bench/%.c $(LIB)
@@ -171,16 +174,21 @@ $(GPU_TEST_BIN): $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB)
 	$(Q)$(CC) $(ALL_CFLAGS) $(DEP_CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LIB) $(GPU_LIBS)
 
 # For a lent GPU machine (bench/gpu_check.sh): the GPU tests and benchmark for sm_90 (H100, H200)
-# plus its PTX, built apart in $(BUILD)/gpu90, stripped into .device/ (which git ignores) with the
-# PyTorch reference, small enough to carry.
-gpu-bundle:
+# plus its PTX, built apart in $(BUILD)/gpu90, stripped and xz-compressed into .device/ (which git
+# ignores) with the PyTorch reference, the face networks' weights and PPM copies of the faces_gt
+# photos the face networks are compared on (test_facenet --write-ppm): small enough to carry.
+gpu-bundle: $(BUILD)/tests/test_facenet
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/gpu90 GPU_ARCH=90 \
 		$(patsubst $(BUILD)/%,$(BUILD)/gpu90/%,$(GPU_TEST_BIN) $(GPU_BENCH_BIN))
-	$(Q)mkdir -p .device
+	$(Q)rm -rf .device && mkdir -p .device/models .device/faces
 	$(Q)for f in $(patsubst $(BUILD)/%,$(BUILD)/gpu90/%,$(GPU_TEST_BIN) $(GPU_BENCH_BIN)); do \
-		strip -o .device/$$(basename $$f) $$f || exit 1; done
+		strip -o .device/$$(basename $$f) $$f && xz -T2 -6 .device/$$(basename $$f) || exit 1; done
 	$(Q)cp ../shared/bench/faceswap_torch_bench.py .device/ 2>/dev/null || true
-	@ls -l .device
+	$(Q)cp models/*.json models/*.bin models/SHA256SUMS .device/models/ 2>/dev/null || \
+		echo "no models/ (make models): the GPU face-network test will skip"
+	$(Q)$(BUILD)/tests/test_facenet --write-ppm .device/faces 2>/dev/null || \
+		echo "no ../shared/data: the GPU face-network test will skip"
+	@du -sh .device && ls -l .device
 
 -include $(CORE_OBJ:.o=.d) $(TUI_OBJ:.o=.d)
 
@@ -239,7 +247,7 @@ help:
 	@echo "make demo     deps + models + build, then the project demo/ with the sample photos' faces"
 	@echo "make test     deps + models + build, then every test (also under ASan/UBSan)"
 	@echo "make test-gpu the GPU tests alone (CUDA against the CPU; skipped without a GPU)"
-	@echo "make gpu-bundle  the GPU tests and benchmark for sm_90 in .device/, for bench/gpu_check.sh"
+	@echo "make gpu-bundle  the GPU tests, benchmark, models and test photos in .device/ (bench/gpu_check.sh)"
 	@echo "make bench    extraction speed benchmark (results go to BENCHMARKS.md by hand)"
 	@echo "make install  PREFIX=$(PREFIX)"
 

@@ -8,12 +8,16 @@
  * NULL bias and bias gradient, every activation. Last, a training step (conv, filter gradient,
  * flag_nonfinite, adam_ctl) captured as a graph and replayed. Then, in bf16 and fp16, every
  * operation a 16-bit model runs against tests/half_backend.h (the CPU rounding where the GPU
- * does). One line per op family with its worst error. Skipped where there is no GPU. */
+ * does). One line per op family with its worst error. And the three face networks end to end on
+ * faces_gt photos (PPM copies that make gpu-bundle writes into .device/faces, or
+ * $VISAGE_GPU_FACES), in fp32 and in the card's 16-bit precision, against the CPU: boxes IoU >=
+ * 0.95, landmarks within 1 px, embeddings cosine >= 0.999. Skipped where there is no GPU. */
 #include <stdarg.h>
 
 #include "augment.h"
 #include "check.h"
 #include "err.h"
+#include "facenet_compare.h"
 #include "flat_ops.h"
 #include "half_backend.h"
 #include "nn/backend.h"
@@ -1362,6 +1366,62 @@ static void test_16bit_ops(void)
     test_adam_copy16();
 }
 
+/* ---- the face networks ------------------------------------------------------------------ */
+
+/* A binary PPM (P6, maxval 255) into im (px malloc'd); 0, or -1. */
+static int read_ppm(img *im, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    int w, h, maxv;
+    int ok = fscanf(f, "P6 %d %d %d", &w, &h, &maxv) == 3 && maxv == 255 && w > 0 && h > 0 &&
+             w <= 8192 && h <= 8192 && fgetc(f) != EOF;
+    im->w = w, im->h = h, im->c = 3;
+    im->px = ok ? malloc((size_t)w * h * 3) : NULL;
+    ok = ok && im->px && fread(im->px, 3, (size_t)w * h, f) == (size_t)w * h;
+    fclose(f);
+    if (!ok) free(im->px);
+    return ok ? 0 : -1;
+}
+
+/* Detection, landmarks and embeddings on the GPU against the CPU, as extraction runs them. */
+static void test_face_networks(const char *what)
+{
+    const char *models = check_models_dir(), *dir = getenv("VISAGE_GPU_FACES");
+    if (!dir) dir = ".device/faces";
+    char path[4200];
+    snprintf(path, sizeof path, "%s/face0.ppm", dir);
+    if (!check_have_models() || access(path, R_OK) != 0) {
+        printf("face networks (%s): skipped: no models in %s or no %s (make gpu-bundle puts "
+               "both in .device; set VISAGE_MODELS and VISAGE_GPU_FACES)\n",
+               what, models, path);
+        return;
+    }
+    fnc_nets ref, dev;
+    vs_err e;
+    if (fnc_load(&ref, models, cpu, &e) || fnc_load(&dev, models, gpu, &e)) {
+        CHECKF(0, "loading the face networks: %s", e.msg);
+        return;
+    }
+    fnc_stats s;
+    fnc_stats_init(&s);
+    int images = 0;
+    for (int i = 0;; i++) {
+        snprintf(path, sizeof path, "%s/face%d.ppm", dir, i);
+        img im;
+        if (read_ppm(&im, path)) break;
+        fnc_compare(&s, &ref, &dev, &im, 0.5f);
+        free(im.px);
+        images++;
+    }
+    char title[96];
+    snprintf(title, sizeof title, "face networks (%s, %d images)", what, images);
+    fnc_print(title, &s);
+    CHECKF(fnc_pass(&s), "the GPU's faces differ from the CPU's (%s)", what);
+    fnc_free(&ref);
+    fnc_free(&dev);
+}
+
 int main(void)
 {
     const char *why = "";
@@ -1402,6 +1462,7 @@ int main(void)
     test_fill();
     test_graph();
     report_families("fp32");
+    test_face_networks("fp32");
 
     /* the convolutions and GEMMs again on tensor cores (a no-op switch without TF32) */
     gpu = nn_cuda_backend(0, NN_PREC_TF32, &e);
@@ -1437,6 +1498,7 @@ int main(void)
         CHECK(gpu->train_dtype == hdt);
         test_16bit_ops();
         report_families(nn_precision_name(prec));
+        test_face_networks(nn_precision_name(prec));
     }
     return check_report("test_cuda_ops");
 }

