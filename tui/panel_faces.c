@@ -85,10 +85,14 @@ static img *thumbnail(wb *w, int i)
     snprintf(path, sizeof path, "faces/%c/%s", f->side ? 'b' : 'a', f->v[i].name);
     img *im;
     vs_err e;
-    if (img_load(&im, path, &e)) return NULL;
     img *t = img_new(THUMB_PX, THUMB_PX, 3);
-    img_resize(t, im);
-    img_free(im);
+    if (img_load(&im, path, &e)) { /* gone or damaged: a grey square, not a load every frame */
+        memset(t->px, 96, (size_t)THUMB_PX * THUMB_PX * 3);
+        wb_log(w, WB_WARN, "%s", e.msg);
+    } else {
+        img_resize(t, im);
+        img_free(im);
+    }
     return f->thumb[i] = t;
 }
 
@@ -459,7 +463,6 @@ void wb_faces_action(wb *w, tui_action a)
     wb_faces *f = &w->faces;
     int gc, gr;
     grid_size(w, &gc, &gr);
-    int before = f->cursor;
     switch (a) {
     case TUI_A_LEFT: f->cursor--; break;
     case TUI_A_RIGHT: f->cursor++; break;
@@ -496,7 +499,6 @@ void wb_faces_action(wb *w, tui_action a)
     }
     if (f->cursor >= f->n) f->cursor = f->n - 1;
     if (f->cursor < 0) f->cursor = 0;
-    (void)before;
 }
 
 void wb_faces_free(wb *w)

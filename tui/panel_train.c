@@ -339,7 +339,8 @@ void wb_train_draw(wb *w)
         char target[32] = "";
         if (st->target > 0) snprintf(target, sizeof target, "/%ld", st->target);
         wb_print(win, 2, 2, "iteration %ld%s  loss A %.5f  B %.5f%s", st->iteration, target,
-                 st->loss[0], st->loss[1], st->phase == TRAIN_LOADING ? "  (loading)" : "");
+                 st->loss[0], st->loss[1],
+                 st->phase == TRAIN_LOADING && (t->local || t->cl) ? "  (loading)" : "");
         char el[32], tr[32], eta[32] = "";
         fmt_duration(el, sizeof el, st->elapsed);
         fmt_duration(tr, sizeof tr, st->trained);

@@ -3,7 +3,8 @@
 # made by `visage init` with synthetic face sets: browse faces, delete one and undo, sort, the
 # help screen, start a short training run and watch the iteration move, save, resize the window
 # mid-run, stop, quit with the terminal given back; extraction, the source frame, rejecting and the
-# Convert panel with the face networks; bad input (a missing source, a damaged checkpoint) and
+# Convert panel with the face networks; bad input (a missing source, a damaged checkpoint, a face
+# PNG cut short) and
 # SIGTERM. Then the terminal going away (SIGHUP) while
 # training: the trainer keeps training and saving, a second workbench attaches and shows it, a
 # second trainer is refused, and stopping from the attached workbench ends the first process.
@@ -206,15 +207,21 @@ batch = 4
 save_every = 1000
 INI
 echo "not a checkpoint" >"$B/model/model.vsk"
+head -c 300 "$B/faces/a/a_00001.png" >"$B/faces/a/cut.png" # a face PNG cut short
 $TM new-session -d -s bad -x 200 -y 50 "cd '$B' && LC_ALL=$UTF8 '$VISAGE'; echo workbench-exit=\$? >'$T/exit2'; sleep 600"
 wait_for bad "1 Project"
 screen bad | grep -q "gone.mp4 (MISSING)" || fail "the Project panel does not mark the missing source"
-keys bad 2 a e
+keys bad 2
+wait_for bad "side A: faces/a  12 faces \\(\\+ PNGs without metadata\\)"
+keys bad a e
 wait_for bad "gone.mp4.*(no such file|not)"
 keys bad 3 t
 wait_for bad "training stopped: .*model.vsk" 30
 [ "$(cat "$B/model/model.vsk")" = "not a checkpoint" ] || fail "the damaged checkpoint was changed"
 rm "$B/model/model.vsk"
+keys bad t
+wait_for bad "training stopped: faces/a/cut.png: damaged" 30
+rm "$B/faces/a/cut.png"
 keys bad C-l t
 wait_for bad "iteration [1-9][0-9]* .*loss A" 60
 pid=$(pgrep -f "^$VISAGE\$" -n 2>/dev/null || true)
