@@ -2,12 +2,12 @@
 # workbench.sh: the ncurses workbench driven through tmux (send-keys, capture-pane) on a project
 # made by `visage init` with synthetic face sets: browse faces, delete one and undo, sort, the
 # help screen, start a short training run and watch the iteration move, save, resize the window
-# mid-run, stop, quit with the terminal given back; extraction, the source frame, rejecting and the
-# Convert panel with the face networks; bad input (a missing source, a damaged checkpoint, a face
-# PNG cut short) and
-# SIGTERM. Then the terminal going away (SIGHUP) while
-# training: the trainer keeps training and saving, a second workbench attaches and shows it, a
-# second trainer is refused, and stopping from the attached workbench ends the first process.
+# mid-run, stop, quit with the terminal given back; extraction, the source frame, rejecting and
+# the Convert panel with the face networks; bad input (a missing source, a damaged checkpoint, a
+# face PNG cut short) and SIGTERM. Then the terminal going away (SIGHUP) while training: the
+# trainer keeps training and saving, a second workbench attaches and shows it, a second trainer
+# is refused, and stopping from the attached workbench ends the first process; and
+# contrib/visage-tmux.
 set -u
 . "$(dirname "$0")/lib.sh"
 
