@@ -54,7 +54,10 @@ const tui_key tui_keys[] = {
     {'d', TUI_FACES, TUI_A_DELETE, "delete the marked faces, or the face (into trash/)"},
     {'u', TUI_FACES, TUI_A_UNDO, "undo the last delete or reject"},
     {'s', TUI_FACES, TUI_A_SORT, "sort by identity, blur, size, pose, name (cycles)"},
-    {'r', TUI_FACES, TUI_A_REJECT, "reject faces less similar than [extract] similarity"},
+    {'r', TUI_FACES, TUI_A_REJECT, "reject the faces further than the threshold from this one"},
+    {'-', TUI_FACES, TUI_A_STRICTER, "lower the reject threshold by 0.05 (stricter)"},
+    {'+', TUI_FACES, TUI_A_LOOSER, "raise the reject threshold by 0.05 (looser)"},
+    {'=', TUI_FACES, TUI_A_LOOSER, "raise the reject threshold by 0.05 (looser)"},
     {'f', TUI_FACES, TUI_A_FRAME, "show the frame the face came from, box and landmarks"},
     {'\n', TUI_FACES, TUI_A_FRAME, "show the frame the face came from"},
 

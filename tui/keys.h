@@ -38,6 +38,8 @@ typedef enum tui_action {
     TUI_A_UNDO,
     TUI_A_SORT,
     TUI_A_REJECT,
+    TUI_A_STRICTER,
+    TUI_A_LOOSER,
     TUI_A_FRAME,
     /* training */
     TUI_A_TRAIN_START,

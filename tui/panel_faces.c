@@ -258,7 +258,7 @@ static void reject_unlike(wb *w)
     snprintf(name, sizeof name, "%s", ref->name);
     cu_distances(f->v, f->n, emb);
     unsigned char *del = vs_calloc((size_t)f->n + 1, 1);
-    float lim = w->c->cfg.similarity;
+    float lim = f->threshold;
     for (int i = 0; i < f->n; i++) del[i] = !(f->v[i].key <= lim);
     char what[400];
     snprintf(what, sizeof what, "rejected (further than %.2f from %s)", (double)lim, name);
@@ -417,9 +417,9 @@ void wb_faces_draw(wb *w)
     wb_frame(w, TUI_FACES, "Faces");
     char dir[64];
     faces_dir(dir, sizeof dir, f->side);
-    wb_print(win, 1, 2, "side %c: %s  %d faces%s  sort: %s", 'A' + f->side, dir, f->n,
-             f->n_other ? " (+ PNGs without metadata)" : "",
-             f->order < 0 ? "name" : order_name[f->order]);
+    wb_print(win, 1, 2, "side %c: %s  %d faces%s  sort: %s  reject > %.2f", 'A' + f->side, dir,
+             f->n, f->n_other ? " (+ PNGs without metadata)" : "",
+             f->order < 0 ? "name" : order_name[f->order], (double)f->threshold);
     if (f->ex_running) {
         const ex_status *st = &f->ex_st;
         double frac = st->frames_total > 0 ? (double)st->frame / (double)st->frames_total : 0;
@@ -494,6 +494,12 @@ void wb_faces_action(wb *w, tui_action a)
     case TUI_A_UNDO: undo(w); return;
     case TUI_A_SORT: sort_faces(w); return;
     case TUI_A_REJECT: reject_unlike(w); return;
+    case TUI_A_STRICTER:
+    case TUI_A_LOOSER: {
+        float t = f->threshold + (a == TUI_A_LOOSER ? 0.05f : -0.05f);
+        f->threshold = t < 0.05f ? 0.05f : t > 2.0f ? 2.0f : t;
+        return;
+    }
     case TUI_A_FRAME: show_frame(w); return;
     default: return;
     }

@@ -59,7 +59,8 @@ typedef struct wb_faces {
     unsigned char *marked;
     img **thumb; /* per face, loaded when first shown; dropped on sort */
     int cursor, top;
-    int order; /* -1 = by name, else a cu_order */
+    int order;       /* -1 = by name, else a cu_order */
+    float threshold; /* r rejects faces further than this ([extract] similarity at first) */
     wb_undo *undo;
     int n_undo;
     /* extraction */

@@ -531,6 +531,7 @@ int tui_workbench(cli *c)
     w->logf = fopen("visage.log", "a");
     w->focus = TUI_PROJECT;
     w->faces.order = -1;
+    w->faces.threshold = c->cfg.similarity;
     w->faces.loaded_side = -1;
     w->train.log_scale = 1;
 

@@ -164,7 +164,9 @@ if have_models && [ -f "$SAMPLES/sample1.jpg" ]; then
     wait_for ex "sample1.jpg, frame 0, face [0-9]"
     keys ex Escape
     wait_for ex "side A: faces/a  3 faces"
-    keys ex r
+    keys ex - -
+    wait_for ex "reject > 0.50"
+    keys ex + + r
     wait_for ex "side A: faces/a  1 faces"
     [ "$(count_png "$R/trash/a")" -eq 2 ] || fail "r moved $(count_png "$R/trash/a") faces into trash, not 2"
     keys ex u
