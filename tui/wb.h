@@ -25,9 +25,7 @@ enum {
     WB_PAIR_WARN,
     WB_PAIR_ERROR,
     WB_PAIR_A,
-    WB_PAIR_B,
-    WB_PAIR_DIM,
-    WB_PAIR_OK
+    WB_PAIR_B
 };
 #define WB_LOG_LINES 512
 #define WB_MAX_IMAGES 256

@@ -503,8 +503,6 @@ static int start_terminal(wb *w)
         init_pair(WB_PAIR_ERROR, COLOR_RED, -1);
         init_pair(WB_PAIR_A, COLOR_CYAN, -1);
         init_pair(WB_PAIR_B, COLOR_YELLOW, -1);
-        init_pair(WB_PAIR_DIM, COLOR_BLUE, -1);
-        init_pair(WB_PAIR_OK, COLOR_GREEN, -1);
     }
     return 0;
 }

@@ -24,17 +24,14 @@ grep -q '^\[project\]' "$P/visage.ini" || fail "visage init wrote no [project] s
 expect_bad_input "init over a project" "visage.ini" init "$P"
 expect_bad_input "init with a missing source" "no-such-video.mp4" init "$T/q" -A "$T/no-such-video.mp4"
 [ ! -e "$T/q/visage.ini" ] || fail "a failed init left a visage.ini"
-cp "$T"/a/*.png "$P/faces/a/" && cp "$T"/b/*.png "$P/faces/b/" || fail "cannot copy the faces"
-cat >>"$P/visage.ini" <<'INI'
-[general]
-device = cpu
-threads = 2
-[train]
-model = lightweight
-shrink = 16
-batch = 4
-save_every = 25
-INI
+# small_project DIR SAVE_EVERY: the synthetic faces in DIR (a project), and a small model trained
+# on the CPU, saved every SAVE_EVERY iterations
+small_project() {
+    cp "$T"/a/*.png "$1/faces/a/" && cp "$T"/b/*.png "$1/faces/b/" || fail "cannot copy the faces"
+    printf '[general]\ndevice = cpu\nthreads = 2\n[train]\nmodel = lightweight\nshrink = 16\nbatch = 4\nsave_every = %s\n' \
+        "$2" >>"$1/visage.ini"
+}
+small_project "$P" 25
 
 run_visage -C "$T" # a folder that is not a project
 [ "$rc" -eq 1 ] && grep -q "visage init" "$T/err" || fail "the workbench outside a project: exit $rc"
@@ -196,18 +193,8 @@ fi
 # and exits with 130, the terminal given back
 B=$T/bad
 run_visage init "$B"
-cp "$T"/a/*.png "$B/faces/a/" && cp "$T"/b/*.png "$B/faces/b/" || fail "cannot copy the faces"
 sed "s|^source_b = .*|source_b = $T/gone.mp4|" "$B/visage.ini" >"$T/ini" && cp "$T/ini" "$B/visage.ini"
-cat >>"$B/visage.ini" <<'INI'
-[general]
-device = cpu
-threads = 2
-[train]
-model = lightweight
-shrink = 16
-batch = 4
-save_every = 1000
-INI
+small_project "$B" 1000
 echo "not a checkpoint" >"$B/model/model.vsk"
 head -c 300 "$B/faces/a/a_00001.png" >"$B/faces/a/cut.png" # a face PNG cut short
 $TM new-session -d -s bad -x 200 -y 50 "cd '$B' && LC_ALL=$UTF8 '$VISAGE'; echo workbench-exit=\$? >'$T/exit2'; sleep 600"
