@@ -6,8 +6,8 @@
 # the Convert panel with the face networks; bad input (a missing source, a damaged checkpoint, a
 # face PNG cut short) and SIGTERM. Then the terminal going away (SIGHUP) while training: the
 # trainer keeps training and saving, a second workbench attaches and shows it, a second trainer
-# is refused, and stopping from the attached workbench ends the first process; and
-# contrib/visage-tmux.
+# is refused, and stopping from the attached workbench ends the first process; a workbench
+# attached to `visage train`; and contrib/visage-tmux.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -257,6 +257,22 @@ kill -0 "$pid" 2>/dev/null && fail "the trainer did not stop when told from the 
 wait_for two "ended at iteration"
 [ ! -e "$P/.visage/trainer.sock" ] || fail "the socket was left behind"
 keys two q
+$TM kill-session -t two 2>/dev/null
+
+# a trainer started by `visage train` in the project answers on the same socket: a workbench
+# attaches to it, and stopping it from there ends the command (saved, status 130)
+"$VISAGE" -C "$P" train -q >"$T/cli.out" 2>"$T/cli.err" &
+cli=$!
+$TM new-session -d -s three -x 160 -y 48 "cd '$P' && LC_ALL=$UTF8 exec '$VISAGE'"
+wait_for three "attached pid $cli" 30
+keys three 3 x
+i=0
+while kill -0 "$cli" 2>/dev/null && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+kill -0 "$cli" 2>/dev/null && fail "visage train did not stop when told from the workbench"
+wait "$cli"
+crc=$?
+[ "$crc" -eq 0 ] || [ "$crc" -eq 130 ] || fail "visage train stopped from the workbench: exit $crc ($(cat "$T/cli.err"))"
+keys three q
 
 # contrib/visage-tmux: refuses a folder that is not a project, and opens the workbench in a tmux
 # session named after the project (a tmux server of its own here, under $T)
