@@ -61,7 +61,14 @@ void wb_project_draw(wb *w)
     train_ckpt_path(ck, sizeof ck, "model");
     struct stat sb;
     time_t mt = stat(ck, &sb) == 0 ? sb.st_mtime : 0;
-    if (mt != ck_mtime) {
+    const wb_train *t = &w->train;
+    if ((t->local || t->cl) && t->have_status && t->st.arch[0]) {
+        /* while a trainer runs, its status says it: a checkpoint of a large model is a
+         * gigabyte, too much to read (and checksum) again at every save */
+        snprintf(model_line, sizeof model_line, "%s, iteration %ld (training)", t->st.arch,
+                 t->st.iteration);
+        ck_mtime = -1; /* read the checkpoint again once training stops */
+    } else if (mt != ck_mtime) {
         ck_mtime = mt;
         vs_err e;
         ckpt *c = mt ? ckpt_open(ck, &e) : NULL;

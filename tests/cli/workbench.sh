@@ -112,6 +112,8 @@ i1=$(iteration wb)
 sleep 2
 i2=$(iteration wb)
 [ "$i2" -gt "$i1" ] || fail "the iteration does not move ($i1, then $i2)"
+screen wb | grep -Eq "model: lightweight, iteration [0-9]+ \(training\)" ||
+    fail "the Project panel does not show the model being trained"
 keys wb w
 wait_for wb "saving now"
 wait_for wb "train: saved iteration" 30
