@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "alignments.h"
+#include "curate.h"
 #include "extract.h"
 #include "facenet.h"
 #include "frame_queue.h"
@@ -483,9 +484,34 @@ static void warn(cvjob_status *st, const char *msg)
     st->warnings++;
 }
 
+/* Faces deleted from the folder they were extracted into are not swapped: the alignments' faces
+ * are kept to those whose PNG is still there (matched by their metadata, so sorted or renamed
+ * files count), in memory; `visage prune` does the same to the file. When the folder is gone, or
+ * holds a PNG without metadata that cannot be matched, every face stays. Returns how many left. */
+static int leave_deleted_alone(al_file *al)
+{
+    if (!al->faces_dir[0] || !fs_is_dir(al->faces_dir)) return 0;
+    cu_face *v;
+    int n, n_other;
+    char **others;
+    vs_err e;
+    if (cu_load(&v, &n, &others, &n_other, al->faces_dir, &e)) return 0;
+    int dropped = 0;
+    if (!n_other) {
+        vs_face *present = vs_calloc((size_t)n + 1, sizeof *present);
+        for (int i = 0; i < n; i++) present[i] = v[i].f;
+        dropped = al_prune(al, present, n);
+        free(present);
+    }
+    if (others) fs_free_list(others, n_other);
+    free(v);
+    return dropped;
+}
+
 /* The faces' source: the alignments file (given, or the project's for this input) or the face
  * networks, and the reference embeddings of --filter / --nfilter. */
-static int open_faces(face_source *fs, float (*refs)[128], const cvjob_request *rq, vs_err *e)
+static int open_faces(face_source *fs, int *left_alone, float (*refs)[128], const cvjob_request *rq,
+                      vs_err *e)
 {
     memset(fs, 0, sizeof *fs);
     fs->cfg = &rq->cfg;
@@ -498,6 +524,7 @@ static int open_faces(face_source *fs, float (*refs)[128], const cvjob_request *
         if (al_load(&fs->al, path, e)) return -1;
         fs->have_al = 1;
         snprintf(fs->al_path, sizeof fs->al_path, "%s", path);
+        *left_alone = leave_deleted_alone(&fs->al);
     }
     int n_refs = rq->n_keep + rq->n_drop;
     if ((!fs->have_al || n_refs) &&
@@ -570,7 +597,8 @@ int cvjob_run(job *j, void *arg, vs_err *e)
     model *m = NULL;
     long iteration = 0;
     int rc = -1;
-    if (open_faces(&fs, refs, rq, e) || train_load_model(&m, &iteration, rq->model_dir, rq->be, e))
+    if (open_faces(&fs, &st.deleted, refs, rq, e) ||
+        train_load_model(&m, &iteration, rq->model_dir, rq->be, e))
         goto done;
     st.phase = CVJOB_RUNNING;
     st.work_started = seconds_since(&t0);

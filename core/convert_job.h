@@ -54,6 +54,7 @@ typedef struct cvjob_status {
     int64_t total;                /* of the input (a video's is estimated); 0 unknown */
     int64_t faces;                /* swapped */
     int failed;                   /* images of a folder that could not be converted */
+    int deleted;                  /* faces of the alignments whose PNG was deleted: left alone */
     double elapsed;               /* seconds since the job started */
     double work_started;          /* elapsed when the model and networks were loaded */
     char written[PATH_MAX + 300]; /* the output file (an image's target) */

@@ -273,6 +273,9 @@ int cmd_convert(cli *c, int argc, char **argv)
         }
         return fail("convert", &e);
     }
+    if (!quiet && st.deleted)
+        fprintf(stderr, "visage convert: %d face%s deleted after extraction left alone\n",
+                st.deleted, st.deleted == 1 ? "" : "s");
     if (!quiet) {
         const char *s = st.faces == 1 ? "" : "s";
         if (preview_frame >= 0)

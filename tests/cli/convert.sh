@@ -6,7 +6,7 @@
 # the face's crop; with the face networks and the sample
 # photos, an image and a folder are converted, each output saying in its PNG text that its faces
 # were synthesised; --swap uses the other decoder; with an alignments file, a face deleted after
-# extraction (and pruned) is not swapped; and (with ../shared/data) a video keeps its frame count,
+# extraction is not swapped (pruned or not); and (with ../shared/data) a video keeps its frame count,
 # lossless output with --frames changes exactly those frames, the container says what the video
 # is, and lossless into .mp4 or a cut video is refused with nothing left behind.
 set -u
@@ -109,6 +109,13 @@ run_visage extract "$SAMPLES" -o "$T/faces" -q
 gone=$(find "$T/faces" -maxdepth 1 -name 'sample1_*.png' | sort | head -1)
 [ -n "$gone" ] || fail "no face of sample1 was extracted"
 rm "$gone"
+# without prune: the faces folder the alignments name tells what was deleted
+run_visage convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/s1al0.png" \
+    --alignments "$T/faces/alignments/samples.json"
+[ "$rc" -eq 0 ] || fail "convert with alignments: exit $rc"
+n2=$(sed -n 's/.*: \([0-9]*\) faces\{0,1\} swapped.*/\1/p' "$T/err")
+[ "$n2" = $((n1 - 1)) ] || fail "with a face deleted, not pruned: $n2 faces swapped, expected $((n1 - 1))"
+grep -q "1 face deleted after extraction left alone" "$T/err" || fail "convert does not say it left a deleted face alone"
 run_visage prune "$T/faces"
 [ "$rc" -eq 0 ] || fail "prune: exit $rc"
 run_visage convert "$SAMPLES/sample1.jpg" -m "$T/m" -o "$T/s1al.png" \
