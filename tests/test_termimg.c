@@ -563,6 +563,7 @@ typedef struct answerer {
     int master;
     const char *reply[2]; /* written one after the other, 50 ms apart */
     int got_query;        /* ESC[c read from the master side */
+    int wrapped;          /* and it came inside tmux's passthrough */
 } answerer;
 
 static void *answer(void *arg)
@@ -578,6 +579,7 @@ static void *answer(void *arg)
         if (strstr(buf, "\033[c")) break;
     }
     a->got_query = 1;
+    a->wrapped = strstr(buf, "\033Ptmux;\033\033[c\033\\") != NULL;
     for (int i = 0; i < 2 && a->reply[i]; i++) {
         if (i) nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
         if (write(a->master, a->reply[i], strlen(a->reply[i])) < 0) return NULL;
@@ -600,19 +602,20 @@ static int open_pty(int *master, int *slave)
 }
 
 /* The query against a terminal that answers r0 then r1 (NULL: silence); *secs: how long it took,
- * *restored: the slave's termios are the same afterwards, *asked: the query reached the master. */
-static int query_pty(double *secs, int *restored, int *asked, const char *r0, const char *r1,
-                     int timeout_ms)
+ * *restored: the slave's termios are the same afterwards, *asked: the query reached the master
+ * (2: wrapped in tmux's passthrough). */
+static int query_pty_via(double *secs, int *restored, int *asked, const char *r0, const char *r1,
+                         int timeout_ms, int via_tmux)
 {
     int master, slave;
     if (open_pty(&master, &slave) < 0) return -2;
     struct termios before, after;
     tcgetattr(slave, &before);
-    answerer a = {master, {r0, r1}, 0};
+    answerer a = {master, {r0, r1}, 0, 0};
     pthread_t th;
     pthread_create(&th, NULL, answer, &a);
     double t0 = now_s();
-    int got = timg_query_sixel(slave, timeout_ms);
+    int got = timg_query_sixel(slave, timeout_ms, via_tmux);
     *secs = now_s() - t0;
     tcgetattr(slave, &after);
     *restored = before.c_lflag == after.c_lflag && before.c_cc[VMIN] == after.c_cc[VMIN] &&
@@ -620,8 +623,14 @@ static int query_pty(double *secs, int *restored, int *asked, const char *r0, co
     close(slave); /* the answerer's read then fails (EIO) if the query never came */
     close(master);
     pthread_join(th, NULL);
-    *asked = a.got_query;
+    *asked = a.got_query + a.wrapped;
     return got;
+}
+
+static int query_pty(double *secs, int *restored, int *asked, const char *r0, const char *r1,
+                     int timeout_ms)
+{
+    return query_pty_via(secs, restored, asked, r0, r1, timeout_ms, 0);
 }
 
 static void test_query(void)
@@ -635,6 +644,10 @@ static void test_query(void)
     }
     CHECKF(got == 1 && asked && restored, "got %d asked %d restored %d", got, asked, restored);
     CHECKF(secs < 1.0, "answered query took %.3f s", secs);
+    CHECKF(asked == 1, "the plain query came wrapped");
+    /* through tmux's passthrough: the question goes wrapped, the outer terminal answers */
+    got = query_pty_via(&secs, &restored, &asked, "\033[?62;4c", NULL, 2000, 1);
+    CHECKF(got == 1 && asked == 2 && restored, "via tmux: got %d asked %d", got, asked);
 
     /* the reply in two pieces, after a key the user typed */
     got = query_pty(&secs, &restored, &asked, "c\033[?62;", "22;4c", 2000);
@@ -649,8 +662,8 @@ static void test_query(void)
     /* not a terminal, or no file at all: 0 at once */
     int fd = open("/dev/null", O_RDWR);
     double t0 = now_s();
-    CHECK(timg_query_sixel(fd, 2000) == 0);
-    CHECK(timg_query_sixel(-1, 2000) == 0);
+    CHECK(timg_query_sixel(fd, 2000, 0) == 0);
+    CHECK(timg_query_sixel(-1, 2000, 1) == 0);
     CHECK(now_s() - t0 < 0.5);
     close(fd);
 }

@@ -332,11 +332,15 @@ static int da1_complete(const char *buf)
     return p && strchr(p, 'c');
 }
 
-/* Sends ESC[c and reads until a whole DA1 reply or timeout_ms; 1 when it lists sixel. */
-static int ask_da1(int fd, int timeout_ms)
+/* Sends ESC[c (wrapped in tmux's passthrough when via_tmux, so that the terminal outside tmux
+ * answers) and reads until a whole DA1 reply or timeout_ms; 1 when it lists sixel. */
+static int ask_da1(int fd, int timeout_ms, int via_tmux)
 {
-    for (size_t sent = 0; sent < 3;) {
-        ssize_t k = write(fd, "\033[c" + sent, 3 - sent);
+    static const char plain[] = "\033[c", wrapped[] = "\033Ptmux;\033\033[c\033\\";
+    const char *q = via_tmux ? wrapped : plain;
+    size_t len = strlen(q);
+    for (size_t sent = 0; sent < len;) {
+        ssize_t k = write(fd, q + sent, len - sent);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) return 0;
         sent += (size_t)k;
@@ -361,10 +365,7 @@ static int ask_da1(int fd, int timeout_ms)
     return 0;
 }
 
-/* Under tmux ($TMUX set) the reply is tmux's own, not the outer terminal's: that is the answer
- * wanted, since it says whether tmux itself will draw sixel (tmux 3.4 on, built with sixel, lists
- * attribute 4). A reply arriving after the timeout is left for the caller's input to read. */
-int timg_query_sixel(int tty_fd, int timeout_ms)
+int timg_query_sixel(int tty_fd, int timeout_ms, int via_tmux)
 {
     struct termios saved, raw;
     if (tcgetattr(tty_fd, &saved) != 0) return 0;
@@ -373,7 +374,7 @@ int timg_query_sixel(int tty_fd, int timeout_ms)
     raw.c_cc[VMIN] = 0;
     raw.c_cc[VTIME] = 0;
     if (tcsetattr(tty_fd, TCSANOW, &raw) != 0) return 0;
-    int has = ask_da1(tty_fd, timeout_ms);
+    int has = ask_da1(tty_fd, timeout_ms, via_tmux);
     tcsetattr(tty_fd, TCSANOW, &saved);
     return has;
 }

@@ -47,7 +47,11 @@ int timg_da1_has_sixel(const char *reply);
 
 /* Asks the terminal on tty_fd (ESC[c) whether it draws sixel: the termios are saved, set to
  * non-canonical without echo for the question and restored. 1 when the reply lists sixel; 0 when
- * it does not, no reply comes within timeout_ms, or tty_fd is not a terminal. */
-int timg_query_sixel(int tty_fd, int timeout_ms);
+ * it does not, no reply comes within timeout_ms, or tty_fd is not a terminal. Under tmux the plain
+ * question is answered by tmux itself (whether tmux draws sixel: 3.4 on, built with it); with
+ * via_tmux it goes through tmux's passthrough to the terminal outside (allow-passthrough on),
+ * whose sixel then has to be sent wrapped the same way (timg_tmux_wrap). A reply arriving after
+ * the timeout is left for the caller's input. */
+int timg_query_sixel(int tty_fd, int timeout_ms, int via_tmux);
 
 #endif

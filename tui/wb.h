@@ -19,14 +19,7 @@
 
 enum { WB_INFO, WB_WARN, WB_ERROR };
 /* colour pairs */
-enum {
-    WB_PAIR_TITLE = 1,
-    WB_PAIR_FOCUS,
-    WB_PAIR_WARN,
-    WB_PAIR_ERROR,
-    WB_PAIR_A,
-    WB_PAIR_B
-};
+enum { WB_PAIR_TITLE = 1, WB_PAIR_FOCUS, WB_PAIR_WARN, WB_PAIR_ERROR, WB_PAIR_A, WB_PAIR_B };
 #define WB_LOG_LINES 512
 #define WB_MAX_IMAGES 256
 
@@ -127,8 +120,8 @@ typedef struct wb {
     int full_redraw;
     int detached; /* the terminal went away; no drawing */
     /* images: sixel when the terminal has it, else half blocks */
-    int sixel, tmux, truecolour;
-    int cell_w, cell_h; /* pixels of a cell, for sixel */
+    int sixel, passthrough, truecolour; /* passthrough: sixel wrapped for tmux's outer terminal */
+    int cell_w, cell_h;                 /* pixels of a cell, for sixel */
     wb_image img[WB_MAX_IMAGES], shown[WB_MAX_IMAGES];
     int n_img, n_shown;
     /* the log */

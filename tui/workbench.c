@@ -166,7 +166,7 @@ static void emit_images(wb *w, int all)
             if (timg_sixel(&seq, &len, m->im->px, m->im->w, m->im->h, m->im->w * 3,
                            m->w * w->cell_w, m->h * w->cell_h, &e) == 0) {
                 fprintf(out, "\033[%d;%dH", m->y + 1, m->x + 1);
-                if (w->tmux) {
+                if (w->passthrough) {
                     size_t wl;
                     char *wrapped = timg_tmux_wrap(seq, len, &wl);
                     fwrite(wrapped, 1, wl, out);
@@ -475,14 +475,15 @@ static int start_terminal(wb *w)
     /* what the terminal can show, asked before curses takes it over */
     const char *ct = getenv("COLORTERM");
     w->truecolour = ct && (strstr(ct, "truecolor") || strstr(ct, "24bit"));
-    w->tmux = getenv("TMUX") != NULL;
     const char *force = getenv("VISAGE_IMAGES"); /* sixel | blocks | (unset: ask) */
-    if (force && !strcmp(force, "blocks"))
-        w->sixel = 0;
-    else if (force && !strcmp(force, "sixel"))
-        w->sixel = 1;
-    else
-        w->sixel = isatty(STDIN_FILENO) && timg_query_sixel(STDIN_FILENO, 300);
+    int blocks = force && !strcmp(force, "blocks"), forced = force && !strcmp(force, "sixel");
+    int ask = !blocks && isatty(STDIN_FILENO), in_tmux = getenv("TMUX") != NULL;
+    /* the terminal draws sixel (or, under tmux, tmux itself does: then sixel goes to it as is);
+     * else, under tmux, the terminal outside may, reached through tmux's passthrough */
+    int direct = ask && timg_query_sixel(STDIN_FILENO, 300, 0);
+    int outer = ask && in_tmux && !direct && timg_query_sixel(STDIN_FILENO, 300, 1);
+    w->sixel = !blocks && (forced || direct || outer);
+    w->passthrough = outer || (forced && in_tmux && !direct);
     if (!initscr()) return -1;
     curses_on = 1;
     vs_on_bug(restore_terminal);
