@@ -24,6 +24,12 @@ static void faces_dir(char *out, size_t n, int side)
     snprintf(out, n, "faces/%c", side ? 'b' : 'a');
 }
 
+/* faces/a/NAME or faces/b/NAME */
+static void face_path(char *out, size_t n, int side, const char *name)
+{
+    snprintf(out, n, "faces/%c/%s", side ? 'b' : 'a', name);
+}
+
 static int is_png(const char *name)
 {
     size_t n = strlen(name);
@@ -82,7 +88,7 @@ static img *thumbnail(wb *w, int i)
     wb_faces *f = &w->faces;
     if (f->thumb[i]) return f->thumb[i];
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "faces/%c/%s", f->side ? 'b' : 'a', f->v[i].name);
+    face_path(path, sizeof path, f->side, f->v[i].name);
     img *im;
     vs_err e;
     img *t = img_new(THUMB_PX, THUMB_PX, 3);
@@ -104,7 +110,7 @@ static int trash_one(wb *w, wb_trashed *t, const cu_face *face, int index)
     int side = w->faces.side;
     char from[PATH_MAX], dir[64];
     snprintf(dir, sizeof dir, "trash/%c", side ? 'b' : 'a');
-    snprintf(from, sizeof from, "faces/%c/%s", side ? 'b' : 'a', face->name);
+    face_path(from, sizeof from, side, face->name);
     vs_err e;
     if (fs_mkdirs(dir, &e)) {
         wb_log(w, WB_ERROR, "%s", e.msg);
@@ -171,7 +177,7 @@ static void undo(wb *w)
     for (int k = 0; k < u->n; k++) { /* in ascending index order, so each lands where it was */
         wb_trashed *t = &u->v[k];
         char to[PATH_MAX];
-        snprintf(to, sizeof to, "faces/%c/%s", u->side ? 'b' : 'a', t->f.name);
+        face_path(to, sizeof to, u->side, t->f.name);
         if (fs_exists(to)) {
             wb_log(w, WB_WARN, "%s exists again: %s stays in trash", to, t->trash_path);
             continue;
@@ -212,10 +218,10 @@ static int by_name(const void *a, const void *b)
 static void sort_faces(wb *w)
 {
     wb_faces *f = &w->faces;
-    /* name -> identity -> blur -> size -> pose (yaw) -> name */
+    /* name (-1) -> identity -> blur -> size -> pose (yaw) -> name: next[order + 1] */
     static const int next[] = {CU_BY_IDENTITY, CU_BY_BLUR, CU_BY_SIZE, CU_BY_YAW, -1};
-    int k = f->order < 0 ? 0 : f->order == CU_BY_YAW ? 4 : f->order + 1;
-    f->order = next[k];
+    VS_CHECK(f->order >= -1 && f->order <= CU_BY_YAW);
+    f->order = next[f->order + 1];
     /* the marks follow their faces; the thumbnails are loaded again as they are shown */
     char(*marked)[256] = NULL;
     int nm = 0;

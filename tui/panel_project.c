@@ -44,17 +44,20 @@ static void human(char *buf, size_t n, long long bytes)
 void wb_project_draw(wb *w)
 {
     /* what is slow to learn is learnt again only when it may have changed */
-    static time_t counted, ck_mtime = -1;
+    static time_t counted, walked, ck_mtime = -1;
     static int faces[2], trash[2];
     static long long used;
     static char model_line[256];
     WINDOW *win = w->win[TUI_PROJECT];
     wb_frame(w, TUI_PROJECT, "Project");
     time_t now = time(NULL);
-    if (now - counted >= 5 || w->full_redraw) {
+    if (now - counted >= 5) { /* not at every repaint: a scroll through the faces repaints */
         counted = now;
         faces[0] = wb_faces_count("faces/a"), faces[1] = wb_faces_count("faces/b");
         trash[0] = wb_faces_count("trash/a"), trash[1] = wb_faces_count("trash/b");
+    }
+    if (now - walked >= 30) { /* a walk of every file of the project */
+        walked = now;
         used = disk_use(".", 0);
     }
     char ck[PATH_MAX];
@@ -84,10 +87,11 @@ void wb_project_draw(wb *w)
     wb_print(win, 1, 2, "%s", w->project);
     for (int s = 0; s < 2; s++) {
         const char *src = wb_source(w, s);
-        wb_print(win, 2 + s, 2, "%c: %-5d faces%s  from %s%s", 'A' + s, faces[s],
-                 trash[s] ? "" : "", src[0] ? src : "(no source: visage.ini [project])",
+        char in_trash[32] = "";
+        if (trash[s]) snprintf(in_trash, sizeof in_trash, " (%d in trash)", trash[s]);
+        wb_print(win, 2 + s, 2, "%c: %-5d faces%s  from %s%s", 'A' + s, faces[s], in_trash,
+                 src[0] ? src : "(no source: visage.ini [project])",
                  src[0] && !fs_exists(src) ? " (MISSING)" : "");
-        if (trash[s]) wb_print(win, 2 + s, 60, "%d in trash", trash[s]);
     }
     wb_print(win, 4, 2, "model: %s", model_line);
     char ago[32] = "never";
