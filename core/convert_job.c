@@ -64,6 +64,7 @@ typedef struct face_source {
     ex_nets nets;
     int have_nets;
     char models[PATH_MAX];
+    const nn_backend *be; /* the networks', the model's */
     const vs_config *cfg;
     char al_path[PATH_MAX];
     float (*keep)[128], (*drop)[128]; /* reference embeddings */
@@ -83,7 +84,7 @@ typedef struct candidate {
 static int load_nets(face_source *fs, vs_err *e)
 {
     if (fs->have_nets) return 0;
-    if (ex_nets_load(&fs->nets, fs->models, fs->cfg->threads, e)) return -1;
+    if (ex_nets_load(&fs->nets, fs->models, fs->be, fs->cfg->threads, e)) return -1;
     fs->have_nets = 1;
     return 0;
 }
@@ -515,6 +516,7 @@ static int open_faces(face_source *fs, int *left_alone, float (*refs)[128], cons
 {
     memset(fs, 0, sizeof *fs);
     fs->cfg = &rq->cfg;
+    fs->be = rq->be;
     char path[PATH_MAX];
     if (rq->alignments)
         snprintf(path, sizeof path, "%s", rq->alignments);

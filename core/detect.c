@@ -15,6 +15,7 @@
 #define SSD_IOU 0.5
 #define SSD_BN_EPS 0.0010000000474974513f /* mobileNetV1.ts */
 #define SSD_MAX_RESULTS 100               /* SsdMobilenetv1Options default */
+#define SSD_GPU_BATCH 8                   /* pictures a pass takes on a GPU */
 
 typedef enum layer_kind { LAYER_CONV, LAYER_DEPTHWISE } layer_kind;
 
@@ -27,16 +28,19 @@ typedef struct layer {
 
 struct fn_detector {
     const nn_backend *be;
-    fni_mem mem;
-    nn_tensor x;          /* [1, 512, 512, 3] */
+    fni_mem mem;          /* weights, activations, outputs */
+    int batch;            /* pictures a pass takes */
+    nn_tensor x;          /* [batch, 512, 512, 3] */
     layer mobilenet[27];  /* conv_0, then depthwise/pointwise pairs conv_1..conv_13 */
     layer pred[8];        /* prediction_layer conv_0..conv_7 */
     layer box[6], cls[6]; /* box predictors; outputs are views into box_out / cls_out */
-    float *box_out;       /* backend [5118, 4] box encodings, predictor 0 first */
-    float *cls_out;       /* backend [5118, 3] class logits */
-    float *anchors;       /* host [5118, 4] Output/extra_dim: ymin, xmin, ymax, xmax */
-    float *in_host;       /* host [512, 512, 3] */
-    float *box_host, *cls_host;
+    int first[7];         /* anchors before predictor i (first[6] = 5118) */
+    float *box_out; /* backend: predictor i's [n, anchors, 4] box encodings, n * first[i] in */
+    float *cls_out; /* backend: likewise [n, anchors, 3] class logits */
+    float *anchors; /* host [5118, 4] Output/extra_dim: ymin, xmin, ymax, xmax */
+    float *box_host, *cls_host; /* host copies of box_out, cls_out */
+    nn_crop *crops;             /* [batch] */
+    fni_stage stage;            /* fn_detect's picture */
     struct cand {
         float score;
         int idx;
@@ -151,11 +155,11 @@ static int load_net(fn_detector *d, nn_weights *wt, vs_err *e)
         if (load_layer(&d->cls[i], d, wt, LAYER_CONV, wn, bn, 1, cin, a * 3, 1, sh, sw, NN_ACT_NONE,
                        e))
             return -1;
-        d->box[i].y.d = d->box_out + at * 4;
-        d->cls[i].y.d = d->cls_out + at * 3;
+        d->first[i] = (int)at;
         at += (size_t)sh * sw * a;
     }
     VS_CHECK(at == SSD_ANCHORS);
+    d->first[6] = SSD_ANCHORS;
 
     const float *anchors = fni_get(wt, "Output/extra_dim", e, 3, (int[]){1, SSD_ANCHORS, 4});
     if (!anchors) return -1;
@@ -163,25 +167,26 @@ static int load_net(fn_detector *d, nn_weights *wt, vs_err *e)
     return 0;
 }
 
-/* Activation buffers, all allocated once: the MobileNet layers ping-pong between two buffers
- * sized for the largest (256x256x64), except conv_11 (kept for box predictor 0) and the final
- * output; every prediction-layer output has its own small buffer. */
+/* Activation buffers for d->batch pictures, all allocated once: the MobileNet layers ping-pong
+ * between two buffers sized for the largest (256x256x64), except conv_11 (kept for box predictor
+ * 0) and the final output; every prediction-layer output has its own small buffer. */
 static void alloc_activations(fn_detector *d)
 {
+    const size_t nb = (size_t)d->batch;
     size_t big = 0;
     for (int i = 0; i < 27; i++) {
         size_t n = nn_numel(&d->mobilenet[i].y);
         if (n > big) big = n;
     }
-    float *ping = fni_alloc(&d->mem, big), *pong = fni_alloc(&d->mem, big);
+    float *ping = fni_alloc(&d->mem, big * nb), *pong = fni_alloc(&d->mem, big * nb);
     for (int i = 0; i < 27; i++) {
         layer *l = &d->mobilenet[i];
         if (i == 22 || i == 26)
-            l->y.d = fni_alloc(&d->mem, nn_numel(&l->y));
+            l->y.d = fni_alloc(&d->mem, nn_numel(&l->y) * nb);
         else
             l->y.d = i % 2 ? pong : ping;
     }
-    for (int i = 0; i < 8; i++) d->pred[i].y.d = fni_alloc(&d->mem, nn_numel(&d->pred[i].y));
+    for (int i = 0; i < 8; i++) d->pred[i].y.d = fni_alloc(&d->mem, nn_numel(&d->pred[i].y) * nb);
 }
 
 int fn_detector_load(fn_detector **out, const char *models_dir, const nn_backend *be, vs_err *e)
@@ -195,8 +200,9 @@ int fn_detector_load(fn_detector **out, const char *models_dir, const nn_backend
     fn_detector *d = vs_calloc(1, sizeof *d);
     d->be = be;
     d->mem.be = be;
-    d->box_out = fni_alloc(&d->mem, (size_t)SSD_ANCHORS * 4);
-    d->cls_out = fni_alloc(&d->mem, (size_t)SSD_ANCHORS * 3);
+    d->batch = fni_batch(be, SSD_GPU_BATCH, 1);
+    d->box_out = fni_alloc(&d->mem, (size_t)d->batch * SSD_ANCHORS * 4);
+    d->cls_out = fni_alloc(&d->mem, (size_t)d->batch * SSD_ANCHORS * 3);
     d->anchors = vs_malloc(sizeof(float) * SSD_ANCHORS * 4);
     if (load_net(d, wt, e)) {
         nn_weights_free(wt);
@@ -204,11 +210,11 @@ int fn_detector_load(fn_detector **out, const char *models_dir, const nn_backend
         return -1;
     }
     nn_weights_free(wt);
-    d->x = fni_tensor(&d->mem, 1, SSD_SIZE, SSD_SIZE, 3);
+    d->x = fni_tensor(&d->mem, d->batch, SSD_SIZE, SSD_SIZE, 3);
     alloc_activations(d);
-    d->in_host = vs_malloc(sizeof(float) * SSD_SIZE * SSD_SIZE * 3);
-    d->box_host = vs_malloc(sizeof(float) * SSD_ANCHORS * 4);
-    d->cls_host = vs_malloc(sizeof(float) * SSD_ANCHORS * 3);
+    d->box_host = vs_malloc(sizeof(float) * SSD_ANCHORS * 4 * d->batch);
+    d->cls_host = vs_malloc(sizeof(float) * SSD_ANCHORS * 3 * d->batch);
+    d->crops = vs_malloc(sizeof *d->crops * d->batch);
     d->cand = vs_malloc(sizeof *d->cand * SSD_ANCHORS);
     d->dec = vs_malloc(sizeof *d->dec * SSD_ANCHORS);
     d->selected = vs_malloc(sizeof *d->selected * SSD_ANCHORS);
@@ -219,9 +225,10 @@ int fn_detector_load(fn_detector **out, const char *models_dir, const nn_backend
 void fn_detector_free(fn_detector *d)
 {
     if (!d) return;
+    fni_stage_free(&d->stage, d->be);
     fni_mem_free(&d->mem);
     free(d->anchors);
-    free(d->in_host);
+    free(d->crops);
     free(d->box_host);
     free(d->cls_host);
     free(d->cand);
@@ -238,21 +245,28 @@ static void run_layer(const nn_backend *be, layer *l, const nn_tensor *x)
         be->conv2d(&l->y, x, l->w, l->b, &l->d);
 }
 
-static void forward(fn_detector *d)
+/* the network on the first n pictures of d->x */
+static void forward(fn_detector *d, int n)
 {
     const nn_backend *be = d->be;
+    d->x.n = n;
     const nn_tensor *x = &d->x;
     for (int i = 0; i < 27; i++) {
+        d->mobilenet[i].y.n = n;
         run_layer(be, &d->mobilenet[i], x);
         x = &d->mobilenet[i].y;
     }
     for (int i = 0; i < 8; i++) {
+        d->pred[i].y.n = n;
         run_layer(be, &d->pred[i], x);
         x = &d->pred[i].y;
     }
     const nn_tensor *src[6] = {&d->mobilenet[22].y, &d->mobilenet[26].y, &d->pred[1].y,
                                &d->pred[3].y,       &d->pred[5].y,       &d->pred[7].y};
     for (int i = 0; i < 6; i++) {
+        d->box[i].y.n = d->cls[i].y.n = n;
+        d->box[i].y.d = d->box_out + (size_t)n * d->first[i] * 4;
+        d->cls[i].y.d = d->cls_out + (size_t)n * d->first[i] * 3;
         run_layer(be, &d->box[i], src[i]);
         run_layer(be, &d->cls[i], src[i]);
     }
@@ -295,50 +309,94 @@ static int cand_cmp(const void *pa, const void *pb)
     return (a->idx > b->idx) - (a->idx < b->idx);
 }
 
-int fn_detect(fn_box *out, int max_faces, fn_detector *d, const img *im, float min_score)
+/* The faces of picture b of the pass just run (n pictures): NMS over its anchors, back to the
+ * picture's pixels. */
+static int select_faces(fn_box *out, int max_faces, fn_detector *d, int b, int n, int im_w,
+                        int im_h, float min_score)
 {
-    if (max_faces <= 0 || im->w <= 0 || im->h <= 0) return 0;
-    const nn_backend *be = d->be;
-    static const fni_norm norm = {{0, 0, 0}, 127.5f, 1.0f}; /* x / 127.5 - 1 */
-    fni_rect whole = {0, 0, im->w, im->h};
-    fni_crop_resize(d->in_host, im, &whole, FNI_PAD_END, SSD_SIZE, &norm);
-    be->copy_in(d->x.d, d->in_host, nn_numel(&d->x));
-    forward(d);
-    be->copy_out(d->box_host, d->box_out, (size_t)SSD_ANCHORS * 4);
-    be->copy_out(d->cls_host, d->cls_out, (size_t)SSD_ANCHORS * 3);
-    be->sync();
-
-    int n = 0;
-    for (int i = 0; i < SSD_ANCHORS; i++) {
-        float s = 1.0f / (1.0f + expf(-d->cls_host[i * 3 + 1]));
-        if (s >= min_score) d->cand[n++] = (struct cand){s, i};
+    /* predictor i's block holds [n, anchors_i, k]: anchor a of picture b is at
+     * n * first[i] + b * anchors_i + (a - first[i]) */
+    int m = 0, p = 0;
+    const float *boxes = d->box_host, *cls = d->cls_host;
+    for (int a = 0; a < SSD_ANCHORS; a++) {
+        while (a >= d->first[p + 1]) p++;
+        size_t at = (size_t)n * d->first[p] + (size_t)b * (d->first[p + 1] - d->first[p]) +
+                    (size_t)(a - d->first[p]);
+        float s = 1.0f / (1.0f + expf(-cls[at * 3 + 1]));
+        if (s >= min_score) {
+            d->cand[m++] = (struct cand){s, a};
+            memcpy(d->dec[a], boxes + at * 4, sizeof d->dec[a]); /* the encoding, for now */
+        }
     }
-    qsort(d->cand, (size_t)n, sizeof *d->cand, cand_cmp);
+    qsort(d->cand, (size_t)m, sizeof *d->cand, cand_cmp);
 
     int limit = max_faces < SSD_MAX_RESULTS ? max_faces : SSD_MAX_RESULTS, n_sel = 0;
-    for (int k = 0; k < n && n_sel < limit; k++) {
+    for (int k = 0; k < m && n_sel < limit; k++) {
         int idx = d->cand[k].idx;
-        decode_box(d->dec[idx], d->anchors + idx * 4, d->box_host + idx * 4);
+        float t[4];
+        memcpy(t, d->dec[idx], sizeof t);
+        decode_box(d->dec[idx], d->anchors + idx * 4, t);
         int keep = 1;
         for (int j = n_sel - 1; j >= 0 && keep; j--)
             if (iou(d->dec[idx], d->dec[d->selected[j]]) > SSD_IOU) keep = 0;
-        if (keep) d->selected[n_sel++] = idx;
+        if (keep) {
+            out[n_sel].score = d->cand[k].score;
+            d->selected[n_sel++] = idx;
+        }
     }
 
     /* back to image pixels: the 512 input covered the padded square, so relative coordinates are
      * rescaled by 512 / (the image's side scaled into 512), as SsdMobilenetv1.locateFaces does */
-    double scale = (double)SSD_SIZE / (im->w > im->h ? im->w : im->h);
-    double pad_x = SSD_SIZE / floor(im->w * scale + 0.5);
-    double pad_y = SSD_SIZE / floor(im->h * scale + 0.5);
+    double scale = (double)SSD_SIZE / (im_w > im_h ? im_w : im_h);
+    double pad_x = SSD_SIZE / floor(im_w * scale + 0.5);
+    double pad_y = SSD_SIZE / floor(im_h * scale + 0.5);
     for (int k = 0; k < n_sel; k++) {
-        const float *b = d->dec[d->selected[k]];
-        double top = fmax(0, b[0]) * pad_y, bottom = fmin(1.0, b[2]) * pad_y;
-        double left = fmax(0, b[1]) * pad_x, right = fmin(1.0, b[3]) * pad_x;
-        out[k].x = (float)(left * im->w);
-        out[k].y = (float)(top * im->h);
-        out[k].w = (float)((right - left) * im->w);
-        out[k].h = (float)((bottom - top) * im->h);
-        out[k].score = 1.0f / (1.0f + expf(-d->cls_host[d->selected[k] * 3 + 1]));
+        const float *bx = d->dec[d->selected[k]];
+        double top = fmax(0, bx[0]) * pad_y, bottom = fmin(1.0, bx[2]) * pad_y;
+        double left = fmax(0, bx[1]) * pad_x, right = fmin(1.0, bx[3]) * pad_x;
+        out[k].x = (float)(left * im_w);
+        out[k].y = (float)(top * im_h);
+        out[k].w = (float)((right - left) * im_w);
+        out[k].h = (float)((bottom - top) * im_h);
     }
     return n_sel;
+}
+
+void fn_detect_batch(fn_box *out, int *counts, int max_faces, fn_detector *d, const fn_image *ims,
+                     int n, float min_score)
+{
+    const nn_backend *be = d->be;
+    static const float none[3] = {0, 0, 0}; /* x / 127.5 - 1 */
+    for (int at = 0; at < n; at += d->batch) {
+        int k = n - at < d->batch ? n - at : d->batch, run = 0;
+        for (int i = 0; i < k; i++) {
+            const fn_image *im = &ims[at + i];
+            counts[at + i] = 0;
+            if (max_faces <= 0 || im->w <= 0 || im->h <= 0) continue;
+            fni_rect whole = {0, 0, im->w, im->h};
+            d->crops[run++] = fni_crop(im, &whole, FNI_PAD_END, none, 127.5f, 1.0f);
+        }
+        if (!run) continue;
+        d->x.n = run;
+        be->crop_resize(&d->x, d->crops);
+        forward(d, run);
+        be->copy_out(d->box_host, d->box_out, (size_t)run * SSD_ANCHORS * 4);
+        be->copy_out(d->cls_host, d->cls_out, (size_t)run * SSD_ANCHORS * 3);
+        be->sync();
+        for (int i = 0, b = 0; i < k; i++) {
+            const fn_image *im = &ims[at + i];
+            if (max_faces <= 0 || im->w <= 0 || im->h <= 0) continue;
+            counts[at + i] = select_faces(out + (size_t)(at + i) * max_faces, max_faces, d, b++,
+                                          run, im->w, im->h, min_score);
+        }
+    }
+}
+
+int fn_detect(fn_box *out, int max_faces, fn_detector *d, const img *im, float min_score)
+{
+    if (max_faces <= 0 || im->w <= 0 || im->h <= 0) return 0;
+    fn_image fi = fni_stage_image(&d->stage, d->be, im);
+    int count;
+    fn_detect_batch(out, &count, max_faces, d, &fi, 1, min_score);
+    return count;
 }

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +15,16 @@
 #include "alignments.h"
 #include "face.h"
 #include "facenet.h"
+#include "facenet_input.h"
+#include "frame_queue.h"
 #include "fsutil.h"
 #include "models.h"
 #include "video.h"
 
 #define MAX_DETECTIONS 64
+#define GPU_BATCH 8   /* frames the networks take at once on a GPU */
+#define READ_AHEAD 16 /* decoded frames waiting for the networks */
+#define SAVE_AHEAD 64 /* faces waiting to be written */
 /* A killed run (power cut, OOM) keeps most of its alignments: the file is saved every minute,
  * or less often when saving takes long (at most a tenth of the time goes to it, even for the
  * thousands of faces of an hour of video). The faces themselves are saved as they are found. */
@@ -33,8 +40,16 @@ typedef struct ex_ctx {
     float (*filter)[128];
     float (*nfilter)[128];
     int n_filter, n_nfilter;
-    img *crop;
 } ex_ctx;
+
+/* Frames and aligned crops in the networks' backend memory. */
+struct ex_scratch {
+    fni_stage frame[GPU_BATCH];
+    float *crops; /* [n, size, size, 3] bytes */
+    size_t crop_words;
+    uint8_t *crops_host;
+    size_t crops_host_bytes;
+};
 
 static double now(void)
 {
@@ -117,15 +132,17 @@ void ex_default_align_dir(char *out, size_t n, const char *out_dir)
     snprintf(out, n, "%s/alignments", out_dir);
 }
 
-int ex_nets_load(ex_nets *n, const char *models_dir, int threads, vs_err *e)
+int ex_nets_load(ex_nets *n, const char *models_dir, const nn_backend *be, int threads, vs_err *e)
 {
-    const nn_backend *be = nn_cpu_backend();
     memset(n, 0, sizeof *n);
+    n->be = be ? be : nn_cpu_backend();
+    n->batch = fni_batch(n->be, GPU_BATCH, 1);
     nn_cpu_set_threads(threads);
     if (models_verify(models_dir, e)) return -1;
-    if (fn_detector_load(&n->det, models_dir, be, e) ||
-        fn_landmarker_load(&n->lmk, models_dir, be, e) ||
-        fn_embedder_load(&n->emb, models_dir, be, e)) {
+    n->scratch = vs_calloc(1, sizeof *n->scratch);
+    if (fn_detector_load(&n->det, models_dir, n->be, e) ||
+        fn_landmarker_load(&n->lmk, models_dir, n->be, e) ||
+        fn_embedder_load(&n->emb, models_dir, n->be, e)) {
         ex_nets_free(n);
         return -1;
     }
@@ -137,6 +154,12 @@ void ex_nets_free(ex_nets *n)
     if (n->det) fn_detector_free(n->det);
     if (n->lmk) fn_landmarker_free(n->lmk);
     if (n->emb) fn_embedder_free(n->emb);
+    if (n->scratch) {
+        for (int i = 0; i < GPU_BATCH; i++) fni_stage_free(&n->scratch->frame[i], n->be);
+        if (n->scratch->crops) n->be->free(n->scratch->crops);
+        free(n->scratch->crops_host);
+        free(n->scratch);
+    }
     memset(n, 0, sizeof *n);
 }
 
@@ -248,95 +271,6 @@ fn_box ex_found_box(const ex_found *f)
     return (fn_box){f->box[0], f->box[1], f->box[2], f->box[3], f->score};
 }
 
-int ex_find_faces(ex_found *out, int max, ex_nets *n, const img *frame, const vs_config *cfg)
-{
-    fn_box boxes[MAX_DETECTIONS];
-    if (max > MAX_DETECTIONS) max = MAX_DETECTIONS;
-    int count = fn_detect(boxes, max, n->det, frame, cfg->threshold);
-    for (int i = 0; i < count; i++) {
-        ex_found *f = &out[i];
-        const fn_box *b = &boxes[i];
-        f->box[0] = b->x, f->box[1] = b->y, f->box[2] = b->w, f->box[3] = b->h;
-        f->score = b->score;
-        f->verdict = EX_KEEP;
-        if ((b->w > b->h ? b->w : b->h) < cfg->min_size) {
-            f->verdict = EX_TOO_SMALL;
-            continue;
-        }
-        fn_landmarks(f->lm, n->lmk, frame, b);
-        if (cfg->landmark_filter &&
-            (!align_plausible(f->lm, ALIGN_MAX_LANDMARK_ERROR) || !align_fills_box(f->lm, f->box)))
-            f->verdict = EX_NOT_A_FACE;
-    }
-    return count;
-}
-
-/* All faces of one frame: detection, landmarks, checks, alignment, identity, save. */
-static int process_frame(ex_ctx *c, al_file *al, const img *frame, const char *source,
-                         int64_t frame_index, vs_err *e)
-{
-    const vs_config *cfg = &c->rq->cfg;
-    ex_found found[MAX_DETECTIONS];
-    int n = ex_find_faces(found, MAX_DETECTIONS, &c->nets, frame, cfg);
-    c->st.faces_found += n;
-    int kept = 0;
-    for (int i = 0; i < n; i++) {
-        const ex_found *d = &found[i];
-        if (d->verdict == EX_TOO_SMALL) {
-            c->st.filtered_size++;
-            continue;
-        }
-        if (d->verdict == EX_NOT_A_FACE) {
-            c->st.filtered_landmarks++;
-            continue;
-        }
-        if (cfg->max_faces && kept >= cfg->max_faces) {
-            c->st.filtered_max++;
-            continue;
-        }
-        vs_face f;
-        memset(&f, 0, sizeof f);
-        memcpy(f.lm, d->lm, sizeof f.lm);
-        if (align_matrix(f.matrix, f.lm, c->centering, cfg->size)) {
-            c->st.filtered_landmarks++;
-            continue;
-        }
-        align_crop(c->crop, frame, f.matrix);
-        f.blur = (float)img_blur_score(c->crop);
-        if (cfg->min_blur > 0 && f.blur < cfg->min_blur) {
-            c->st.filtered_blur++;
-            continue;
-        }
-        fn_box det = ex_found_box(d);
-        fn_embed(f.embedding, c->nets.emb, frame, &det, f.lm);
-        f.has_embedding = 1;
-        if (!ex_identity_passes(f.embedding, c->filter, c->n_filter, c->nfilter, c->n_nfilter,
-                                cfg->similarity)) {
-            c->st.filtered_identity++;
-            continue;
-        }
-        snprintf(f.source, sizeof f.source, "%s", source);
-        f.frame = frame_index;
-        f.index = kept;
-        memcpy(f.box, d->box, sizeof f.box);
-        f.score = d->score;
-        f.size = cfg->size;
-        snprintf(f.centering, sizeof f.centering, "%s", align_centering_name(c->centering));
-        align_pose pose;
-        align_estimate_pose(&pose, f.lm);
-        f.yaw = pose.yaw, f.pitch = pose.pitch, f.roll = pose.roll;
-        if (face_file_name(f.file, sizeof f.file, c->rq->out_dir, source, frame_index, kept, e))
-            return -1;
-        char path[PATH_MAX + 256];
-        snprintf(path, sizeof path, "%s/%s", c->rq->out_dir, f.file);
-        if (face_save(path, c->crop, &f, cfg->png_compression, e)) return -1;
-        al_add(al, &f);
-        kept++;
-        c->st.kept++;
-    }
-    return 0;
-}
-
 /* Whether s is valid UTF-8 (the metadata is JSON, which holds only UTF-8 text). */
 static int utf8_valid(const char *s)
 {
@@ -355,6 +289,219 @@ static int utf8_valid(const char *s)
     return 1;
 }
 
+/* Detection, landmarks and their checks on the nf frames fi (backend memory): frame i's
+ * detections in out[i * max ...], counts[i] of them. The landmarks of every face of every frame
+ * are found in one batch. */
+static void find_faces(ex_found *out, int *counts, int max, ex_nets *n, const fn_image *fi, int nf,
+                       const vs_config *cfg)
+{
+    fn_box *boxes = vs_malloc(sizeof *boxes * (size_t)max * nf);
+    fn_detect_batch(boxes, counts, max, n->det, fi, nf, cfg->threshold);
+    int total = 0;
+    for (int i = 0; i < nf; i++) total += counts[i];
+    fn_image *ims = vs_malloc(sizeof *ims * (size_t)(total + 1));
+    fn_box *which = vs_malloc(sizeof *which * (size_t)(total + 1));
+    float(*lm)[136] = vs_malloc(sizeof *lm * (size_t)(total + 1));
+    int *at = vs_malloc(sizeof *at * (size_t)(total + 1)), m = 0;
+    for (int i = 0; i < nf; i++)
+        for (int k = 0; k < counts[i]; k++) {
+            ex_found *f = &out[i * max + k];
+            const fn_box *b = &boxes[i * max + k];
+            f->box[0] = b->x, f->box[1] = b->y, f->box[2] = b->w, f->box[3] = b->h;
+            f->score = b->score;
+            f->verdict = EX_KEEP;
+            if ((b->w > b->h ? b->w : b->h) < cfg->min_size) {
+                f->verdict = EX_TOO_SMALL;
+                continue;
+            }
+            ims[m] = fi[i], which[m] = *b, at[m++] = i * max + k;
+        }
+    fn_landmarks_batch(lm, n->lmk, ims, which, m);
+    for (int j = 0; j < m; j++) {
+        ex_found *f = &out[at[j]];
+        memcpy(f->lm, lm[j], sizeof f->lm);
+        if (cfg->landmark_filter &&
+            (!align_plausible(f->lm, ALIGN_MAX_LANDMARK_ERROR) || !align_fills_box(f->lm, f->box)))
+            f->verdict = EX_NOT_A_FACE;
+    }
+    free(boxes), free(ims), free(which), free(lm), free(at);
+}
+
+int ex_find_faces(ex_found *out, int max, ex_nets *n, const img *frame, const vs_config *cfg)
+{
+    if (max > MAX_DETECTIONS) max = MAX_DETECTIONS;
+    fn_image fi = fni_stage_image(&n->scratch->frame[0], n->be, frame);
+    int count;
+    find_faces(out, &count, max, n, &fi, 1, cfg);
+    return count;
+}
+
+/* n aligned crops [size, size, 3] of the frames, on the host: warps w (backend memory frames)
+ * through the backend, copied out in one go. */
+static const uint8_t *crop_faces(ex_nets *nets, const nn_warp *w, int n, int size)
+{
+    struct ex_scratch *s = nets->scratch;
+    const nn_backend *be = nets->be;
+    size_t bytes = (size_t)n * size * size * 3;
+    if (nn_byte_words(bytes) > s->crop_words) {
+        if (s->crops) be->free(s->crops);
+        s->crop_words = nn_byte_words(bytes) * 2;
+        s->crops = be->alloc(s->crop_words);
+    }
+    if (bytes > s->crops_host_bytes) {
+        free(s->crops_host);
+        s->crops_host_bytes = bytes * 2;
+        s->crops_host = vs_malloc(s->crops_host_bytes);
+    }
+    if (n == 0) return s->crops_host;
+    be->warp((uint8_t *)s->crops, w, n, size);
+    nn_copy_out_bytes(be, s->crops_host, s->crops, bytes);
+    return s->crops_host;
+}
+
+/* One face of a batch after the networks: where it is, and what the checks said. */
+typedef struct ex_cand {
+    int frame;         /* in the batch */
+    const ex_found *d; /* its detection */
+    double matrix[6];  /* frame -> aligned crop */
+    int aligned;       /* the alignment worked: crop is its aligned face */
+    int crop;          /* index of its crop */
+    float blur;        /* of the crop */
+    float emb[128];    /* when the crop is sharp enough */
+} ex_cand;
+
+/* The faces of the frames it[0 .. n) (one batch): detection, landmarks, checks, alignment, blur,
+ * identity, all of the batch at once on the networks' backend; then, frame by frame in order,
+ * each kept face (its crop and metadata) to the writer, and after them a marker saying the frame
+ * is done (frame NULL). folder: it[i].data is the image's path, its faces are frame 0 of it;
+ * otherwise the frames are it[i].index of `source`. 0, or -1 when the writer has stopped. */
+static int process_batch(ex_ctx *c, const fq_item *it, int n, const char *source, int folder,
+                         frame_queue *out)
+{
+    const vs_config *cfg = &c->rq->cfg;
+    ex_nets *nets = &c->nets;
+    fn_image fi[GPU_BATCH];
+    int counts[GPU_BATCH];
+    VS_CHECK(n <= GPU_BATCH);
+    for (int i = 0; i < n; i++)
+        fi[i] = fni_stage_image(&nets->scratch->frame[i], nets->be, it[i].frame);
+    ex_found *found = vs_malloc(sizeof *found * MAX_DETECTIONS * n);
+    find_faces(found, counts, MAX_DETECTIONS, nets, fi, n, cfg);
+
+    /* every face that passed the size and landmark checks: aligned, cropped, scored for blur,
+     * and embedded when sharp enough (the --max-faces cut is made afterwards, in order) */
+    ex_cand *cand = vs_malloc(sizeof *cand * (size_t)(MAX_DETECTIONS * n));
+    nn_warp *warps = vs_malloc(sizeof *warps * (size_t)(MAX_DETECTIONS * n));
+    int nc = 0, nw = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < counts[i]; k++) {
+            const ex_found *d = &found[i * MAX_DETECTIONS + k];
+            if (d->verdict != EX_KEEP) continue;
+            ex_cand *f = &cand[nc++];
+            f->frame = i, f->d = d, f->crop = -1, f->blur = 0;
+            double inv[6];
+            f->aligned = align_matrix(f->matrix, d->lm, c->centering, cfg->size) == 0 &&
+                         align_invert(inv, f->matrix) == 0;
+            if (!f->aligned) continue;
+            warps[nw] = (nn_warp){.px = fi[i].px, .iw = fi[i].w, .ih = fi[i].h};
+            memcpy(warps[nw].m, inv, sizeof inv);
+            f->crop = nw++;
+        }
+    const size_t per = (size_t)cfg->size * cfg->size * 3;
+    const uint8_t *crops = crop_faces(nets, warps, nw, cfg->size);
+    fn_image *eims = vs_malloc(sizeof *eims * (size_t)(nc + 1));
+    fn_box *edet = vs_malloc(sizeof *edet * (size_t)(nc + 1));
+    float(*elm)[136] = vs_malloc(sizeof *elm * (size_t)(nc + 1));
+    float(*emb)[128] = vs_malloc(sizeof *emb * (size_t)(nc + 1));
+    int *eat = vs_malloc(sizeof *eat * (size_t)(nc + 1)), ne = 0;
+    for (int j = 0; j < nc; j++) {
+        ex_cand *f = &cand[j];
+        if (!f->aligned) continue;
+        img view = {cfg->size, cfg->size, 3, (uint8_t *)crops + per * f->crop};
+        f->blur = (float)img_blur_score(&view);
+        if (cfg->min_blur > 0 && f->blur < cfg->min_blur) continue;
+        eims[ne] = fi[f->frame], edet[ne] = ex_found_box(f->d);
+        memcpy(elm[ne], f->d->lm, sizeof elm[0]);
+        eat[ne++] = j;
+    }
+    fn_embed_batch(emb, nets->emb, eims, edet, (const float(*)[136])elm, ne);
+    for (int j = 0; j < ne; j++) memcpy(cand[eat[j]].emb, emb[j], sizeof emb[0]);
+
+    int rc = 0, next = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const char *src = folder ? (const char *)it[i].data : source;
+        int64_t frame_index = folder ? 0 : it[i].index;
+        c->st.frames_read++;
+        c->st.faces_found += counts[i];
+        int kept = 0;
+        for (int k = 0; k < counts[i] && rc == 0; k++) {
+            const ex_found *d = &found[i * MAX_DETECTIONS + k];
+            if (d->verdict == EX_TOO_SMALL) {
+                c->st.filtered_size++;
+                continue;
+            }
+            if (d->verdict == EX_NOT_A_FACE) {
+                c->st.filtered_landmarks++;
+                continue;
+            }
+            const ex_cand *f = &cand[next++];
+            if (cfg->max_faces && kept >= cfg->max_faces) {
+                c->st.filtered_max++;
+                continue;
+            }
+            if (!f->aligned) {
+                c->st.filtered_landmarks++;
+                continue;
+            }
+            if (cfg->min_blur > 0 && f->blur < cfg->min_blur) {
+                c->st.filtered_blur++;
+                continue;
+            }
+            if (!ex_identity_passes(f->emb, c->filter, c->n_filter, c->nfilter, c->n_nfilter,
+                                    cfg->similarity)) {
+                c->st.filtered_identity++;
+                continue;
+            }
+            vs_face *fc = vs_calloc(1, sizeof *fc);
+            memcpy(fc->lm, d->lm, sizeof fc->lm);
+            memcpy(fc->matrix, f->matrix, sizeof fc->matrix);
+            fc->blur = f->blur;
+            memcpy(fc->embedding, f->emb, sizeof fc->embedding);
+            fc->has_embedding = 1;
+            snprintf(fc->source, sizeof fc->source, "%s", src);
+            fc->frame = frame_index;
+            fc->index = kept;
+            memcpy(fc->box, d->box, sizeof fc->box);
+            fc->score = d->score;
+            fc->size = cfg->size;
+            snprintf(fc->centering, sizeof fc->centering, "%s", align_centering_name(c->centering));
+            align_pose pose;
+            align_estimate_pose(&pose, fc->lm);
+            fc->yaw = pose.yaw, fc->pitch = pose.pitch, fc->roll = pose.roll;
+            fq_item face = {
+                .frame = img_new(cfg->size, cfg->size, 3), .index = frame_index, .data = fc};
+            memcpy(face.frame->px, crops + per * f->crop, per);
+            if (fq_push(out, face)) {
+                img_free(face.frame), free(fc);
+                rc = -1;
+                break;
+            }
+            kept++;
+            c->st.kept++;
+        }
+        fq_item done = {.index = frame_index};
+        if (rc == 0 && fq_push(out, done)) rc = -1;
+    }
+    free(found), free(cand), free(warps), free(eims), free(edet), free(elm), free(emb), free(eat);
+    return rc;
+}
+
+/* ---- the stages around the networks ----------------------------------------------------------
+ * A reader thread decodes (a video, with --every) or loads (a folder's images) into a bounded
+ * queue; the job's own thread runs the networks on batches from it (process_batch); a writer
+ * thread saves the faces and keeps the alignments, so decoding, the GPU (or the CPU's networks)
+ * and PNG encoding go on at the same time. */
+
 /* Saves the alignments now and then during a long input (see SAVE_ALIGNMENTS_SECONDS). */
 typedef struct saver {
     double last, cost;
@@ -370,54 +517,175 @@ static int maybe_save(saver *sv, const al_file *al, const char *path, vs_err *e)
     return 0;
 }
 
+typedef struct ex_writer {
+    const ex_request *rq;
+    al_file *al;        /* the writer's alone until it is joined */
+    const char *al_out; /* saved now and then there (videos); NULL: only at the end */
+    frame_queue *q;
+    vs_err e;
+    int failed;
+} ex_writer;
+
+static void *writer_main(void *arg)
+{
+    ex_writer *w = arg;
+    /* the first save comes after a few seconds, so that even a short run killed by a power cut
+     * leaves its alignments */
+    saver sv = {now() - SAVE_ALIGNMENTS_SECONDS + 5, 0};
+    fq_item it;
+    while (fq_pop(w->q, &it) == 1) {
+        int rc = 0;
+        vs_face *f = it.data;
+        if (!it.frame) { /* a frame is done */
+            w->al->frames_read++;
+            if (w->al_out) rc = maybe_save(&sv, w->al, w->al_out, &w->e);
+        } else {
+            char path[PATH_MAX + 256];
+            rc = face_file_name(f->file, sizeof f->file, w->rq->out_dir, f->source, f->frame,
+                                f->index, &w->e);
+            if (rc == 0) {
+                snprintf(path, sizeof path, "%s/%s", w->rq->out_dir, f->file);
+                rc = face_save(path, it.frame, f, w->rq->cfg.png_compression, &w->e);
+            }
+            if (rc == 0) al_add(w->al, f);
+        }
+        img_free(it.frame);
+        free(it.data);
+        if (rc) {
+            w->failed = 1;
+            fq_cancel(w->q);
+            break;
+        }
+    }
+    return NULL;
+}
+
+typedef struct ex_reader {
+    vid_reader *r;   /* a video or an image, or: */
+    const char *dir; /* a folder of images */
+    char **names;
+    int n_names;
+    int every; /* videos: every Nth frame */
+    frame_queue *q;
+    atomic_int stop; /* set by the job's thread: skip no further */
+    int got;         /* videos: the last read's result (1 while not at the end) */
+    vs_err e;        /* when got < 0 */
+} ex_reader;
+
+static void *reader_main(void *arg)
+{
+    ex_reader *rd = arg;
+    if (rd->dir) { /* one bad picture in a folder of thousands: a warning (frame NULL), go on */
+        for (int i = 0; i < rd->n_names && !atomic_load(&rd->stop); i++) {
+            char path[PATH_MAX + 256];
+            snprintf(path, sizeof path, "%s/%s", rd->dir, rd->names[i]);
+            fq_item it = {.index = i};
+            vs_err le;
+            if (!utf8_valid(rd->names[i]))
+                vs_fail(&le, "%s: skipped: its name is not valid UTF-8 (rename it)", path);
+            else if (img_load(&it.frame, path, &le) == 0)
+                le.msg[0] = 0;
+            it.data = vs_strdup(it.frame ? path : le.msg);
+            if (fq_push(rd->q, it)) {
+                img_free(it.frame), free(it.data);
+                break;
+            }
+        }
+        fq_close(rd->q);
+        return NULL;
+    }
+    while (!atomic_load(&rd->stop)) {
+        fq_item it = {0};
+        rd->got = vid_read(rd->r, &it.frame, &it.index, &rd->e);
+        if (rd->got <= 0) break;
+        if (fq_push(rd->q, it)) {
+            img_free(it.frame);
+            break;
+        }
+        /* --every: skip in steps, so that a stop never waits long */
+        for (int64_t left = rd->every - 1; left > 0 && rd->got > 0 && !atomic_load(&rd->stop);
+             left -= 25)
+            rd->got = vid_skip(rd->r, left < 25 ? left : 25, &rd->e);
+        if (rd->got <= 0) break;
+    }
+    fq_close(rd->q); /* the frames before an error are still extracted */
+    return NULL;
+}
+
+/* Runs the three stages over one input until it ends, fails or the job is stopped. The faces go
+ * into al. 0, or -1 when a face or the alignments could not be written (e); a stop is 0 with
+ * al->frames_read short of the input. */
+static int run_stages(ex_ctx *c, al_file *al, ex_reader *rd, const char *al_out, const char *source,
+                      vs_err *e)
+{
+    frame_queue *qin = fq_new(READ_AHEAD), *qout = fq_new(SAVE_AHEAD);
+    ex_writer w = {.rq = c->rq, .al = al, .al_out = al_out, .q = qout};
+    rd->q = qin;
+    rd->got = 1;
+    pthread_t rt, wt;
+    VS_CHECK(pthread_create(&rt, NULL, reader_main, rd) == 0);
+    VS_CHECK(pthread_create(&wt, NULL, writer_main, &w) == 0);
+    const int folder = rd->dir != NULL;
+    int rc = 0, got = 1;
+    fq_item batch[GPU_BATCH];
+    while (rc == 0 && got == 1 && !publish(c)) {
+        int n = 0;
+        while (n < c->nets.batch && (got = fq_pop(qin, &batch[n])) == 1) {
+            if (!batch[n].frame) { /* a folder's picture that could not be read */
+                warn(c, batch[n].data);
+                free(batch[n].data);
+                c->st.frame = batch[n].index + 1;
+                continue;
+            }
+            c->st.frame = batch[n].index + 1;
+            n++;
+        }
+        if (n) rc = process_batch(c, batch, n, source, folder, qout);
+        for (int i = 0; i < n; i++) img_free(batch[i].frame), free(batch[i].data);
+    }
+    atomic_store(&rd->stop, 1);
+    fq_cancel(qin); /* stopped or failed: the reader stops too (after the end: no matter) */
+    if (rc == 0) fq_close(qout);
+    pthread_join(rt, NULL);
+    pthread_join(wt, NULL);
+    fq_free(qin);
+    fq_free(qout);
+    if (w.failed) {
+        *e = w.e;
+        return -1;
+    }
+    VS_CHECK(rc == 0); /* process_batch fails only when the writer has */
+    return 0;
+}
+
 /* A video or a single image. Returns -1 for a failure that ends the run (an output that cannot be
  * written); a damaged or unreadable input sets *bad (its message in bad_msg) and returns 0, so the
  * other inputs are still extracted. */
 static int extract_media(ex_ctx *c, al_file *al, const char *path, const char *al_out, int *bad,
                          vs_err *bad_msg, vs_err *e)
 {
-    vid_reader *r;
-    if (vid_open(&r, path, bad_msg)) {
+    ex_reader rd = {.every = c->rq->cfg.every};
+    if (vid_open(&rd.r, path, bad_msg)) {
         *bad = 1;
         return 0;
     }
-    const vid_info *info = vid_get_info(r);
+    const vid_info *info = vid_get_info(rd.r);
     al->width = info->w, al->height = info->h, al->fps = info->fps;
     c->st.frames_total = info->frames;
-    img *frame = NULL;
-    int rc = 0, every = c->rq->cfg.every, got = 1;
-    /* the first save comes after a few seconds, so that even a short run killed by a power cut
-     * leaves its alignments */
-    saver sv = {now() - SAVE_ALIGNMENTS_SECONDS + 5, 0};
-    int64_t idx;
-    while (got > 0 && !publish(c)) {
-        got = vid_read(r, &frame, &idx, bad_msg);
-        if (got <= 0) break;
-        c->st.frame = idx + 1;
-        c->st.frames_read++;
-        al->frames_read++;
-        if (process_frame(c, al, frame, path, idx, e) || maybe_save(&sv, al, al_out, e)) {
-            rc = -1;
-            break;
-        }
-        /* --every: skip in steps, so a stop request or the progress line never waits long */
-        for (int64_t left = every - 1; left > 0 && got > 0 && !publish(c); left -= 25) {
-            got = vid_skip(r, left < 25 ? left : 25, bad_msg);
-            c->st.frame += left < 25 ? left : 25;
-        }
-    }
-    if (rc == 0 && got == 0 && !vid_damaged(r)) al->complete = 1;
-    if (rc == 0 && (got < 0 || vid_damaged(r))) {
+    int rc = run_stages(c, al, &rd, al_out, path, e);
+    if (rc == 0 && rd.got == 0 && !vid_damaged(rd.r)) al->complete = 1;
+    if (rc == 0 && (rd.got < 0 || vid_damaged(rd.r))) {
         *bad = 1;
-        if (got == 0)
+        if (rd.got < 0)
+            *bad_msg = rd.e;
+        else
             vs_fail(bad_msg,
                     "%s: the file is damaged or cut short after frame %lld; the faces of "
                     "the frames before were kept",
                     path, (long long)c->st.frame);
         c->st.frames_total = c->st.frame;
     }
-    img_free(frame);
-    vid_close(r);
+    vid_close(rd.r);
     return rc;
 }
 
@@ -425,14 +693,13 @@ static int extract_media(ex_ctx *c, al_file *al, const char *path, const char *a
 static int extract_folder(ex_ctx *c, al_file *al, const char *dir, int *bad, vs_err *bad_msg,
                           vs_err *e)
 {
-    char **names;
-    int n;
-    if (fs_list_dir(&names, &n, dir, vid_is_image_name, bad_msg)) {
+    ex_reader rd = {.dir = dir};
+    if (fs_list_dir(&rd.names, &rd.n_names, dir, vid_is_image_name, bad_msg)) {
         *bad = 1;
         return 0;
     }
-    if (n == 0) {
-        fs_free_list(names, n);
+    if (rd.n_names == 0) {
+        fs_free_list(rd.names, rd.n_names);
         *bad = 1;
         vs_fail(bad_msg,
                 "%s: no images in this folder (looked for .jpg, .jpeg, .png, .bmp, .ppm, "
@@ -440,34 +707,13 @@ static int extract_folder(ex_ctx *c, al_file *al, const char *dir, int *bad, vs_
                 dir);
         return 0;
     }
-    c->st.frames_total = n;
-    int rc = 0;
-    for (int i = 0; i < n && !publish(c); i++) {
-        char path[PATH_MAX + 256];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        c->st.frame = i + 1;
-        img *im = NULL;
-        vs_err le;
-        if (!utf8_valid(names[i])) {
-            vs_fail(&le, "%s: skipped: its name is not valid UTF-8 (rename it)", path);
-            warn(c, le.msg);
-            continue;
-        }
-        if (img_load(&im, path, &le)) {
-            warn(c, le.msg); /* one bad picture in a folder of thousands: say so and go on */
-            continue;
-        }
-        c->st.frames_read++;
-        al->frames_read++;
-        rc = process_frame(c, al, im, path, 0, e);
-        img_free(im);
-        if (rc) break;
-    }
-    if (rc == 0 && c->st.frame == n) al->complete = 1;
-    fs_free_list(names, n);
+    c->st.frames_total = rd.n_names;
+    int rc = run_stages(c, al, &rd, NULL, dir, e);
+    if (rc == 0 && c->st.frame == rd.n_names) al->complete = 1;
+    fs_free_list(rd.names, rd.n_names);
     if (rc == 0 && al->frames_read == 0) {
         *bad = 1;
-        vs_fail(bad_msg, "%s: none of the %d images in this folder could be read", dir, n);
+        vs_fail(bad_msg, "%s: none of the %d images in this folder could be read", dir, rd.n_names);
     }
     return rc;
 }
@@ -475,7 +721,7 @@ static int extract_folder(ex_ctx *c, al_file *al, const char *dir, int *bad, vs_
 static int load_all(ex_ctx *c, vs_err *e)
 {
     const ex_request *rq = c->rq;
-    if (ex_nets_load(&c->nets, rq->models_dir, rq->cfg.threads, e)) return -1;
+    if (ex_nets_load(&c->nets, rq->models_dir, rq->be, rq->cfg.threads, e)) return -1;
     c->filter = vs_calloc((size_t)rq->n_filter + 1, sizeof *c->filter);
     c->nfilter = vs_calloc((size_t)rq->n_nfilter + 1, sizeof *c->nfilter);
     for (int i = 0; i < rq->n_filter; i++)
@@ -591,7 +837,6 @@ int ex_run(job *j, void *arg, vs_err *e)
         if (resolve_input(&inputs[i], inputs, i, c.rq->inputs[i], c.rq, faces_real, e)) goto out;
     if (load_all(&c, e)) goto out;
     c.st.load_seconds = now() - c.t0;
-    c.crop = img_new(cfg->size, cfg->size, 3);
     rc = 0;
     int failed = 0;
     vs_err first_bad = {{0}};
@@ -639,7 +884,6 @@ int ex_run(job *j, void *arg, vs_err *e)
     }
 out:
     free(inputs);
-    img_free(c.crop);
     free(c.filter);
     free(c.nfilter);
     ex_nets_free(&c.nets);

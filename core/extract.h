@@ -13,6 +13,7 @@
 
 typedef struct ex_request {
     vs_config cfg;
+    const struct nn_backend *be; /* the face networks run there (--device); NULL: the CPU */
     const char *models_dir;
     const char *const *inputs;
     int n_inputs;
@@ -46,14 +47,19 @@ typedef struct ex_status {
     double input_started;            /* elapsed when the current input was opened */
 } ex_status;
 
-/* The three face networks, loaded together. */
+/* The three face networks, loaded together on one backend. */
 typedef struct ex_nets {
+    const struct nn_backend *be;
+    int batch; /* frames extraction gives them at once */
     struct fn_detector *det;
     struct fn_landmarker *lmk;
     struct fn_embedder *emb;
+    struct ex_scratch *scratch; /* frames and crops in the backend's memory (extract.c) */
 } ex_nets;
 
-int ex_nets_load(ex_nets *n, const char *models_dir, int threads, vs_err *e);
+/* be NULL: the CPU (threads: its worker threads, 0 one per CPU). */
+int ex_nets_load(ex_nets *n, const char *models_dir, const struct nn_backend *be, int threads,
+                 vs_err *e);
 void ex_nets_free(ex_nets *n);
 
 typedef enum ex_verdict { EX_KEEP, EX_TOO_SMALL, EX_NOT_A_FACE } ex_verdict;

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FNI_MAX_SIZE 1024 /* largest network input side */
-
 int fni_clip(fni_rect *out, double x, double y, double w, double h, int img_w, int img_h)
 {
     double cx = fmax(x, 0), cy = fmax(y, 0);
@@ -20,75 +18,46 @@ int fni_clip(fni_rect *out, double x, double y, double w, double h, int img_w, i
     return out->w > 0 && out->h > 0 && out->x < img_w && out->y < img_h;
 }
 
-void fni_square(int *side, int *off_x, int *off_y, int w, int h, fni_pad pad)
+nn_crop fni_crop(const fn_image *im, const fni_rect *r, fni_pad pad, const float mean[3], float div,
+                 float sub)
 {
-    int diff = w > h ? w - h : h - w;
-    /* padToSquare appends round(diff * (centre ? 0.5 : 1)) and prepends the rest */
-    int after = pad == FNI_PAD_CENTRE ? (diff + 1) / 2 : diff;
-    int before = diff - after;
-    *side = w > h ? w : h;
-    *off_x = w < h ? before : 0;
-    *off_y = h < w ? before : 0;
+    return (nn_crop){.px = im->px,
+                     .iw = im->w,
+                     .ih = im->h,
+                     .x = r->x,
+                     .y = r->y,
+                     .w = r->w,
+                     .h = r->h,
+                     .centre = pad == FNI_PAD_CENTRE,
+                     .mean = {mean[0], mean[1], mean[2]},
+                     .div = div,
+                     .sub = sub};
 }
 
-/* One output row or column of TF's resize: the two source cells (-1 = outside the crop, a zero)
- * and the weight of the second. */
-typedef struct tap {
-    int lo, hi;
-    double frac;
-} tap;
-
-static void resize_taps(tap *t, int size, int side, int off, int len)
+fn_image fni_stage_image(fni_stage *st, const nn_backend *be, const img *im)
 {
-    double scale = (double)side / size;
-    for (int i = 0; i < size; i++) {
-        double src = scale * i;
-        double fl = floor(src);
-        int lo = (int)fl;
-        int hi = (int)ceil(src);
-        if (hi > side - 1) hi = side - 1;
-        t[i].frac = src - fl;
-        lo -= off, hi -= off;
-        t[i].lo = lo >= 0 && lo < len ? lo : -1;
-        t[i].hi = hi >= 0 && hi < len ? hi : -1;
+    VS_CHECK(im->c == 3);
+    size_t bytes = (size_t)im->w * im->h * 3;
+    if (be->host_memory) return (fn_image){im->px, im->w, im->h};
+    if (nn_byte_words(bytes) > st->words) {
+        if (st->d) be->free(st->d);
+        st->words = nn_byte_words(bytes);
+        st->d = be->alloc(st->words);
     }
+    nn_copy_in_bytes(be, st->d, im->px, bytes);
+    return (fn_image){(const uint8_t *)st->d, im->w, im->h};
 }
 
-void fni_crop_resize(float *dst, const img *im, const fni_rect *r, fni_pad pad, int size,
-                     const fni_norm *norm)
+void fni_stage_free(fni_stage *st, const nn_backend *be)
 {
-    VS_CHECK(im->c == 3 && size > 0 && size <= FNI_MAX_SIZE);
-    VS_CHECK(r->x >= 0 && r->y >= 0 && r->w > 0 && r->h > 0);
-    VS_CHECK(r->x + r->w <= im->w && r->y + r->h <= im->h);
-    int side, off_x, off_y;
-    fni_square(&side, &off_x, &off_y, r->w, r->h, pad);
-    tap tx[FNI_MAX_SIZE], ty[FNI_MAX_SIZE];
-    resize_taps(tx, size, side, off_x, r->w);
-    resize_taps(ty, size, side, off_y, r->h);
+    if (st->d) be->free(st->d);
+    st->d = NULL;
+    st->words = 0;
+}
 
-    static const uint8_t zero[3];
-    size_t stride = (size_t)im->w * 3;
-    const uint8_t *base = im->px + (size_t)r->y * stride + (size_t)r->x * 3;
-    for (int oy = 0; oy < size; oy++) {
-        const uint8_t *row0 = ty[oy].lo >= 0 ? base + ty[oy].lo * stride : NULL;
-        const uint8_t *row1 = ty[oy].hi >= 0 ? base + ty[oy].hi * stride : NULL;
-        double fy = ty[oy].frac;
-        float *out = dst + (size_t)oy * size * 3;
-        for (int ox = 0; ox < size; ox++) {
-            int x0 = tx[ox].lo, x1 = tx[ox].hi;
-            double fx = tx[ox].frac;
-            const uint8_t *tl = row0 && x0 >= 0 ? row0 + x0 * 3 : zero;
-            const uint8_t *tr = row0 && x1 >= 0 ? row0 + x1 * 3 : zero;
-            const uint8_t *bl = row1 && x0 >= 0 ? row1 + x0 * 3 : zero;
-            const uint8_t *br = row1 && x1 >= 0 ? row1 + x1 * 3 : zero;
-            for (int c = 0; c < 3; c++) {
-                double top = tl[c] + (tr[c] - tl[c]) * fx;
-                double bot = bl[c] + (br[c] - bl[c]) * fx;
-                float v = (float)(top + (bot - top) * fy);
-                out[ox * 3 + c] = (v - norm->mean[c]) / norm->div - norm->sub;
-            }
-        }
-    }
+int fni_batch(const nn_backend *be, int gpu_batch, int cpu_batch)
+{
+    return be->host_memory ? cpu_batch : gpu_batch;
 }
 
 float *fni_alloc(fni_mem *m, size_t n)
@@ -140,9 +109,9 @@ const float *fni_get(nn_weights *w, const char *name, vs_err *e, int ndim, const
     return nn_weights_get(w, name, ndim, shape, e);
 }
 
-int fni_box_rect(fni_rect *r, const fn_box *box, const img *im)
+int fni_box_rect(fni_rect *r, const fn_box *box, int img_w, int img_h)
 {
-    double rw = 1.0 / im->w, rh = 1.0 / im->h;
-    return fni_clip(r, box->x * rw * im->w, box->y * rh * im->h, box->w * rw * im->w,
-                    box->h * rh * im->h, im->w, im->h);
+    double rw = 1.0 / img_w, rh = 1.0 / img_h;
+    return fni_clip(r, box->x * rw * img_w, box->y * rh * img_h, box->w * rw * img_w,
+                    box->h * rh * img_h, img_w, img_h);
 }

@@ -1,7 +1,8 @@
 /* facenet_input.h: what the three face networks (detect.c, landmarks.c, identity.c) share: cutting
- * a face out of an image the way face-api does (Box.clipAtImageBorders + tf.slice, padToSquare,
- * tf.image.resizeBilinear with align_corners = half_pixel_centers = false, then normalisation into
- * a float NHWC tensor), and the plumbing for loading weights onto a backend. Internal to core/. */
+ * a face out of an image the way face-api does (Box.clipAtImageBorders + tf.slice, then the
+ * backend's crop_resize: padToSquare, tf.image.resizeBilinear with align_corners =
+ * half_pixel_centers = false, normalisation into a float NHWC tensor), pictures in backend memory,
+ * and the plumbing for loading weights onto a backend. Internal to core/. */
 #ifndef VS_FACENET_INPUT_H
 #define VS_FACENET_INPUT_H
 
@@ -18,27 +19,30 @@ typedef struct fni_rect {
 } fni_rect;
 
 /* How padToSquare fills the short side with zeros: all of it after the image (bottom/right, the
- * detector), or centred with the odd pixel after (round(diff / 2) after, the rest before). */
+ * detector), or centred with the odd pixel after (nn_crop.centre). */
 typedef enum fni_pad { FNI_PAD_END, FNI_PAD_CENTRE } fni_pad;
-
-/* dst = (pixel - mean[c]) / div - sub, each step in float32 as TF does it. */
-typedef struct fni_norm {
-    float mean[3];
-    float div;
-    float sub;
-} fni_norm;
 
 /* face-api's Box.clipAtImageBorders: x, y clamped at 0, right/bottom at the image border, then all
  * four floored. Returns 0 when the result is empty (face-api drops such faces), 1 otherwise. */
 int fni_clip(fni_rect *out, double x, double y, double w, double h, int img_w, int img_h);
 
-/* Side of the padded square and where the crop sits in it. */
-void fni_square(int *side, int *off_x, int *off_y, int w, int h, fni_pad pad);
+/* The backend's description of the network input cut from r of im (nn_crop: padded to a square
+ * by pad, resized with TF's bilinear rule, then (v - mean[c]) / div - sub). */
+nn_crop fni_crop(const fn_image *im, const fni_rect *r, fni_pad pad, const float mean[3], float div,
+                 float sub);
 
-/* dst: [size, size, 3] host floats. The crop r (inside im) is padded to a square with zeros and
- * resized to size x size with TF's bilinear rule (src = dst * in / out, no half-pixel shift). */
-void fni_crop_resize(float *dst, const img *im, const fni_rect *r, fni_pad pad, int size,
-                     const fni_norm *norm);
+/* A picture in backend memory for the one-picture calls: its own pixels on a host-memory
+ * backend, else a copy in a buffer the network keeps (grown as needed). */
+typedef struct fni_stage {
+    float *d;
+    size_t words;
+} fni_stage;
+fn_image fni_stage_image(fni_stage *st, const nn_backend *be, const img *im);
+void fni_stage_free(fni_stage *st, const nn_backend *be);
+
+/* How many pictures or faces a network runs at once on be: large batches on a GPU, small on the
+ * CPU (whose memory they would only take). */
+int fni_batch(const nn_backend *be, int gpu_batch, int cpu_batch);
 
 /* Backend memory owned by one network: every buffer it allocates is listed here and freed at once.
  */
@@ -65,6 +69,6 @@ const float *fni_get(nn_weights *w, const char *name, vs_err *e, int ndim, const
  * clipped at the image borders, floored). 0 when nothing of the box is inside the image. Both the
  * landmark net's input and the descriptor's alignment (FaceLandmarks.alignDlib uses the landmark
  * crop's size) depend on it. */
-int fni_box_rect(fni_rect *r, const fn_box *box, const img *im);
+int fni_box_rect(fni_rect *r, const fn_box *box, int img_w, int img_h);
 
 #endif

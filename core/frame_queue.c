@@ -28,7 +28,10 @@ frame_queue *fq_new(int capacity)
 void fq_free(frame_queue *q)
 {
     if (!q) return;
-    for (int i = 0; i < q->count; i++) img_free(q->items[(q->head + i) % q->cap].frame);
+    for (int i = 0; i < q->count; i++) {
+        img_free(q->items[(q->head + i) % q->cap].frame);
+        free(q->items[(q->head + i) % q->cap].data);
+    }
     pthread_cond_destroy(&q->changed);
     pthread_mutex_destroy(&q->mu);
     free(q->items);

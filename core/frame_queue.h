@@ -12,12 +12,13 @@
 typedef struct fq_item {
     img *frame; /* owned by the queue while in it */
     int64_t index, pts;
+    void *data; /* what else the two sides pass with it (malloc'd; also owned by the queue) */
 } fq_item;
 
 typedef struct frame_queue frame_queue;
 
 frame_queue *fq_new(int capacity);
-/* Frees the queue and any frames still in it. */
+/* Frees the queue and any frames (and data) still in it. */
 void fq_free(frame_queue *q);
 
 /* Waits while full: 0 (the queue took the item), or -1 when cancelled (the caller keeps it). */

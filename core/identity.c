@@ -13,6 +13,8 @@
 
 #define ID_SIZE 150
 #define ID_LAYERS 14
+#define ID_GPU_BATCH 64 /* faces a pass takes on a GPU */
+#define ID_CPU_BATCH 8
 
 typedef struct rconv {
     const float *w, *b; /* conv weights and bias with the scale layer folded in */
@@ -31,17 +33,18 @@ typedef struct res_layer {
 struct fn_embedder {
     const nn_backend *be;
     fni_mem mem;
-    nn_tensor x;      /* [1, 150, 150, 3] */
+    int batch;        /* faces a pass takes */
+    nn_tensor x;      /* [batch, 150, 150, 3] */
     rconv c0;         /* conv32_down: 7x7/2 valid */
-    nn_tensor c0_out; /* [1, 72, 72, 32] */
-    nn_tensor pool0;  /* [1, 35, 35, 32] after the 3x3/2 max pool */
+    nn_tensor c0_out; /* [batch, 72, 72, 32] */
+    nn_tensor pool0;  /* [batch, 35, 35, 32] after the 3x3/2 max pool */
     res_layer res[ID_LAYERS];
-    nn_tensor avg;          /* [1, 1, 1, 256] */
-    const float *fc;        /* [256, 128] */
-    float *zeros;           /* backend [128] (fc has no bias) */
-    float *desc;            /* backend [128] */
-    float *in_host;         /* host [150, 150, 3] */
-    float *h_u, *h_p, *h_y; /* host buffers for the residualDown join */
+    nn_tensor avg;   /* [batch, 1, 1, 256] */
+    const float *fc; /* [256, 128] */
+    float *zeros;    /* backend [128] (fc has no bias) */
+    float *desc;     /* backend [batch, 128] */
+    nn_crop *crops;  /* [batch] */
+    fni_stage stage; /* the picture of the one-face calls */
 };
 
 static nn_tensor view(float *d, int h, int w, int c)
@@ -94,17 +97,14 @@ static int load_net(fn_embedder *m, nn_weights *wt, vs_err *e)
                    NN_ACT_RELU, e))
         return -1;
     int h = nn_out_size(ID_SIZE, 7, 2, NN_PAD_VALID), w = h;
-    m->c0_out = fni_tensor(&m->mem, 1, h, w, 32);
+    m->c0_out = fni_tensor(&m->mem, m->batch, h, w, 32);
     h = nn_out_size(h, 3, 2, NN_PAD_VALID), w = h;
-    m->pool0 = fni_tensor(&m->mem, 1, h, w, 32);
+    m->pool0 = fni_tensor(&m->mem, m->batch, h, w, 32);
 
     /* shared buffers, sized for the largest layer (35x35x32) */
-    size_t big = (size_t)h * w * 32;
+    size_t big = (size_t)h * w * 32 * m->batch;
     float *t = fni_alloc(&m->mem, big), *u = fni_alloc(&m->mem, big);
     float *p = fni_alloc(&m->mem, big), *y[2] = {fni_alloc(&m->mem, big), fni_alloc(&m->mem, big)};
-    m->h_u = vs_malloc(big * sizeof(float));
-    m->h_p = vs_malloc(big * sizeof(float));
-    m->h_y = vs_malloc(big * sizeof(float));
 
     int cin = 32;
     for (int i = 0; i < ID_LAYERS; i++) {
@@ -135,7 +135,7 @@ static int load_net(fn_embedder *m, nn_weights *wt, vs_err *e)
         }
         h = r->y.h, w = r->y.w, cin = cout;
     }
-    m->avg = fni_tensor(&m->mem, 1, 1, 1, 256);
+    m->avg = fni_tensor(&m->mem, m->batch, 1, 1, 256);
     const float *fc = fni_get(wt, "fc", e, 2, (int[]){256, 128});
     if (!fc) return -1;
     m->fc = fni_upload(&m->mem, fc, 256 * 128);
@@ -156,17 +156,18 @@ int fn_embedder_load(fn_embedder **out, const char *models_dir, const nn_backend
     fn_embedder *m = vs_calloc(1, sizeof *m);
     m->be = be;
     m->mem.be = be;
+    m->batch = fni_batch(be, ID_GPU_BATCH, ID_CPU_BATCH);
     int rc = load_net(m, wt, e);
     nn_weights_free(wt);
     if (rc) {
         fn_embedder_free(m);
         return -1;
     }
-    m->x = fni_tensor(&m->mem, 1, ID_SIZE, ID_SIZE, 3);
+    m->x = fni_tensor(&m->mem, m->batch, ID_SIZE, ID_SIZE, 3);
     static const float zeros_host[128];
     m->zeros = fni_upload(&m->mem, zeros_host, 128);
-    m->desc = fni_alloc(&m->mem, 128);
-    m->in_host = vs_malloc(sizeof(float) * ID_SIZE * ID_SIZE * 3);
+    m->desc = fni_alloc(&m->mem, (size_t)m->batch * 128);
+    m->crops = vs_malloc(sizeof *m->crops * m->batch);
     *out = m;
     return 0;
 }
@@ -174,47 +175,31 @@ int fn_embedder_load(fn_embedder **out, const char *models_dir, const nn_backend
 void fn_embedder_free(fn_embedder *m)
 {
     if (!m) return;
+    fni_stage_free(&m->stage, m->be);
     fni_mem_free(&m->mem);
-    free(m->in_host);
-    free(m->h_u);
-    free(m->h_p);
-    free(m->h_y);
+    free(m->crops);
     free(m);
 }
 
-/* residualDown's join, on the host (the shapes are small): y = relu(pad_c(pooled) + pad_hw(u)). */
-static void join_down(fn_embedder *m, res_layer *r)
+/* the network on the first n faces of m->x, descriptors into m->desc */
+static void forward(fn_embedder *m, int n)
 {
     const nn_backend *be = m->be;
-    be->copy_out(m->h_u, r->u.d, nn_numel(&r->u));
-    be->copy_out(m->h_p, r->pooled.d, nn_numel(&r->pooled));
-    be->sync();
-    int H = r->y.h, W = r->y.w, C = r->y.c, cp = r->pooled.c;
-    for (int i = 0; i < H; i++)
-        for (int j = 0; j < W; j++)
-            for (int c = 0; c < C; c++) {
-                float v = c < cp ? m->h_p[((size_t)i * W + j) * cp + c] : 0.0f;
-                if (i < r->u.h && j < r->u.w) v += m->h_u[((size_t)i * r->u.w + j) * C + c];
-                m->h_y[((size_t)i * W + j) * C + c] = v > 0 ? v : 0;
-            }
-    be->copy_in(r->y.d, m->h_y, nn_numel(&r->y));
-}
-
-static void forward(fn_embedder *m)
-{
-    const nn_backend *be = m->be;
+    m->x.n = m->c0_out.n = m->pool0.n = m->avg.n = n;
     be->conv2d(&m->c0_out, &m->x, m->c0.w, m->c0.b, &m->c0.d);
     nn_pool_desc mp = {.kind = NN_POOL_MAX, .kh = 3, .kw = 3, .sh = 2, .sw = 2};
     be->pool(&m->pool0, &m->c0_out, &mp);
     const nn_tensor *x = &m->pool0;
     for (int i = 0; i < ID_LAYERS; i++) {
         res_layer *r = &m->res[i];
+        r->t.n = r->u.n = r->pooled.n = r->y.n = n;
         be->conv2d(&r->t, x, r->c1.w, r->c1.b, &r->c1.d);
         be->conv2d(&r->u, &r->t, r->c2.w, r->c2.b, &r->c2.d);
         if (r->down) {
+            /* residualDown's join: y = relu(pad_c(pooled) + pad_hw(u)) */
             nn_pool_desc ap = {.kind = NN_POOL_AVG, .kh = 2, .kw = 2, .sh = 2, .sw = 2};
             be->pool(&r->pooled, x, &ap);
-            join_down(m, r);
+            be->add_padded(&r->y, &r->pooled, &r->u, NN_ACT_RELU, 0);
         } else {
             be->add(&r->y, &r->u, x);
             be->act(&r->y, NN_ACT_RELU, 0);
@@ -224,7 +209,7 @@ static void forward(fn_embedder *m)
     /* global average over the final 2x2, then the 256x128 matrix */
     nn_pool_desc gp = {.kind = NN_POOL_AVG, .kh = x->h, .kw = x->w, .sh = 1, .sw = 1};
     be->pool(&m->avg, x, &gp);
-    nn_tensor desc = nn_rows(m->desc, 1, 128);
+    nn_tensor desc = nn_rows(m->desc, n, 128);
     be->dense(&desc, &m->avg, m->fc, m->zeros, NN_ACT_NONE, 0);
 }
 
@@ -252,36 +237,67 @@ static void align_dlib(double box[4], const float lm[136], int crop_w, int crop_
     box[3] = fmin(size, crop_h + y);
 }
 
-/* The descriptor of the crop r of im: padded to a square (centred), resized to 150x150. */
-static void embed_rect(float out[128], fn_embedder *m, const img *im, const fni_rect *r)
+/* The descriptors of n crops (r[i] of ims[i], r[i] NULL: none, a zero descriptor as
+ * computeFaceDescriptor gives for an empty tensor): each padded to a centred square and resized
+ * to 150x150. */
+static void embed_rects(float (*out)[128], fn_embedder *m, const fn_image *ims, const fni_rect *r,
+                        const int *valid, int n)
 {
-    static const fni_norm norm = {{122.782f, 117.001f, 104.298f}, 255.0f, 0.0f};
-    fni_crop_resize(m->in_host, im, r, FNI_PAD_CENTRE, ID_SIZE, &norm);
-    m->be->copy_in(m->x.d, m->in_host, nn_numel(&m->x));
-    forward(m);
-    m->be->copy_out(out, m->desc, 128);
-    m->be->sync();
+    static const float mean[3] = {122.782f, 117.001f, 104.298f};
+    int *which = vs_malloc(sizeof *which * (size_t)m->batch);
+    float *host = vs_malloc(sizeof(float) * 128 * (size_t)m->batch);
+    for (int at = 0; at < n; at += m->batch) {
+        int k = n - at < m->batch ? n - at : m->batch, run = 0;
+        for (int i = at; i < at + k; i++) {
+            if (!valid[i]) {
+                memset(out[i], 0, sizeof out[i]);
+                continue;
+            }
+            m->crops[run] = fni_crop(&ims[i], &r[i], FNI_PAD_CENTRE, mean, 255.0f, 0.0f);
+            which[run++] = i;
+        }
+        if (!run) continue;
+        m->x.n = run;
+        m->be->crop_resize(&m->x, m->crops);
+        forward(m, run);
+        m->be->copy_out(host, m->desc, (size_t)run * 128);
+        m->be->sync();
+        for (int j = 0; j < run; j++) memcpy(out[which[j]], host + (size_t)j * 128, sizeof out[0]);
+    }
+    free(host);
+    free(which);
+}
+
+void fn_embed_batch(float (*out)[128], fn_embedder *m, const fn_image *ims, const fn_box *dets,
+                    const float (*lm)[136], int n)
+{
+    fni_rect *r = vs_malloc(sizeof *r * (size_t)(n > 0 ? n : 1));
+    int *valid = vs_malloc(sizeof *valid * (size_t)(n > 0 ? n : 1));
+    for (int i = 0; i < n; i++) {
+        fni_rect lr;
+        int cw = ims[i].w, ch = ims[i].h;
+        if (dets && fni_box_rect(&lr, &dets[i], ims[i].w, ims[i].h)) cw = lr.w, ch = lr.h;
+        double box[4];
+        align_dlib(box, lm[i], cw, ch);
+        valid[i] = fni_clip(&r[i], box[0], box[1], box[2], box[3], ims[i].w, ims[i].h);
+    }
+    embed_rects(out, m, ims, r, valid, n);
+    free(r);
+    free(valid);
 }
 
 void fn_embed(float out[128], fn_embedder *m, const img *im, const fn_box *det, const float lm[136])
 {
-    fni_rect lr;
-    int cw = im->w, ch = im->h;
-    if (det && fni_box_rect(&lr, det, im)) cw = lr.w, ch = lr.h;
-    double box[4];
-    align_dlib(box, lm, cw, ch);
-    fni_rect r;
-    if (!fni_clip(&r, box[0], box[1], box[2], box[3], im->w, im->h)) {
-        memset(out, 0, 128 * sizeof *out); /* computeFaceDescriptor of an empty tensor */
-        return;
-    }
-    embed_rect(out, m, im, &r);
+    fn_image fi = fni_stage_image(&m->stage, m->be, im);
+    fn_embed_batch((float(*)[128])out, m, &fi, det, (const float(*)[136])lm, 1);
 }
 
 void fn_embed_image(float out[128], fn_embedder *m, const img *face)
 {
+    fn_image fi = fni_stage_image(&m->stage, m->be, face);
     fni_rect r = {0, 0, face->w, face->h};
-    embed_rect(out, m, face, &r);
+    int valid = 1;
+    embed_rects((float(*)[128])out, m, &fi, &r, &valid, 1);
 }
 
 float fn_distance(const float a[128], const float b[128])

@@ -12,6 +12,8 @@
 
 #define LM_SIZE 112
 #define LM_BLOCKS 4
+#define LM_GPU_BATCH 64 /* faces a pass takes on a GPU */
+#define LM_CPU_BATCH 8
 
 /* tf.separableConv2d + bias: depthwise 3x3 (no bias), then 1x1 with bias. */
 typedef struct sep_conv {
@@ -34,13 +36,17 @@ typedef struct dense_block {
 struct fn_landmarker {
     const nn_backend *be;
     fni_mem mem;
-    nn_tensor x; /* [1, 112, 112, 3] */
+    int batch;   /* faces a pass takes */
+    nn_tensor x; /* [batch, 112, 112, 3] */
     dense_block block[LM_BLOCKS];
-    nn_tensor pooled; /* [1, 1, 1, 256] */
+    nn_tensor pooled; /* [batch, 1, 1, 256] */
     const float *fc_w, *fc_b;
-    float *fc_out;  /* backend [136] */
-    float *zeros;   /* backend [256] zero bias for the depthwise halves */
-    float *in_host; /* host [112, 112, 3] */
+    float *fc_out;   /* backend [batch, 136] */
+    float *zeros;    /* backend [256] zero bias for the depthwise halves */
+    float *out_host; /* [batch, 136] */
+    nn_crop *crops;  /* [batch] */
+    fni_rect *rects; /* [batch]: each face's crop, for mapping the points back */
+    fni_stage stage; /* fn_landmarks's picture */
 };
 
 static nn_tensor view(float *d, int h, int w, int c)
@@ -73,7 +79,7 @@ static int load_sep(sep_conv *s, fn_landmarker *l, nn_weights *wt, int blk, int 
 static int load_net(fn_landmarker *l, nn_weights *wt, vs_err *e)
 {
     /* buffer sizes: dense0 works at 56x56x32, the largest of all */
-    size_t big = (size_t)(LM_SIZE / 2) * (LM_SIZE / 2) * 32;
+    size_t big = (size_t)(LM_SIZE / 2) * (LM_SIZE / 2) * 32 * l->batch;
     float *buf[7], *ybuf[2];
     for (int i = 0; i < 7; i++) buf[i] = fni_alloc(&l->mem, big);
     for (int i = 0; i < 2; i++) ybuf[i] = fni_alloc(&l->mem, big);
@@ -126,18 +132,21 @@ int fn_landmarker_load(fn_landmarker **out, const char *models_dir, const nn_bac
     fn_landmarker *l = vs_calloc(1, sizeof *l);
     l->be = be;
     l->mem.be = be;
+    l->batch = fni_batch(be, LM_GPU_BATCH, LM_CPU_BATCH);
     int rc = load_net(l, wt, e);
     nn_weights_free(wt);
     if (rc) {
         fn_landmarker_free(l);
         return -1;
     }
-    l->x = fni_tensor(&l->mem, 1, LM_SIZE, LM_SIZE, 3);
-    l->pooled = fni_tensor(&l->mem, 1, 1, 1, 256);
-    l->fc_out = fni_alloc(&l->mem, 136);
+    l->x = fni_tensor(&l->mem, l->batch, LM_SIZE, LM_SIZE, 3);
+    l->pooled = fni_tensor(&l->mem, l->batch, 1, 1, 256);
+    l->fc_out = fni_alloc(&l->mem, (size_t)l->batch * 136);
     static const float zeros_host[256];
     l->zeros = fni_upload(&l->mem, zeros_host, 256);
-    l->in_host = vs_malloc(sizeof(float) * LM_SIZE * LM_SIZE * 3);
+    l->out_host = vs_malloc(sizeof(float) * 136 * l->batch);
+    l->crops = vs_malloc(sizeof *l->crops * l->batch);
+    l->rects = vs_malloc(sizeof *l->rects * l->batch);
     *out = l;
     return 0;
 }
@@ -145,8 +154,11 @@ int fn_landmarker_load(fn_landmarker **out, const char *models_dir, const nn_bac
 void fn_landmarker_free(fn_landmarker *l)
 {
     if (!l) return;
+    fni_stage_free(&l->stage, l->be);
     fni_mem_free(&l->mem);
-    free(l->in_host);
+    free(l->out_host);
+    free(l->crops);
+    free(l->rects);
     free(l);
 }
 
@@ -161,6 +173,8 @@ static void run_sep(const nn_backend *be, nn_tensor *y, const nn_tensor *x, sep_
 static void run_block(const nn_backend *be, dense_block *b, const nn_tensor *x, const float *zeros)
 {
     nn_tensor *o = b->out;
+    for (int i = 0; i < 4; i++) o[i].n = b->conv[i].mid.n = x->n;
+    b->sum.n = b->tmp.n = b->y.n = x->n;
     if (b->w0)
         be->conv2d(&o[0], x, b->w0, b->b0, &b->d0);
     else
@@ -182,37 +196,12 @@ static void run_block(const nn_backend *be, dense_block *b, const nn_tensor *x, 
     be->act(&b->y, NN_ACT_RELU, 0);
 }
 
-void fn_landmarks(float out[136], fn_landmarker *l, const img *im, const fn_box *box)
+/* FaceLandmark68NetBase.postProcess (float32 tensors): undo the centred padding of the 112x112
+ * square, relative to the crop's scaled size; then FaceLandmarks scales by the crop size and
+ * shiftBy adds the detection box's corner. o: the network's 136 outputs for the crop r of box. */
+static void to_image(float out[136], const float o[136], const fni_rect *rp, const fn_box *box)
 {
-    const nn_backend *be = l->be;
-    fni_rect r;
-    if (!fni_box_rect(&r, box, im)) {
-        /* face-api drops such a face; give every point the box centre */
-        for (int i = 0; i < 68; i++) {
-            out[2 * i] = box->x + box->w / 2;
-            out[2 * i + 1] = box->y + box->h / 2;
-        }
-        return;
-    }
-    static const fni_norm norm = {{122.782f, 117.001f, 104.298f}, 255.0f, 0.0f};
-    fni_crop_resize(l->in_host, im, &r, FNI_PAD_CENTRE, LM_SIZE, &norm);
-    be->copy_in(l->x.d, l->in_host, nn_numel(&l->x));
-    const nn_tensor *x = &l->x;
-    for (int b = 0; b < LM_BLOCKS; b++) {
-        run_block(be, &l->block[b], x, l->zeros);
-        x = &l->block[b].y;
-    }
-    nn_pool_desc pd = {.kind = NN_POOL_AVG, .kh = 7, .kw = 7, .sh = 2, .sw = 2};
-    be->pool(&l->pooled, x, &pd);
-    nn_tensor fc_out = nn_rows(l->fc_out, 1, 136);
-    be->dense(&fc_out, &l->pooled, l->fc_w, l->fc_b, NN_ACT_NONE, 0);
-    float o[136];
-    be->copy_out(o, l->fc_out, 136);
-    be->sync();
-
-    /* FaceLandmark68NetBase.postProcess (float32 tensors): undo the centred padding of the
-     * 112x112 square, relative to the crop's scaled size; then FaceLandmarks scales by the crop
-     * size and shiftBy adds the detection box's corner */
+    const fni_rect r = *rp;
     double scale = (double)LM_SIZE / (r.w > r.h ? r.w : r.h);
     double sw = r.w * scale, sh = r.h * scale;
     float pad_x = sw < sh ? (float)(fabs(sw - sh) / 2) : 0.0f;
@@ -225,4 +214,52 @@ void fn_landmarks(float out[136], fn_landmarker *l, const img *im, const fn_box 
         out[2 * i] = (float)(px / r.w * r.w + box->x);
         out[2 * i + 1] = (float)(py / r.h * r.h + box->y);
     }
+}
+
+void fn_landmarks_batch(float (*out)[136], fn_landmarker *l, const fn_image *ims,
+                        const fn_box *boxes, int n)
+{
+    const nn_backend *be = l->be;
+    static const float mean[3] = {122.782f, 117.001f, 104.298f};
+    int *which = vs_malloc(sizeof *which * (size_t)l->batch);
+    for (int at = 0; at < n; at += l->batch) {
+        int k = n - at < l->batch ? n - at : l->batch, run = 0;
+        for (int i = at; i < at + k; i++) {
+            const fn_box *box = &boxes[i];
+            if (!fni_box_rect(&l->rects[run], box, ims[i].w, ims[i].h)) {
+                /* face-api drops such a face; give every point the box centre */
+                for (int p = 0; p < 68; p++) {
+                    out[i][2 * p] = box->x + box->w / 2;
+                    out[i][2 * p + 1] = box->y + box->h / 2;
+                }
+                continue;
+            }
+            l->crops[run] = fni_crop(&ims[i], &l->rects[run], FNI_PAD_CENTRE, mean, 255.0f, 0.0f);
+            which[run++] = i;
+        }
+        if (!run) continue;
+        l->x.n = run;
+        be->crop_resize(&l->x, l->crops);
+        const nn_tensor *x = &l->x;
+        for (int b = 0; b < LM_BLOCKS; b++) {
+            run_block(be, &l->block[b], x, l->zeros);
+            x = &l->block[b].y;
+        }
+        nn_pool_desc pd = {.kind = NN_POOL_AVG, .kh = 7, .kw = 7, .sh = 2, .sw = 2};
+        l->pooled.n = run;
+        be->pool(&l->pooled, x, &pd);
+        nn_tensor fc_out = nn_rows(l->fc_out, run, 136);
+        be->dense(&fc_out, &l->pooled, l->fc_w, l->fc_b, NN_ACT_NONE, 0);
+        be->copy_out(l->out_host, l->fc_out, (size_t)run * 136);
+        be->sync();
+        for (int j = 0; j < run; j++)
+            to_image(out[which[j]], l->out_host + (size_t)j * 136, &l->rects[j], &boxes[which[j]]);
+    }
+    free(which);
+}
+
+void fn_landmarks(float out[136], fn_landmarker *l, const img *im, const fn_box *box)
+{
+    fn_image fi = fni_stage_image(&l->stage, l->be, im);
+    fn_landmarks_batch((float(*)[136])out, l, &fi, box, 1);
 }

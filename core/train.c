@@ -524,12 +524,9 @@ static void setup_gpu_augment(trainer *t)
         const uint8_t *src[2] = {t->fs[s].px, t->fs[s].mask};
         size_t len[2] = {(size_t)t->fs[s].n * P * P * 3,
                          (size_t)t->fs[s].n * P * P * FACESET_MASKS};
-        for (int k = 0; k < 2; k++) { /* the backend copies floats: whole ones, the tail padded */
-            size_t words = len[k] / 4;
-            float *dev = t->be->alloc(words + 1), tail = 0.0f;
-            t->be->copy_in(dev, (const float *)(const void *)src[k], words);
-            memcpy(&tail, src[k] + 4 * words, len[k] - 4 * words);
-            t->be->copy_in(dev + words, &tail, 1);
+        for (int k = 0; k < 2; k++) {
+            float *dev = t->be->alloc(nn_byte_words(len[k]));
+            nn_copy_in_bytes(t->be, dev, src[k], len[k]);
             t->fs_dev[s][k] = (uint8_t *)dev;
         }
     }

@@ -56,6 +56,7 @@ typedef enum cu_scratch_slot {
     CU_SCR_LOSS,     /* the SSIM maps */
     CU_SCR_CONV_OUT, /* a convolution's output before its pixel shuffle */
     CU_SCR_PARTIAL,  /* per-block partial sums of the reductions */
+    CU_SCR_IMAGE,    /* the image kernels' descriptors (crops, warps), copied from the host */
     CU_SCR_SLOTS
 } cu_scratch_slot;
 
@@ -219,6 +220,16 @@ void cu_dense(nn_tensor *y, const nn_tensor *x, const float *w, const float *b, 
 void cu_dense_bwd_data(nn_tensor *dx, const nn_tensor *dy, const float *w, nn_accum mode);
 void cu_dense_bwd_filter(float *dw, float *db, const nn_tensor *dy, const nn_tensor *x,
                          nn_accum mode);
+/* image.cu */
+/* y: [n, h, w, c] = act(a' + b'), a and b zero-padded at the end of h, w and c to y's shape */
+void cu_add_padded(nn_tensor *y, const nn_tensor *a, const nn_tensor *b, nn_act act, float alpha);
+/* y: [n, size, size, 3] from crops[0 .. n) (a host array) */
+void cu_crop_resize(nn_tensor *y, const nn_crop *crops);
+/* dst: n images [size, size, 3] bytes from w[0 .. n) (a host array) */
+void cu_warp(uint8_t *dst, const nn_warp *w, int n, int size);
+/* page-locked host memory; NULL when out of memory */
+void *cu_host_alloc(size_t bytes);
+void cu_host_free(void *p);
 /* loss.cu */
 void cu_loss(float *dpred, float *loss, const nn_tensor *pred, const nn_tensor *target,
              const float *mask, nn_loss_kind kind, float weight);

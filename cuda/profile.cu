@@ -114,6 +114,10 @@ PROF(dense_bwd_filter,
 PROF(act_fw, (nn_tensor * x, nn_act act, float alpha), (x, act, alpha))
 PROF(add, (nn_tensor * y, const nn_tensor *a, const nn_tensor *b), (y, a, b))
 PROF(convert, (nn_tensor * dst, const nn_tensor *src), (dst, src))
+PROF(add_padded, (nn_tensor * y, const nn_tensor *a, const nn_tensor *b, nn_act act, float alpha),
+     (y, a, b, act, alpha))
+PROF(crop_resize, (nn_tensor * y, const nn_crop *crops), (y, crops))
+PROF(warp, (uint8_t * dst, const nn_warp *w, int n, int size), (dst, w, n, size))
 PROF(act_bwd, (nn_tensor * dx, const nn_tensor *dy, const nn_tensor *y, nn_act act, float alpha),
      (dx, dy, y, act, alpha))
 PROF(depth_to_space, (nn_tensor * y, const nn_tensor *x, int r), (y, x, r))
@@ -147,6 +151,9 @@ void cu_profile_table(nn_backend *t)
     t->act = prof_act_fw;
     t->add = prof_add;
     t->convert = prof_convert;
+    t->add_padded = prof_add_padded;
+    t->crop_resize = prof_crop_resize;
+    t->warp = prof_warp;
     t->act_bwd = prof_act_bwd;
     t->depth_to_space = prof_depth_to_space;
     t->space_to_depth = prof_space_to_depth;

@@ -377,7 +377,7 @@ static void test_smooth_real(void)
     vs_err e;
     ex_nets nets;
     vid_reader *r = NULL;
-    if (ex_nets_load(&nets, check_models_dir(), 0, &e) || vid_open(&r, path, &e)) {
+    if (ex_nets_load(&nets, check_models_dir(), NULL, 0, &e) || vid_open(&r, path, &e)) {
         CHECKF(0, "%s", e.msg);
         return;
     }

@@ -8,8 +8,9 @@
  * NULL bias and bias gradient, every activation. Last, a training step (conv, filter gradient,
  * flag_nonfinite, adam_ctl) captured as a graph and replayed. Then, in bf16 and fp16, every
  * operation a 16-bit model runs against tests/half_backend.h (the CPU rounding where the GPU
- * does). One line per op family with its worst error. And the three face networks end to end on
- * faces_gt photos (PPM copies that make gpu-bundle writes into .device/faces, or
+ * does). One line per op family with its worst error; crop_resize, warp and host_alloc print
+ * their own (how many values differ from the CPU's at all). And the three face networks end to end
+ * on faces_gt photos (PPM copies that make gpu-bundle writes into .device/faces, or
  * $VISAGE_GPU_FACES), in fp32 and in the card's 16-bit precision, against the CPU: boxes IoU >=
  * 0.95, landmarks within 1 px, embeddings cosine >= 0.999. Skipped where there is no GPU. */
 #include <stdarg.h>
@@ -32,14 +33,14 @@ static int tf32; /* the GPU is in TF32 mode: convolution and GEMM tolerances are
 enum {
     F_CONV, F_CONV_BD, F_CONV_BF, F_DW, F_DW_BD, F_DW_BF, F_POOL, F_DENSE, F_DENSE_BD, F_DENSE_BF,
     F_ACT, F_ACT_BWD, F_ADD, F_SCALE_BIAS, F_SHUFFLE, F_LOSS, F_ADAM, F_FINITE, F_FILL, F_GRAPH,
-    F_AUGMENT, F_CONVERT, F_COUNT
+    F_AUGMENT, F_CONVERT, F_ADD_PADDED, F_COUNT
 };
 static const char *fam_name[F_COUNT] = {
     "conv2d fwd", "conv2d bwd_data", "conv2d bwd_filter",
     "depthwise fwd", "depthwise bwd_data", "depthwise bwd_filter",
     "pool", "dense fwd", "dense bwd_data", "dense bwd_filter",
     "act", "act_bwd", "add", "scale_bias", "depth_to_space/space_to_depth",
-    "loss", "adam", "all_finite", "fill", "captured step", "augment", "convert",
+    "loss", "adam", "all_finite", "fill", "captured step", "augment", "convert", "add_padded",
 };
 /* clang-format on */
 static double fam_worst[F_COUNT];
@@ -768,6 +769,266 @@ static void run_augment(int si, int st, int with_masks)
     gpu_free(g.input), gpu_free(g.target);
 }
 
+/* ---- image kernels: add_padded, crop_resize, warp, host memory ----------------------------- */
+
+typedef struct pad_case {
+    int n, h, w, c; /* y */
+    int ah, aw, ac; /* a */
+    int bh, bw, bc; /* b */
+} pad_case;
+
+/* Every activation over each padding: exact but for sigmoid's expf (within 1e-6). */
+static void test_add_padded(void)
+{
+    static const pad_case cases[] = {
+        {1, 9, 11, 8, 9, 11, 5, 8, 10, 8},       /* a short of channels, b of a row and column */
+        {3, 9, 11, 8, 9, 11, 8, 9, 11, 8},       /* no padding */
+        {3, 6, 7, 16, 4, 5, 3, 6, 7, 2},         /* both padded along every axis */
+        {2, 38, 38, 64, 38, 38, 32, 37, 37, 64}, /* residualDown's shapes */
+    };
+    fam = F_ADD_PADDED;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const pad_case *p = &cases[i];
+        size_t ny = (size_t)p->n * p->h * p->w * p->c, na = (size_t)p->n * p->ah * p->aw * p->ac,
+               nb = (size_t)p->n * p->bh * p->bw * p->bc;
+        float *a = check_rand_buf(na), *b = check_rand_buf(nb), *y = vs_malloc(ny * sizeof *y);
+        float *ga = to_gpu(a, na), *gb = to_gpu(b, nb);
+        nn_tensor ta = ten(a, p->n, p->ah, p->aw, p->ac), tb = ten(b, p->n, p->bh, p->bw, p->bc);
+        nn_tensor gta = ten(ga, p->n, p->ah, p->aw, p->ac),
+                  gtb = ten(gb, p->n, p->bh, p->bw, p->bc);
+        for (int k = 0; k < N_ACTS; k++) {
+            float *gy = nan_gpu(ny);
+            nn_tensor ty = ten(y, p->n, p->h, p->w, p->c), gty = ten(gy, p->n, p->h, p->w, p->c);
+            cpu->add_padded(&ty, &ta, &tb, acts[k].act, acts[k].alpha);
+            gpu->add_padded(&gty, &gta, &gtb, acts[k].act, acts[k].alpha);
+            check_dev(gy, y, ny, 1e-6, "add_padded y [%d,%d,%d,%d] a [%d,%d,%d] b [%d,%d,%d] %s",
+                      p->n, p->h, p->w, p->c, p->ah, p->aw, p->ac, p->bh, p->bw, p->bc,
+                      acts[k].name);
+            gpu_free(gy);
+        }
+        free(a), free(b), free(y), gpu_free(ga), gpu_free(gb);
+    }
+}
+
+/* A random RGB image [h, w, 3] on both sides. */
+typedef struct test_image {
+    int w, h;
+    uint8_t *px;  /* host */
+    uint8_t *dev; /* GPU */
+} test_image;
+
+static test_image rand_image(int w, int h)
+{
+    test_image im = {w, h, vs_malloc((size_t)w * h * 3), NULL};
+    for (size_t i = 0; i < (size_t)w * h * 3; i++) im.px[i] = (uint8_t)(check_urand() * 255.999);
+    im.dev = bytes_to_gpu(im.px, (size_t)w * h * 3);
+    return im;
+}
+
+static void free_image(test_image *im)
+{
+    free(im->px);
+    gpu_free((float *)im->dev);
+}
+
+/* |g - c| over n values: the largest (NaN: infinite), how many differ in their bits, and the
+ * largest |c| */
+static double max_abs_diff(const float *g, const float *c, size_t n, size_t *differ, size_t *at,
+                           double *max_ref)
+{
+    double worst = 0;
+    *differ = 0, *at = 0, *max_ref = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)g[i] - (double)c[i]);
+        if (isnan(d)) d = INFINITY;
+        if (memcmp(&g[i], &c[i], sizeof g[i])) ++*differ;
+        if (d > worst) worst = d, *at = i;
+        if (fabs((double)c[i]) > *max_ref) *max_ref = fabs((double)c[i]);
+    }
+    return worst;
+}
+
+typedef struct crop_def {
+    int img, x, y, w, h;
+} crop_def;
+
+/* The face networks' inputs: crops from images of odd sizes, touching every border, whole
+ * images, 1-pixel ones, tall and wide, each centred and not, resized to 112, 150, 512 and 7 with
+ * face-api's two normalisations (mixed within a batch). fp32 within 1e-5 of the CPU's largest
+ * value; the line printed says how many values differ at all (none is expected: the kernel does
+ * the CPU's operations in the same order, each rounded alike). */
+static void test_crop_resize(void)
+{
+    test_image ims[3] = {rand_image(37, 53), rand_image(640, 360), rand_image(17, 17)};
+    static const crop_def batches[4][5] = {
+        /* two images: whole ones (tall, wide), touching the bottom, the top and right, the left
+         * and bottom */
+        {{0, 0, 0, 37, 53},
+         {1, 0, 0, 640, 360},
+         {0, 5, 40, 20, 13},
+         {1, 600, 0, 40, 100},
+         {1, 0, 300, 250, 60}},
+        {{2, 8, 8, 1, 1}}, /* one pixel */
+        /* a whole square image, 1-pixel columns and rows along the edges, odd sizes */
+        {{2, 0, 0, 17, 17},
+         {0, 36, 0, 1, 53},
+         {0, 0, 52, 37, 1},
+         {2, 3, 2, 5, 14},
+         {0, 10, 10, 17, 18}},
+        {{1, 100, 50, 301, 299}},
+    };
+    static const int batch_n[4] = {5, 1, 5, 1};
+    static const int sizes[] = {112, 150, 512, 7};
+    /* face-api's: the recognition net's mean / 255, and the detector's / 127.5 - 1 */
+    static const float norm_mean[2][3] = {{122.782f, 117.001f, 104.298f}, {0, 0, 0}};
+    static const float norm_div[2] = {255.0f, 127.5f}, norm_sub[2] = {0.0f, 1.0f};
+    double worst = 0;
+    size_t values = 0, differ_all = 0;
+    int runs = 0;
+    for (int bi = 0; bi < 4; bi++)
+        for (int s = 0; s < 4; s++)
+            for (int cen = 0; cen < 2; cen++) {
+                const int n = batch_n[bi], size = sizes[s];
+                nn_crop hc[5], gc[5];
+                for (int k = 0; k < n; k++) {
+                    const crop_def *d = &batches[bi][k];
+                    const test_image *im = &ims[d->img];
+                    int norm = (k + s + cen) % 2;
+                    nn_crop c = {.px = im->px, .iw = im->w, .ih = im->h, .centre = (k + cen) % 2};
+                    c.x = d->x, c.y = d->y, c.w = d->w, c.h = d->h;
+                    c.div = norm_div[norm], c.sub = norm_sub[norm];
+                    memcpy(c.mean, norm_mean[norm], sizeof c.mean);
+                    hc[k] = c, gc[k] = c;
+                    gc[k].px = im->dev;
+                }
+                size_t total = (size_t)n * size * size * 3;
+                float *y = vs_malloc(total * sizeof *y), *gy = nan_gpu(total);
+                nn_tensor ty = ten(y, n, size, size, 3), gty = ten(gy, n, size, size, 3);
+                cpu->crop_resize(&ty, hc);
+                gpu->crop_resize(&gty, gc);
+                float *got = from_gpu(gy, total);
+                size_t differ, at;
+                double max_ref, d = max_abs_diff(got, y, total, &differ, &at, &max_ref);
+                size_t px = at / 3;
+                CHECKF(d <= 1e-5 * (max_ref > 0 ? max_ref : 1.0),
+                       "crop_resize batch %d size %d centre %d: |gpu - cpu| %.3g at crop %zu "
+                       "(%zu, %zu) channel %zu: gpu %.9g cpu %.9g; %zu of %zu differ",
+                       bi, size, cen, d, px / ((size_t)size * size), px % size, px / size % size,
+                       at % 3, (double)got[at], (double)y[at], differ, total);
+                if (!(d <= worst)) worst = d;
+                values += total, differ_all += differ, runs++;
+                free(y), free(got), gpu_free(gy);
+            }
+    printf("crop_resize: %d batches (n 1 and 5; sizes 112, 150, 512, 7): max |gpu - cpu| %.3g, %zu "
+           "of %zu values differ\n",
+           runs, worst, differ_all, values);
+    for (int i = 0; i < 3; i++) free_image(&ims[i]);
+}
+
+/* m: output (x, y) -> source (scale * R(angle) (x - c, y - c) + (cx, cy)), c the output's centre */
+static void warp_matrix(double m[6], int size, double angle, double scale, double cx, double cy)
+{
+    double c = (size - 1) / 2.0, co = scale * cos(angle), si = scale * sin(angle);
+    m[0] = co, m[1] = -si, m[2] = cx - co * c + si * c;
+    m[3] = si, m[4] = co, m[5] = cy - si * c - co * c;
+}
+
+/* Aligned-face crops: rotations, scales and shifts drawn at random (some reach outside), then
+ * one partly outside, one wholly outside, a huge scale and a matrix with a NaN and an infinity;
+ * sizes 64, 256 and 13. Within 1 of the CPU in at most 0.1% of the bytes (none is expected to
+ * differ: the same operations run in the same order). */
+static void test_warp(void)
+{
+    test_image ims[2] = {rand_image(640, 360), rand_image(37, 53)};
+    static const int sizes[] = {64, 256, 13};
+    int worst = 0, runs = 0;
+    size_t bytes_all = 0, differ_all = 0;
+    for (int s = 0; s < 3; s++)
+        for (int special = 0; special < 2; special++) {
+            const int n = 4, size = sizes[s];
+            nn_warp hw[4], gw[4];
+            for (int k = 0; k < n; k++) {
+                const test_image *im = &ims[k % 2];
+                nn_warp w = {.px = im->px, .iw = im->w, .ih = im->h};
+                double side = im->w < im->h ? im->w : im->h;
+                if (!special)
+                    warp_matrix(w.m, size, (check_urand() - 0.5) * 1.2,
+                                (0.3 + check_urand()) * side / size, check_urand() * im->w,
+                                check_urand() * im->h);
+                else if (k == 0) /* partly outside: centred on the bottom-left corner */
+                    warp_matrix(w.m, size, 0.2, 0.5 * side / size, 0, im->h);
+                else if (k == 1) /* wholly outside */
+                    warp_matrix(w.m, size, 0.1, 1.0, -5000, 3000);
+                else if (k == 2) /* a huge scale */
+                    warp_matrix(w.m, size, 0.5, 1e7, im->w / 2.0, im->h / 2.0);
+                else { /* a NaN (x) and an infinity (y) */
+                    warp_matrix(w.m, size, 0.3, side / size, im->w / 2.0, im->h / 2.0);
+                    w.m[1] = NAN, w.m[5] = INFINITY;
+                }
+                hw[k] = w, gw[k] = w;
+                gw[k].px = im->dev;
+            }
+            size_t bytes = (size_t)n * size * size * 3;
+            uint8_t *out = vs_malloc(bytes), *got = vs_malloc(bytes);
+            float *gout = nan_gpu(nn_byte_words(bytes));
+            cpu->warp(out, hw, n, size);
+            gpu->warp((uint8_t *)gout, gw, n, size);
+            nn_copy_out_bytes(gpu, got, gout, bytes);
+            size_t differ = 0, at = 0;
+            int d = 0;
+            for (size_t i = 0; i < bytes; i++) {
+                int e = abs((int)got[i] - (int)out[i]);
+                differ += e != 0;
+                if (e > d) d = e, at = i;
+            }
+            size_t px = at / 3;
+            CHECKF(d <= 1 && differ <= bytes / 1000,
+                   "warp size %d%s: %zu of %zu bytes differ, worst %d at image %zu (%zu, %zu) "
+                   "channel %zu: gpu %d cpu %d",
+                   size, special ? " (outside, huge, NaN)" : "", differ, bytes, d,
+                   px / ((size_t)size * size), px % size, px / size % size, at % 3, got[at],
+                   out[at]);
+            if (d > worst) worst = d;
+            bytes_all += bytes, differ_all += differ, runs++;
+            free(out), free(got), gpu_free(gout);
+        }
+    printf("warp: %d batches of 4 (sizes 64, 256, 13): max |gpu - cpu| %d, %zu of %zu bytes "
+           "differ\n",
+           runs, worst, differ_all, bytes_all);
+    for (int i = 0; i < 2; i++) free_image(&ims[i]);
+}
+
+/* Page-locked memory: 1 MiB through the GPU and back, whole floats and an odd byte count. */
+static void test_host_alloc(void)
+{
+    const size_t bytes = (size_t)1 << 20, odd = bytes - 3;
+    uint8_t *a = gpu->host_alloc(bytes), *b = gpu->host_alloc(bytes);
+    CHECKF(a && b, "host_alloc of 1 MiB failed");
+    if (!a || !b) return;
+    for (size_t i = 0; i < bytes; i++) a[i] = (uint8_t)(check_urand() * 255.999);
+    memset(b, 0, bytes);
+    float *d = gpu->alloc(bytes / sizeof(float));
+    gpu->copy_in(d, (const float *)a, bytes / sizeof(float));
+    gpu->copy_out((float *)b, d, bytes / sizeof(float));
+    int same = memcmp(a, b, bytes) == 0;
+    CHECKF(same, "host_alloc: 1 MiB copy_in then copy_out differs");
+    gpu->fill(d, bytes / sizeof(float), NAN);
+    memset(b, 0, bytes);
+    nn_copy_in_bytes(gpu, d, a + 1, odd);
+    nn_copy_out_bytes(gpu, b, d, odd);
+    int same_odd = memcmp(a + 1, b, odd) == 0 && b[odd] == 0;
+    CHECKF(same_odd, "host_alloc: %zu bytes (not whole floats) in and out differ", odd);
+    void *z = gpu->host_alloc(0);
+    CHECKF(z != NULL, "host_alloc(0) returned NULL");
+    gpu->host_free(z);
+    gpu->host_free(NULL);
+    printf("host_alloc: 1 MiB page-locked through the GPU and back: %s; %zu bytes: %s\n",
+           same ? "identical" : "DIFFERS", odd, same_odd ? "identical" : "DIFFERS");
+    gpu_free(d);
+    gpu->host_free(a);
+    gpu->host_free(b);
+}
+
 /* ---- all_finite, fill ---------------------------------------------------------------------- */
 
 /* flag_nonfinite from f0 on both sides: 1 where x has a NaN or an Inf, else f0 left alone */
@@ -1403,21 +1664,33 @@ static void test_face_networks(const char *what)
         CHECKF(0, "loading the face networks: %s", e.msg);
         return;
     }
-    fnc_stats s;
+    fnc_stats s, sb, self;
     fnc_stats_init(&s);
+    fnc_stats_init(&sb);
+    fnc_stats_init(&self);
     int images = 0;
-    for (int i = 0;; i++) {
+    img ims[16], *imp[16];
+    for (int i = 0; i < 16; i++) {
         snprintf(path, sizeof path, "%s/face%d.ppm", dir, i);
-        img im;
-        if (read_ppm(&im, path)) break;
-        fnc_compare(&s, &ref, &dev, &im, 0.5f);
-        free(im.px);
+        if (read_ppm(&ims[i], path)) break;
+        imp[i] = &ims[i];
+        fnc_compare(&s, &ref, &dev, &ims[i], 0.5f);
         images++;
     }
-    char title[96];
+    char title[128];
     snprintf(title, sizeof title, "face networks (%s, %d images)", what, images);
     fnc_print(title, &s);
     CHECKF(fnc_pass(&s), "the GPU's faces differ from the CPU's (%s)", what);
+    /* as extraction runs them: every picture in one detection batch, each face 3 times over in
+     * the landmark and embedding batches (more than one pass of 64) */
+    fnc_compare_batch(&sb, &self, &ref, &dev, gpu, imp, images, 0.5f, 3);
+    snprintf(title, sizeof title, "face networks in batches (%s, %d images)", what, images);
+    fnc_print(title, &sb);
+    snprintf(title, sizeof title, "the same faces elsewhere in the batches (%s)", what);
+    fnc_print(title, &self);
+    CHECKF(fnc_pass(&sb) && self.faces == 2 * sb.faces && fnc_pass(&self),
+           "the GPU's batches differ from the CPU (%s)", what);
+    for (int i = 0; i < images; i++) free(ims[i].px);
     fnc_free(&ref);
     fnc_free(&dev);
 }
@@ -1458,6 +1731,10 @@ int main(void)
     test_conv_shuffle();
     run_augment(64, 64, 1);
     run_augment(64, 32, 0);
+    test_add_padded();
+    test_crop_resize();
+    test_warp();
+    test_host_alloc();
     test_all_finite();
     test_fill();
     test_graph();

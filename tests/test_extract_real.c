@@ -327,7 +327,7 @@ int main(void)
     if (!check_have_models()) SKIP("no models (run make models)");
     cfg_defaults(&cfg);
     vs_err e;
-    if (ex_nets_load(&nets, check_models_dir(), 0, &e)) {
+    if (ex_nets_load(&nets, check_models_dir(), NULL, 0, &e)) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;
     }

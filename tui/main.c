@@ -142,6 +142,8 @@ static void help_extract(void)
            "      --min-blur B        drop faces blurrier than B (variance of the Laplacian)\n"
            "      --skip-existing     skip inputs already extracted into DIR completely\n"
            "      --overwrite         extract them again (faces deleted since come back)\n"
+           "      --device DEV        where the face networks run: auto (the first GPU, else\n"
+           "                          the CPU), cpu, cuda:N\n"
            "      --threads N         CPU threads (0 = all)\n"
            "      --models DIR        face-network weights (default: found by 'make models')\n"
            "  -q, --quiet             no progress, only the summary\n"
@@ -197,7 +199,8 @@ static int cmd_extract(cli *c, int argc, char **argv)
         O_MIN_BLUR,
         O_THREADS,
         O_MODELS,
-        O_OVERWRITE
+        O_OVERWRITE,
+        O_DEVICE
     };
     static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                          {"alignments", required_argument, 0, O_ALIGN},
@@ -216,6 +219,7 @@ static int cmd_extract(cli *c, int argc, char **argv)
                                          {"min-blur", required_argument, 0, O_MIN_BLUR},
                                          {"threads", required_argument, 0, O_THREADS},
                                          {"models", required_argument, 0, O_MODELS},
+                                         {"device", required_argument, 0, O_DEVICE},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -251,6 +255,7 @@ static int cmd_extract(cli *c, int argc, char **argv)
         case O_OVERWRITE: rq.overwrite = 1; break;
         case O_THREADS: section = "general", key = "threads"; break;
         case O_MODELS: section = "general", key = "models"; break;
+        case O_DEVICE: section = "general", key = "device"; break;
         default: fprintf(stderr, "Try 'visage extract --help'.\n"); goto done;
         }
         if (key && set_opt(c, "extract", section, key, optarg)) {
@@ -285,6 +290,12 @@ static int cmd_extract(cli *c, int argc, char **argv)
     rq.align_dir = align_dir;
     rq.filter_refs = filters;
     rq.nfilter_refs = nfilters;
+    nn_precision prec = NN_PREC_AUTO;
+    nn_parse_precision(&prec, c->cfg.precision);
+    if (nn_backend_open(&rq.be, c->cfg.device, prec, &e)) {
+        rc = fail("extract", &e);
+        goto done;
+    }
 
     /* Ctrl-C and SIGTERM stop the job cleanly (faces and alignments kept); a second Ctrl-C
      * kills at once. A dropped SSH link (SIGHUP) does not stop the extraction. */
@@ -342,7 +353,7 @@ static int reference_embedding(float out[128], cli *c, const char *path, vs_err 
     char models[PATH_MAX];
     if (face_load(&f, NULL, path, &ignore) &&
         (ex_find_models(models, sizeof models, c->cfg.models, c->exe_dir, e) ||
-         ex_nets_load(&nets, models, c->cfg.threads, e)))
+         ex_nets_load(&nets, models, NULL, c->cfg.threads, e)))
         return -1;
     int rc = ex_reference_embedding(out, &nets, path, &c->cfg, e);
     ex_nets_free(&nets);

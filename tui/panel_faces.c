@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "../core/fsutil.h"
+#include "../core/nn/backend.h"
 #include "../core/video.h"
 #include "wb.h"
 
@@ -364,6 +365,16 @@ static void start_extract(wb *w)
     f->ex_rq.out_dir = f->ex_out;
     f->ex_rq.align_dir = f->ex_align;
     f->ex_rq.skip_existing = 1;
+    /* the face networks on the configured device; on the CPU while this process trains on the
+     * GPU (the CUDA backend is one stream, which two jobs must not share) */
+    nn_precision prec = NN_PREC_AUTO;
+    nn_parse_precision(&prec, w->c->cfg.precision);
+    if (wb_train_running_here(w))
+        f->ex_rq.be = nn_cpu_backend();
+    else if (nn_backend_open(&f->ex_rq.be, w->c->cfg.device, prec, &e)) {
+        wb_log(w, WB_ERROR, "%s", e.msg);
+        return;
+    }
     f->ex_warnings_seen = 0;
     job_start(&f->ex_job, ex_run, &f->ex_rq, &f->ex_st, sizeof f->ex_st);
     f->ex_running = 1;

@@ -109,10 +109,38 @@ typedef struct nn_aug_batch {
     int n, P, si, st;
 } nn_aug_batch;
 
+/* ---- image kernels: extraction and conversion keep their frames in backend memory -------------
+ * An 8-bit image there is [h, w, 3] RGB bytes, rows packed, in nn_byte_words(h * w * 3) floats of
+ * backend memory (nn_copy_in_bytes / nn_copy_out_bytes move it). */
+
+/* A network input cut from an image as face-api builds it: the crop (x, y, w, h), inside the
+ * image, padded to a square with zeros (centre 0: all the padding after the crop, bottom/right,
+ * as the detector does; 1: centred, the odd pixel after), resized with TensorFlow's bilinear rule
+ * (output pixel i reads the square at i * side / size: no half-pixel shift, the last row and
+ * column clamped; positions and interpolation in double, which matches face-api's fp32 results
+ * within its tests' bar), then each value v becomes (v - mean[c]) / div - sub in fp32. */
+typedef struct nn_crop {
+    const uint8_t *px; /* the image [ih, iw, 3], backend memory */
+    int iw, ih;
+    int x, y, w, h;
+    int centre;
+    float mean[3], div, sub;
+} nn_crop;
+
+/* An affine crop of an image: output pixel (x, y) is the bilinear sample of the image at
+ * (m0 x + m1 y + m2, m3 x + m4 y + m5) (pixel centres at integer coordinates; the image's edge
+ * replicated outwards), rounded to 8 bits: img_warp_affine with IMG_BORDER_REPLICATE. */
+typedef struct nn_warp {
+    const uint8_t *px; /* the image [ih, iw, 3], backend memory */
+    int iw, ih;
+    double m[6];
+} nn_warp;
+
 typedef struct nn_backend {
     const char *name;
     nn_weight_layout conv_layout; /* of conv2d kernels (w and dw) in this backend's memory */
     nn_dtype train_dtype;         /* of a model's activations and their gradients when it trains */
+    int host_memory;              /* 1: its memory is the host's (the CPU backend): no copies */
 
     float *(*alloc)(size_t n_floats);
     void (*free)(float *p);
@@ -139,6 +167,26 @@ typedef struct nn_backend {
     void (*convert)(nn_tensor *dst, const nn_tensor *src);
     /* x[.., ch] = x[.., ch] * scale[ch] + bias[ch], in place; scale may be NULL (bias only) */
     void (*scale_bias)(nn_tensor *x, const float *scale, const float *bias);
+
+    /* y = act(a' + b') (y: [n, h, w, c]), a' and b' being a and b ([n, ...] each no larger than
+     * y along h, w and c) padded with zeros at the end of each of those axes to y's shape: the
+     * join of face-api's residualDown block (zero channels added to the pooled input, a zero row
+     * and column to the convolved one). fp32. */
+    void (*add_padded)(nn_tensor *y, const nn_tensor *a, const nn_tensor *b, nn_act act,
+                       float alpha);
+
+    /* ---- image kernels (core/nn/cpu_image.c, cuda/image.cu) --------------------------------
+     * y: [n, size, size, 3] fp32 <- crops[0 .. n) (host array): the face networks' inputs */
+    void (*crop_resize)(nn_tensor *y, const nn_crop *crops);
+    /* dst: n images [size, size, 3] bytes one after another (backend memory) <- w[0 .. n) (host
+     * array): the aligned faces extraction saves and conversion swaps */
+    void (*warp)(uint8_t *dst, const nn_warp *w, int n, int size);
+    /* Page-locked host memory, which the GPU copies to and from at full speed (and malloc on
+     * the CPU). NULL when out of memory. A copy_in from it may still be reading it when the call
+     * returns: rewrite it only after sync or a copy_out. crop_resize and warp copy their host
+     * arrays and may grow scratch memory, so neither may be recorded in a graph. */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
 
     /* ---- training (core/nn/cpu_train.c, cpu_loss.c on the CPU) ----------------------------
      * Backward passes take the gradient with respect to the layer's pre-activation output
@@ -204,8 +252,8 @@ typedef struct nn_backend {
     /* p, m, v: the numel(g) fp32 weights and moments; g: their gradients (fp32 or 16-bit);
      * pw (may be NULL; as many elements): also writes the new parameters there, rounded to its
      * type (the copy a 16-bit model's layers read) */
-    void (*adam_ctl)(float *p, float *m, float *v, const nn_tensor *g, const nn_adam *h,
-                     float *ctl, nn_tensor *pw);
+    void (*adam_ctl)(float *p, float *m, float *v, const nn_tensor *g, const nn_adam *h, float *ctl,
+                     nn_tensor *pw);
     /* Between capture_begin and capture_end, calls are recorded rather than run (nothing may
      * allocate, find a new algorithm or copy to the host in between: an uncaptured step first
      * sizes everything); graph_run replays the recording. NULL on the CPU, which runs each call
@@ -217,6 +265,15 @@ typedef struct nn_backend {
 } nn_backend;
 
 const nn_backend *nn_cpu_backend(void);
+
+/* The floats of backend memory that `bytes` bytes take. */
+static inline size_t nn_byte_words(size_t bytes)
+{
+    return (bytes + sizeof(float) - 1) / sizeof(float);
+}
+/* Byte copies into and out of backend memory (dst_dev, src_dev: nn_byte_words(bytes) floats). */
+void nn_copy_in_bytes(const nn_backend *be, void *dst_dev, const void *src_host, size_t bytes);
+void nn_copy_out_bytes(const nn_backend *be, void *dst_host, const void *src_dev, size_t bytes);
 
 /* ---- the CUDA backend (cuda/, the .cu files; a build without CUDA has cuda/none.c: no
  * devices) --------------------------------------------------------------------------------- */

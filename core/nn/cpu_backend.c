@@ -11,6 +11,7 @@
 #include "../err.h"
 #include "half.h"
 #include "cpu_conv.h"
+#include "cpu_image.h"
 #include "cpu_train.h"
 
 #define EW_CHUNK 32768 /* floats per element-wise task */
@@ -354,6 +355,7 @@ static const nn_backend cpu_backend = {
     .name = "cpu",
     .conv_layout = NN_LAYOUT_HWIO,
     .train_dtype = NN_F32,
+    .host_memory = 1,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .copy_in = cpu_copy,
@@ -384,6 +386,11 @@ static const nn_backend cpu_backend = {
     .augment = cpu_augment,
     .flag_nonfinite = be_flag_nonfinite,
     .adam_ctl = cpu_adam_ctl_copy,
+    .add_padded = nn_cpu_add_padded,
+    .crop_resize = nn_cpu_crop_resize,
+    .warp = nn_cpu_warp,
+    .host_alloc = nn_cpu_host_alloc,
+    .host_free = nn_cpu_host_free,
 };
 
 const char *nn_precision_name(nn_precision p)
