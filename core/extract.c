@@ -15,14 +15,11 @@
 #include "alignments.h"
 #include "face.h"
 #include "facenet.h"
-#include "facenet_input.h"
 #include "frame_queue.h"
 #include "fsutil.h"
 #include "models.h"
 #include "video.h"
 
-#define MAX_DETECTIONS 64
-#define GPU_BATCH 8   /* frames the networks take at once on a GPU */
 #define READ_AHEAD 16 /* decoded frames waiting for the networks */
 #define SAVE_AHEAD 64 /* faces waiting to be written */
 /* A killed run (power cut, OOM) keeps most of its alignments: the file is saved every minute,
@@ -40,16 +37,9 @@ typedef struct ex_ctx {
     float (*filter)[128];
     float (*nfilter)[128];
     int n_filter, n_nfilter;
+    ex_face *faces; /* of the batch (ex_find_batch) */
+    int faces_cap;
 } ex_ctx;
-
-/* Frames and aligned crops in the networks' backend memory. */
-struct ex_scratch {
-    fni_stage frame[GPU_BATCH];
-    float *crops; /* [n, size, size, 3] bytes */
-    size_t crop_words;
-    uint8_t *crops_host;
-    size_t crops_host_bytes;
-};
 
 static double now(void)
 {
@@ -135,32 +125,9 @@ void ex_default_align_dir(char *out, size_t n, const char *out_dir)
 int ex_nets_load(ex_nets *n, const char *models_dir, const nn_backend *be, int threads, vs_err *e)
 {
     memset(n, 0, sizeof *n);
-    n->be = be ? be : nn_cpu_backend();
-    n->batch = fni_batch(n->be, GPU_BATCH, 1);
     nn_cpu_set_threads(threads);
     if (models_verify(models_dir, e)) return -1;
-    n->scratch = vs_calloc(1, sizeof *n->scratch);
-    if (fn_detector_load(&n->det, models_dir, n->be, e) ||
-        fn_landmarker_load(&n->lmk, models_dir, n->be, e) ||
-        fn_embedder_load(&n->emb, models_dir, n->be, e)) {
-        ex_nets_free(n);
-        return -1;
-    }
-    return 0;
-}
-
-void ex_nets_free(ex_nets *n)
-{
-    if (n->det) fn_detector_free(n->det);
-    if (n->lmk) fn_landmarker_free(n->lmk);
-    if (n->emb) fn_embedder_free(n->emb);
-    if (n->scratch) {
-        for (int i = 0; i < GPU_BATCH; i++) fni_stage_free(&n->scratch->frame[i], n->be);
-        if (n->scratch->crops) n->be->free(n->scratch->crops);
-        free(n->scratch->crops_host);
-        free(n->scratch);
-    }
-    memset(n, 0, sizeof *n);
+    return ex_nets_open(n, models_dir, be, e);
 }
 
 static void warn(ex_ctx *c, const char *msg)
@@ -175,23 +142,6 @@ static int publish(ex_ctx *c)
     return job_publish(c->j, &c->st);
 }
 
-static float nearest(const float emb[128], float (*refs)[128], int n)
-{
-    float best = INFINITY;
-    for (int i = 0; i < n; i++) {
-        float d = fn_distance(emb, refs[i]);
-        if (d < best) best = d;
-    }
-    return best;
-}
-
-int ex_identity_passes(const float emb[128], float (*keep)[128], int n_keep, float (*drop)[128],
-                       int n_drop, float similarity)
-{
-    return !(n_keep && nearest(emb, keep, n_keep) > similarity) &&
-           !(n_drop && nearest(emb, drop, n_drop) <= similarity);
-}
-
 int ex_reference_embedding(float out[128], ex_nets *n, const char *path, const vs_config *cfg,
                            vs_err *e)
 {
@@ -204,8 +154,8 @@ int ex_reference_embedding(float out[128], ex_nets *n, const char *path, const v
     }
     img *im = NULL;
     if (img_load(&im, path, e)) return vs_failctx(e, "reference face");
-    ex_found found[MAX_DETECTIONS];
-    int count = ex_find_faces(found, MAX_DETECTIONS, n, im, cfg), faces = 0, which = -1;
+    ex_found found[EX_MAX_DETECTIONS];
+    int count = ex_find_faces(found, EX_MAX_DETECTIONS, n, im, cfg), faces = 0, which = -1;
     for (int i = 0; i < count; i++)
         if (found[i].verdict == EX_KEEP) faces++, which = which < 0 ? i : which;
     int rc = 0;
@@ -266,11 +216,6 @@ static int face_file_name(char *out, size_t n, const char *dir, const char *sour
     return vs_fail(e, "%s/%s: a face of another source already has this name", dir, out);
 }
 
-fn_box ex_found_box(const ex_found *f)
-{
-    return (fn_box){f->box[0], f->box[1], f->box[2], f->box[3], f->score};
-}
-
 /* Whether s is valid UTF-8 (the metadata is JSON, which holds only UTF-8 text). */
 static int utf8_valid(const char *s)
 {
@@ -289,210 +234,66 @@ static int utf8_valid(const char *s)
     return 1;
 }
 
-/* Detection, landmarks and their checks on the nf frames fi (backend memory): frame i's
- * detections in out[i * max ...], counts[i] of them. The landmarks of every face of every frame
- * are found in one batch. */
-static void find_faces(ex_found *out, int *counts, int max, ex_nets *n, const fn_image *fi, int nf,
-                       const vs_config *cfg)
-{
-    fn_box *boxes = vs_malloc(sizeof *boxes * (size_t)max * nf);
-    fn_detect_batch(boxes, counts, max, n->det, fi, nf, cfg->threshold);
-    int total = 0;
-    for (int i = 0; i < nf; i++) total += counts[i];
-    fn_image *ims = vs_malloc(sizeof *ims * (size_t)(total + 1));
-    fn_box *which = vs_malloc(sizeof *which * (size_t)(total + 1));
-    float(*lm)[136] = vs_malloc(sizeof *lm * (size_t)(total + 1));
-    int *at = vs_malloc(sizeof *at * (size_t)(total + 1)), m = 0;
-    for (int i = 0; i < nf; i++)
-        for (int k = 0; k < counts[i]; k++) {
-            ex_found *f = &out[i * max + k];
-            const fn_box *b = &boxes[i * max + k];
-            f->box[0] = b->x, f->box[1] = b->y, f->box[2] = b->w, f->box[3] = b->h;
-            f->score = b->score;
-            f->verdict = EX_KEEP;
-            if ((b->w > b->h ? b->w : b->h) < cfg->min_size) {
-                f->verdict = EX_TOO_SMALL;
-                continue;
-            }
-            ims[m] = fi[i], which[m] = *b, at[m++] = i * max + k;
-        }
-    fn_landmarks_batch(lm, n->lmk, ims, which, m);
-    for (int j = 0; j < m; j++) {
-        ex_found *f = &out[at[j]];
-        memcpy(f->lm, lm[j], sizeof f->lm);
-        if (cfg->landmark_filter &&
-            (!align_plausible(f->lm, ALIGN_MAX_LANDMARK_ERROR) || !align_fills_box(f->lm, f->box)))
-            f->verdict = EX_NOT_A_FACE;
-    }
-    free(boxes), free(ims), free(which), free(lm), free(at);
-}
-
-int ex_find_faces(ex_found *out, int max, ex_nets *n, const img *frame, const vs_config *cfg)
-{
-    if (max > MAX_DETECTIONS) max = MAX_DETECTIONS;
-    fn_image fi = fni_stage_image(&n->scratch->frame[0], n->be, frame);
-    int count;
-    find_faces(out, &count, max, n, &fi, 1, cfg);
-    return count;
-}
-
-/* n aligned crops [size, size, 3] of the frames, on the host: warps w (backend memory frames)
- * through the backend, copied out in one go. */
-static const uint8_t *crop_faces(ex_nets *nets, const nn_warp *w, int n, int size)
-{
-    struct ex_scratch *s = nets->scratch;
-    const nn_backend *be = nets->be;
-    size_t bytes = (size_t)n * size * size * 3;
-    if (nn_byte_words(bytes) > s->crop_words) {
-        if (s->crops) be->free(s->crops);
-        s->crop_words = nn_byte_words(bytes) * 2;
-        s->crops = be->alloc(s->crop_words);
-    }
-    if (bytes > s->crops_host_bytes) {
-        free(s->crops_host);
-        s->crops_host_bytes = bytes * 2;
-        s->crops_host = vs_malloc(s->crops_host_bytes);
-    }
-    if (n == 0) return s->crops_host;
-    be->warp((uint8_t *)s->crops, w, n, size);
-    nn_copy_out_bytes(be, s->crops_host, s->crops, bytes);
-    return s->crops_host;
-}
-
-/* One face of a batch after the networks: where it is, and what the checks said. */
-typedef struct ex_cand {
-    int frame;         /* in the batch */
-    const ex_found *d; /* its detection */
-    double matrix[6];  /* frame -> aligned crop */
-    int aligned;       /* the alignment worked: crop is its aligned face */
-    int crop;          /* index of its crop */
-    float blur;        /* of the crop */
-    float emb[128];    /* when the crop is sharp enough */
-} ex_cand;
-
-/* The faces of the frames it[0 .. n) (one batch): detection, landmarks, checks, alignment, blur,
- * identity, all of the batch at once on the networks' backend; then, frame by frame in order,
- * each kept face (its crop and metadata) to the writer, and after them a marker saying the frame
- * is done (frame NULL). folder: it[i].data is the image's path, its faces are frame 0 of it;
- * otherwise the frames are it[i].index of `source`. 0, or -1 when the writer has stopped. */
+/* The faces of the frames it[0 .. n) (one batch, ex_find_batch), counted, and frame by frame in
+ * order each saved face (its crop and metadata) to the writer, and after them a marker saying the
+ * frame is done (frame NULL). folder: it[i].data is the image's path, its faces are frame 0 of
+ * it; otherwise the frames are it[i].index of `source`. 0, or -1 when the writer has stopped. */
 static int process_batch(ex_ctx *c, const fq_item *it, int n, const char *source, int folder,
                          frame_queue *out)
 {
     const vs_config *cfg = &c->rq->cfg;
-    ex_nets *nets = &c->nets;
-    fn_image fi[GPU_BATCH];
-    int counts[GPU_BATCH];
-    VS_CHECK(n <= GPU_BATCH);
-    for (int i = 0; i < n; i++)
-        fi[i] = fni_stage_image(&nets->scratch->frame[i], nets->be, it[i].frame);
-    ex_found *found = vs_malloc(sizeof *found * MAX_DETECTIONS * n);
-    find_faces(found, counts, MAX_DETECTIONS, nets, fi, n, cfg);
-
-    /* every face that passed the size and landmark checks: aligned, cropped, scored for blur,
-     * and embedded when sharp enough (the --max-faces cut is made afterwards, in order) */
-    ex_cand *cand = vs_malloc(sizeof *cand * (size_t)(MAX_DETECTIONS * n));
-    nn_warp *warps = vs_malloc(sizeof *warps * (size_t)(MAX_DETECTIONS * n));
-    int nc = 0, nw = 0;
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < counts[i]; k++) {
-            const ex_found *d = &found[i * MAX_DETECTIONS + k];
-            if (d->verdict != EX_KEEP) continue;
-            ex_cand *f = &cand[nc++];
-            f->frame = i, f->d = d, f->crop = -1, f->blur = 0;
-            double inv[6];
-            f->aligned = align_matrix(f->matrix, d->lm, c->centering, cfg->size) == 0 &&
-                         align_invert(inv, f->matrix) == 0;
-            if (!f->aligned) continue;
-            warps[nw] = (nn_warp){.px = fi[i].px, .iw = fi[i].w, .ih = fi[i].h};
-            memcpy(warps[nw].m, inv, sizeof inv);
-            f->crop = nw++;
-        }
+    img *frames[EX_MAX_BATCH];
+    VS_CHECK(n <= EX_MAX_BATCH);
+    for (int i = 0; i < n; i++) frames[i] = it[i].frame;
+    ex_filter flt = {c->filter, c->nfilter, c->n_filter, c->n_nfilter};
+    int count;
+    ex_find_batch(&c->faces, &count, &c->faces_cap, &c->nets, frames, n, cfg, c->centering, &flt);
     const size_t per = (size_t)cfg->size * cfg->size * 3;
-    const uint8_t *crops = crop_faces(nets, warps, nw, cfg->size);
-    fn_image *eims = vs_malloc(sizeof *eims * (size_t)(nc + 1));
-    fn_box *edet = vs_malloc(sizeof *edet * (size_t)(nc + 1));
-    float(*elm)[136] = vs_malloc(sizeof *elm * (size_t)(nc + 1));
-    float(*emb)[128] = vs_malloc(sizeof *emb * (size_t)(nc + 1));
-    int *eat = vs_malloc(sizeof *eat * (size_t)(nc + 1)), ne = 0;
-    for (int j = 0; j < nc; j++) {
-        ex_cand *f = &cand[j];
-        if (!f->aligned) continue;
-        img view = {cfg->size, cfg->size, 3, (uint8_t *)crops + per * f->crop};
-        f->blur = (float)img_blur_score(&view);
-        if (cfg->min_blur > 0 && f->blur < cfg->min_blur) continue;
-        eims[ne] = fi[f->frame], edet[ne] = ex_found_box(f->d);
-        memcpy(elm[ne], f->d->lm, sizeof elm[0]);
-        eat[ne++] = j;
-    }
-    fn_embed_batch(emb, nets->emb, eims, edet, (const float(*)[136])elm, ne);
-    for (int j = 0; j < ne; j++) memcpy(cand[eat[j]].emb, emb[j], sizeof emb[0]);
-
-    int rc = 0, next = 0;
+    int rc = 0, k = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         const char *src = folder ? (const char *)it[i].data : source;
         int64_t frame_index = folder ? 0 : it[i].index;
         c->st.frames_read++;
-        c->st.faces_found += counts[i];
-        int kept = 0;
-        for (int k = 0; k < counts[i] && rc == 0; k++) {
-            const ex_found *d = &found[i * MAX_DETECTIONS + k];
-            if (d->verdict == EX_TOO_SMALL) {
-                c->st.filtered_size++;
-                continue;
+        for (; k < count && c->faces[k].frame == i && rc == 0; k++) {
+            const ex_face *x = &c->faces[k];
+            c->st.faces_found++;
+            switch (x->fate) {
+            case EX_DROP_SIZE: c->st.filtered_size++; continue;
+            case EX_DROP_LANDMARKS: c->st.filtered_landmarks++; continue;
+            case EX_DROP_MAX: c->st.filtered_max++; continue;
+            case EX_DROP_BLUR: c->st.filtered_blur++; continue;
+            case EX_DROP_IDENTITY: c->st.filtered_identity++; continue;
+            case EX_SAVED: break;
             }
-            if (d->verdict == EX_NOT_A_FACE) {
-                c->st.filtered_landmarks++;
-                continue;
-            }
-            const ex_cand *f = &cand[next++];
-            if (cfg->max_faces && kept >= cfg->max_faces) {
-                c->st.filtered_max++;
-                continue;
-            }
-            if (!f->aligned) {
-                c->st.filtered_landmarks++;
-                continue;
-            }
-            if (cfg->min_blur > 0 && f->blur < cfg->min_blur) {
-                c->st.filtered_blur++;
-                continue;
-            }
-            if (!ex_identity_passes(f->emb, c->filter, c->n_filter, c->nfilter, c->n_nfilter,
-                                    cfg->similarity)) {
-                c->st.filtered_identity++;
-                continue;
-            }
-            vs_face *fc = vs_calloc(1, sizeof *fc);
-            memcpy(fc->lm, d->lm, sizeof fc->lm);
-            memcpy(fc->matrix, f->matrix, sizeof fc->matrix);
-            fc->blur = f->blur;
-            memcpy(fc->embedding, f->emb, sizeof fc->embedding);
-            fc->has_embedding = 1;
-            snprintf(fc->source, sizeof fc->source, "%s", src);
-            fc->frame = frame_index;
-            fc->index = kept;
-            memcpy(fc->box, d->box, sizeof fc->box);
-            fc->score = d->score;
-            fc->size = cfg->size;
-            snprintf(fc->centering, sizeof fc->centering, "%s", align_centering_name(c->centering));
+            vs_face *f = vs_calloc(1, sizeof *f);
+            memcpy(f->lm, x->found.lm, sizeof f->lm);
+            memcpy(f->matrix, x->matrix, sizeof f->matrix);
+            f->blur = x->blur;
+            memcpy(f->embedding, x->embedding, sizeof f->embedding);
+            f->has_embedding = 1;
+            snprintf(f->source, sizeof f->source, "%s", src);
+            f->frame = frame_index;
+            f->index = x->index;
+            memcpy(f->box, x->found.box, sizeof f->box);
+            f->score = x->found.score;
+            f->size = cfg->size;
+            snprintf(f->centering, sizeof f->centering, "%s", align_centering_name(c->centering));
             align_pose pose;
-            align_estimate_pose(&pose, fc->lm);
-            fc->yaw = pose.yaw, fc->pitch = pose.pitch, fc->roll = pose.roll;
+            align_estimate_pose(&pose, f->lm);
+            f->yaw = pose.yaw, f->pitch = pose.pitch, f->roll = pose.roll;
             fq_item face = {
-                .frame = img_new(cfg->size, cfg->size, 3), .index = frame_index, .data = fc};
-            memcpy(face.frame->px, crops + per * f->crop, per);
+                .frame = img_new(cfg->size, cfg->size, 3), .index = frame_index, .data = f};
+            memcpy(face.frame->px, x->crop, per);
             if (fq_push(out, face)) {
-                img_free(face.frame), free(fc);
+                img_free(face.frame), free(f);
                 rc = -1;
                 break;
             }
-            kept++;
             c->st.kept++;
         }
         fq_item done = {.index = frame_index};
         if (rc == 0 && fq_push(out, done)) rc = -1;
     }
-    free(found), free(cand), free(warps), free(eims), free(edet), free(elm), free(emb), free(eat);
     return rc;
 }
 
@@ -627,7 +428,7 @@ static int run_stages(ex_ctx *c, al_file *al, ex_reader *rd, const char *al_out,
     VS_CHECK(pthread_create(&wt, NULL, writer_main, &w) == 0);
     const int folder = rd->dir != NULL;
     int rc = 0, got = 1;
-    fq_item batch[GPU_BATCH];
+    fq_item batch[EX_MAX_BATCH];
     while (rc == 0 && got == 1 && !publish(c)) {
         int n = 0;
         while (n < c->nets.batch && (got = fq_pop(qin, &batch[n])) == 1) {
@@ -886,6 +687,7 @@ out:
     free(inputs);
     free(c.filter);
     free(c.nfilter);
+    free(c.faces);
     ex_nets_free(&c.nets);
     c.st.elapsed = now() - c.t0;
     job_publish(j, &c.st); /* final numbers, also after a failure */

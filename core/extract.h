@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "extract_faces.h"
 #include "image.h"
 #include "job.h"
 
@@ -47,47 +48,16 @@ typedef struct ex_status {
     double input_started;            /* elapsed when the current input was opened */
 } ex_status;
 
-/* The three face networks, loaded together on one backend. */
-typedef struct ex_nets {
-    const struct nn_backend *be;
-    int batch; /* frames extraction gives them at once */
-    struct fn_detector *det;
-    struct fn_landmarker *lmk;
-    struct fn_embedder *emb;
-    struct ex_scratch *scratch; /* frames and crops in the backend's memory (extract.c) */
-} ex_nets;
-
-/* be NULL: the CPU (threads: its worker threads, 0 one per CPU). */
+/* The three face networks, loaded together: ex_nets_open (extract_faces.h) after checking the
+ * weights' checksums (models_verify). be NULL: the CPU (threads: its worker threads, 0 one per
+ * CPU). */
 int ex_nets_load(ex_nets *n, const char *models_dir, const struct nn_backend *be, int threads,
                  vs_err *e);
-void ex_nets_free(ex_nets *n);
-
-typedef enum ex_verdict { EX_KEEP, EX_TOO_SMALL, EX_NOT_A_FACE } ex_verdict;
-
-typedef struct ex_found {
-    float box[4]; /* x, y, w, h, frame pixels */
-    float score;
-    float lm[136]; /* only when verdict != EX_TOO_SMALL */
-    ex_verdict verdict;
-} ex_found;
-
-/* The detection of f as the face networks take it. */
-struct fn_box ex_found_box(const ex_found *f);
-
-/* Detection, landmarks and the checks of extraction (--min-size, the landmark filter) on one
- * frame: every detection above cfg->threshold, best first, with its verdict. Returns the count. */
-int ex_find_faces(ex_found *out, int max, ex_nets *n, const img *frame, const vs_config *cfg);
 
 /* Identity embedding of a reference: the metadata of a face PNG made by visage, or the one face
  * in any other picture (none or several is an error naming the file). */
 int ex_reference_embedding(float out[128], ex_nets *n, const char *path, const vs_config *cfg,
                            vs_err *e);
-
-/* --filter and --nfilter: whether a face with identity embedding emb is like one of keep
- * (n_keep of them; none given: any face) and like none of drop, "like" meaning at most
- * `similarity` apart. */
-int ex_identity_passes(const float emb[128], float (*keep)[128], int n_keep, float (*drop)[128],
-                       int n_drop, float similarity);
 
 /* The job function (job.h): arg is an ex_request. */
 int ex_run(job *j, void *arg, vs_err *e);

