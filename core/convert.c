@@ -8,6 +8,7 @@
 #include "align.h"
 #include "faceset.h"
 #include "nn/colour.h"
+#include "nn/cpu_image.h"
 
 void cv_opts_default(cv_opts *o)
 {
@@ -193,79 +194,13 @@ void cv_make_mask(float *out, int size, const float lm[136], cv_mask kind, const
 
 /* ---- blending ------------------------------------------------------------------------------ */
 
-/* bilinear sample of plane p [size, size] (stride `step` floats, offset `off`) at (u, v); outside
- * the crop zero (zero_out) or the nearest edge value */
-static float sample(const float *p, int size, int step, int off, double u, double v, int zero_out)
-{
-    if (zero_out && (u <= -1 || v <= -1 || u >= size || v >= size)) return 0.f;
-    int x0 = (int)floor(u), y0 = (int)floor(v);
-    double fx = u - x0, fy = v - y0;
-    float acc = 0.f;
-    for (int j = 0; j < 2; j++)
-        for (int i = 0; i < 2; i++) {
-            int x = x0 + i, y = y0 + j;
-            double wgt = (i ? fx : 1 - fx) * (j ? fy : 1 - fy);
-            if (x < 0 || y < 0 || x >= size || y >= size) {
-                if (zero_out) continue;
-                x = x < 0 ? 0 : x >= size ? size - 1 : x;
-                y = y < 0 ? 0 : y >= size ? size - 1 : y;
-            }
-            acc += (float)wgt * p[((size_t)y * size + x) * step + off];
-        }
-    return acc;
-}
-
-/* Keys' cubic (a = -0.5, as OpenCV's INTER_CUBIC) weights of the four taps around fraction t */
-static void cubic_weights(float w[4], double t)
-{
-    const double a = -0.5;
-    for (int i = 0; i < 4; i++) {
-        double x = fabs(t - (i - 1));
-        w[i] = (float)(x <= 1  ? ((a + 2) * x - (a + 3)) * x * x + 1
-                       : x < 2 ? ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-                               : 0);
-    }
-}
-
-/* channel c of the face [size, size, 3] at (u, v), bicubic, borders replicated */
-static float sample_cubic(const float *p, int size, int c, double u, double v)
-{
-    int x0 = (int)floor(u), y0 = (int)floor(v);
-    float wx[4], wy[4], acc = 0.f;
-    cubic_weights(wx, u - x0), cubic_weights(wy, v - y0);
-    for (int j = 0; j < 4; j++) {
-        int y = y0 - 1 + j;
-        y = y < 0 ? 0 : y >= size ? size - 1 : y;
-        for (int i = 0; i < 4; i++) {
-            int x = x0 - 1 + i;
-            x = x < 0 ? 0 : x >= size ? size - 1 : x;
-            acc += wx[i] * wy[j] * p[((size_t)y * size + x) * 3 + c];
-        }
-    }
-    return acc;
-}
-
-/* channel c of the face at (u, v) for a frame pixel covering `step` crop pixels each way:
- * bicubic when the frame enlarges the face (step <= 1), else the mean of step x step bilinear
- * samples over the pixel's footprint (an area average, as a downscale should be) */
-static float sample_face(const float *face, int size, int c, double u, double v, double step)
-{
-    if (step <= 1.0) return sample_cubic(face, size, c, u, v);
-    int k = (int)ceil(step);
-    if (k > 8) k = 8;
-    float acc = 0.f;
-    for (int j = 0; j < k; j++)
-        for (int i = 0; i < k; i++)
-            acc += sample(face, size, 3, c, u + step * ((i + 0.5) / k - 0.5),
-                          v + step * ((j + 0.5) / k - 0.5), 0);
-    return acc / (float)(k * k);
-}
-
-void cv_blend(img *frame, const float *face, const float *mask, int size, const double m[6])
+/* The image rectangle a crop of `size` through m covers (clamped to the image), and the crop
+ * pixels per image pixel: what the backend's blend needs besides the pixels. 0 when m cannot be
+ * inverted. */
+static int blend_geometry(nn_blend *b, int iw, int ih, int size, const double m[6])
 {
     double inv[6];
-    VS_CHECK(frame->c == 3 && align_invert(inv, m) == 0);
-    /* the frame rectangle the crop covers */
+    if (align_invert(inv, m)) return -1;
     double lo[2] = {1e300, 1e300}, hi[2] = {-1e300, -1e300};
     for (int k = 0; k < 4; k++) {
         double u = k & 1 ? size : -1.0, v = k & 2 ? size : -1.0;
@@ -273,37 +208,25 @@ void cv_blend(img *frame, const float *face, const float *mask, int size, const 
         lo[0] = fmin(lo[0], x), hi[0] = fmax(hi[0], x), lo[1] = fmin(lo[1], y),
         hi[1] = fmax(hi[1], y);
     }
-    int x0 = (int)fmax(0, floor(lo[0])), x1 = (int)fmin(frame->w - 1, ceil(hi[0]));
-    int y0 = (int)fmax(0, floor(lo[1])), y1 = (int)fmin(frame->h - 1, ceil(hi[1]));
-    const double step = sqrt(fabs(m[0] * m[4] - m[1] * m[3])); /* crop pixels per frame pixel */
-    for (int y = y0; y <= y1; y++)
-        for (int x = x0; x <= x1; x++) {
-            double u = m[0] * x + m[1] * y + m[2], v = m[3] * x + m[4] * y + m[5];
-            float a = sample(mask, size, 1, 0, u, v, 1);
-            if (!(a > 0.f)) continue;
-            if (a > 1.f) a = 1.f;
-            uint8_t *px = frame->px + ((size_t)y * frame->w + x) * 3;
-            for (int c = 0; c < 3; c++) {
-                float f = clamp01(sample_face(face, size, c, u, v, step)) * 255.f;
-                float o = (float)px[c] * (1.f - a) + f * a + 0.5f;
-                px[c] = (uint8_t)(o < 0 ? 0 : o > 255 ? 255 : o);
-            }
-        }
+    b->x0 = (int)fmax(0, floor(lo[0])), b->x1 = (int)fmin(iw - 1, ceil(hi[0]));
+    b->y0 = (int)fmax(0, floor(lo[1])), b->y1 = (int)fmin(ih - 1, ceil(hi[1]));
+    b->step = sqrt(fabs(m[0] * m[4] - m[1] * m[3]));
+    b->iw = iw, b->ih = ih, b->size = size;
+    memcpy(b->m, m, sizeof b->m);
+    return 0;
 }
 
-/* ---- one face ------------------------------------------------------------------------------ */
-
-/* crop (size x size) of frame through m, as floats in [0, 1] */
-static float *crop_float(const img *frame, const double m[6], int size)
+void cv_blend(img *frame, const float *face, const float *mask, int size, const double m[6])
 {
-    img *c = img_new(size, size, 3);
-    align_crop(c, frame, m);
-    size_t n = (size_t)size * size * 3;
-    float *f = vs_malloc(n * sizeof *f);
-    for (size_t i = 0; i < n; i++) f[i] = c->px[i] / 255.f;
-    img_free(c);
-    return f;
+    VS_CHECK(frame->c == 3);
+    nn_blend b;
+    VS_CHECK(blend_geometry(&b, frame->w, frame->h, size, m) == 0);
+    b.px = frame->px, b.face = face, b.mask = mask;
+    nn_cpu_backend()->blend(&b, 1);
 }
+
+/* ---- the faces of a frame ---------------------------------------------------------------------
+ */
 
 /* face [size, size, 3] sharpened in place: face + amount (face - blurred) */
 static void sharpen(float *face, int size, float amount)
@@ -323,39 +246,175 @@ static void sharpen(float *face, int size, float amount)
     free(plane);
 }
 
-int cv_swap_face(img *frame, const float lm[136], model *m, const cv_opts *o, vs_err *e)
+/* Backend memory that grows to the largest request: n floats (or bytes, as floats). */
+typedef struct dev_buf {
+    float *d;
+    size_t words;
+} dev_buf;
+
+static float *dev_grow(dev_buf *b, const nn_backend *be, size_t words)
 {
+    if (words > b->words) {
+        if (b->d) be->free(b->d);
+        b->words = words + words / 2;
+        b->d = be->alloc(b->words);
+    }
+    return b->d;
+}
+
+struct cv_swapper {
+    model *m;
+    cv_opts o;
+    dev_buf frame, in8, out8, x, face, mask; /* backend memory */
+    float *face_host, *mask_host, *ref_host, *learned_host;
+    uint8_t *ref8_host;
+    size_t host_faces; /* the host buffers hold this many faces */
+};
+
+cv_swapper *cv_swapper_new(model *m, const cv_opts *o)
+{
+    cv_swapper *s = vs_calloc(1, sizeof *s);
+    s->m = m;
+    s->o = *o;
+    return s;
+}
+
+void cv_swapper_free(cv_swapper *s)
+{
+    if (!s) return;
+    const nn_backend *be = s->m->be;
+    dev_buf *b[] = {&s->frame, &s->in8, &s->out8, &s->x, &s->face, &s->mask};
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+        if (b[i]->d) be->free(b[i]->d);
+    free(s->face_host), free(s->mask_host), free(s->ref_host), free(s->learned_host);
+    free(s->ref8_host);
+    free(s);
+}
+
+static void host_grow(cv_swapper *s, size_t faces, int So)
+{
+    if (faces <= s->host_faces) return;
+    s->host_faces = faces * 2;
+    size_t np = (size_t)So * So * s->host_faces;
+    free(s->face_host), free(s->mask_host), free(s->ref_host), free(s->learned_host);
+    free(s->ref8_host);
+    s->face_host = vs_malloc(np * 3 * sizeof(float));
+    s->ref_host = vs_malloc(np * 3 * sizeof(float));
+    s->mask_host = vs_malloc(np * sizeof(float));
+    s->learned_host = vs_malloc(np * sizeof(float));
+    s->ref8_host = vs_malloc(np * 3);
+}
+
+/* warps of frame f (backend memory) through the inverses of the crop matrices m[0 .. n) */
+static void crop_warps(nn_warp *w, const uint8_t *px, int iw, int ih, const double (*m)[6], int n)
+{
+    for (int i = 0; i < n; i++) {
+        w[i] = (nn_warp){.px = px, .iw = iw, .ih = ih};
+        VS_CHECK(align_invert(w[i].m, m[i]) == 0);
+    }
+}
+
+int cv_swap_frame(cv_swapper *s, img *frame, const float (*lm)[136], int n, int *first_bad,
+                  vs_err *e)
+{
+    model *m = s->m;
+    const cv_opts *o = &s->o;
     const mdl_arch *a = m->arch;
     const int S = a->input_size, So = a->output_size, side = o->side ? 1 : 0;
     const int learned = m->dec[side].mask_out >= 0;
+    const nn_backend *be = m->be;
+    *first_bad = -1;
+    VS_CHECK(frame->c == 3);
     if (o->mask == CV_MASK_LEARNED && !learned)
         return vs_fail(e, "the model has no learned mask (it was trained without --learn-mask): "
                           "use --mask extended or box");
-    double mi[6], mo[6];
-    if (faceset_crop_matrix(mi, lm, m->opt.centering, m->opt.coverage, S) ||
-        faceset_crop_matrix(mo, lm, m->opt.centering, m->opt.coverage, So))
-        return vs_fail(e, "degenerate landmarks (all in one point)");
-    const nn_backend *be = m->be;
-    float *x = crop_float(frame, mi, S);
-    float *xd = be->alloc((size_t)S * S * 3);
-    be->copy_in(xd, x, (size_t)S * S * 3);
-    nn_tensor xt = {xd, 1, S, S, 3, NN_F32};
-    nn_tensor y = nn_tensor_new(1, So, So, 3), mk = {0};
-    if (learned) mk = nn_tensor_new(1, So, So, 1);
-    model_infer(m, &y, learned ? &mk : NULL, &xt, side);
-    be->free(xd);
+    /* the faces whose crops can be made */
+    double(*mi)[6] = vs_malloc(sizeof *mi * (size_t)(n + 1));
+    double(*mo)[6] = vs_malloc(sizeof *mo * (size_t)(n + 1));
+    int *which = vs_malloc(sizeof *which * (size_t)(n + 1)), k = 0;
+    for (int i = 0; i < n; i++) {
+        if (faceset_crop_matrix(mi[k], lm[i], m->opt.centering, m->opt.coverage, S) ||
+            faceset_crop_matrix(mo[k], lm[i], m->opt.centering, m->opt.coverage, So)) {
+            if (*first_bad < 0) {
+                *first_bad = i;
+                vs_fail(e, "face %d: degenerate landmarks (all in one point)", i);
+            }
+            continue;
+        }
+        which[k++] = i;
+    }
+    if (k == 0) {
+        free(mi), free(mo), free(which);
+        return 0;
+    }
+    const size_t np = (size_t)So * So, frame_bytes = (size_t)frame->w * frame->h * 3;
 
-    float lmc[136], *mask = vs_malloc((size_t)So * So * sizeof *mask);
-    memcpy(lmc, lm, sizeof lmc);
-    align_apply(lmc, 68, mo);
-    cv_make_mask(mask, So, lmc, o->mask, learned ? mk.d : NULL, o->erode, o->blur);
-    /* the original face at the output's size: the input crop itself when the sizes agree */
-    float *ref = So == S ? x : crop_float(frame, mo, So);
-    cv_color_match(y.d, ref, mask, So * So, o->color);
-    if (o->sharpen > 0) sharpen(y.d, So, o->sharpen);
-    cv_blend(frame, y.d, mask, So, mo);
-    if (ref != x) free(ref);
-    free(x), free(mask);
-    nn_tensor_free(&y), nn_tensor_free(&mk);
+    /* the frame into backend memory (once), the crops the model takes and the reference crops the
+     * colours are matched to */
+    uint8_t *fpx = frame->px;
+    if (!be->host_memory) {
+        fpx = (uint8_t *)dev_grow(&s->frame, be, nn_byte_words(frame_bytes));
+        nn_copy_in_bytes(be, fpx, frame->px, frame_bytes);
+    }
+    nn_warp *w = vs_malloc(sizeof *w * (size_t)k);
+    crop_warps(w, fpx, frame->w, frame->h, (const double(*)[6])mi, k);
+    uint8_t *in8 = (uint8_t *)dev_grow(&s->in8, be, nn_byte_words((size_t)k * S * S * 3));
+    be->warp(in8, w, k, S);
+    nn_tensor x = {dev_grow(&s->x, be, (size_t)k * S * S * 3), k, S, S, 3, NN_F32};
+    be->from_u8(&x, in8, 255.f);
+    const uint8_t *ref8 = in8;
+    if (So != S) {
+        crop_warps(w, fpx, frame->w, frame->h, (const double(*)[6])mo, k);
+        uint8_t *out8 = (uint8_t *)dev_grow(&s->out8, be, nn_byte_words(np * 3 * k));
+        be->warp(out8, w, k, So);
+        ref8 = out8;
+    }
+    host_grow(s, (size_t)k, So);
+    nn_copy_out_bytes(be, s->ref8_host, ref8, np * 3 * k);
+    for (size_t i = 0; i < np * 3 * k; i++) s->ref_host[i] = s->ref8_host[i] / 255.f;
+
+    /* the model on every face at once */
+    const nn_tensor *mk = NULL;
+    const nn_tensor *y = model_infer_dev(m, learned ? &mk : NULL, &x, side);
+    be->copy_out(s->face_host, y->d, np * 3 * k);
+    if (mk) be->copy_out(s->learned_host, mk->d, np * k);
+
+    /* masks and colours on the host (face-sized work: the frame stays where it is) */
+    for (int j = 0; j < k; j++) {
+        float lmc[136], *face = s->face_host + np * 3 * j, *mask = s->mask_host + np * j;
+        memcpy(lmc, lm[which[j]], sizeof lmc);
+        align_apply(lmc, 68, mo[j]);
+        cv_make_mask(mask, So, lmc, o->mask, learned ? s->learned_host + np * j : NULL, o->erode,
+                     o->blur);
+        cv_color_match(face, s->ref_host + np * 3 * j, mask, So * So, o->color);
+        if (o->sharpen > 0) sharpen(face, So, o->sharpen);
+    }
+    float *face_d = s->face_host, *mask_d = s->mask_host;
+    if (!be->host_memory) {
+        face_d = dev_grow(&s->face, be, np * 3 * k);
+        mask_d = dev_grow(&s->mask, be, np * k);
+        be->copy_in(face_d, s->face_host, np * 3 * k);
+        be->copy_in(mask_d, s->mask_host, np * k);
+    }
+
+    /* blended back in order (a later face over an earlier one), the frame out (once) */
+    nn_blend *b = vs_malloc(sizeof *b * (size_t)k);
+    for (int j = 0; j < k; j++) {
+        VS_CHECK(blend_geometry(&b[j], frame->w, frame->h, So, mo[j]) == 0);
+        b[j].px = fpx, b[j].face = face_d + np * 3 * j, b[j].mask = mask_d + np * j;
+    }
+    be->blend(b, k);
+    if (!be->host_memory) nn_copy_out_bytes(be, frame->px, fpx, frame_bytes);
+    free(b), free(w), free(mi), free(mo), free(which);
+    return k;
+}
+
+int cv_swap_face(img *frame, const float lm[136], model *m, const cv_opts *o, vs_err *e)
+{
+    cv_swapper *s = cv_swapper_new(m, o);
+    int bad, n = cv_swap_frame(s, frame, (const float(*)[136])lm, 1, &bad, e);
+    cv_swapper_free(s);
+    if (n < 0) return -1;
+    if (bad >= 0) return vs_fail(e, "degenerate landmarks (all in one point)");
     return 0;
 }

@@ -60,6 +60,21 @@ void cv_make_mask(float *out, int size, const float lm[136], cv_mask kind, const
  * written. */
 void cv_blend(img *frame, const float *face, const float *mask, int size, const double m[6]);
 
+/* Swaps the faces of frames, one frame after another, with one model and one set of options,
+ * keeping its buffers between frames. */
+typedef struct cv_swapper cv_swapper;
+cv_swapper *cv_swapper_new(model *m, const cv_opts *o);
+void cv_swapper_free(cv_swapper *s);
+
+/* Swaps the n faces with landmarks lm[i] (frame pixels) in frame, in place, on the model's
+ * backend: the frame goes into its memory once and comes back once, the model takes all the
+ * faces at once; masks, colours and sharpening are computed on the host. Returns the number
+ * swapped; a face whose landmarks are degenerate is left as it is, *first_bad being the first
+ * such (-1: none) with its message in e. -1 with a message (nothing swapped) when o asks for the
+ * learned mask of a model without one. */
+int cv_swap_frame(cv_swapper *s, img *frame, const float (*lm)[136], int n, int *first_bad,
+                  vs_err *e);
+
 /* Swaps the face with landmarks lm (frame pixels) in frame, in place: 0, or -1 with a message
  * when its landmarks are degenerate, or o asks for the learned mask of a model without one. */
 int cv_swap_face(img *frame, const float lm[136], model *m, const cv_opts *o, vs_err *e);

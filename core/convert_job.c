@@ -170,10 +170,23 @@ static int faces_of(float (*lm)[136], face_source *fs, const img *im, const char
     return n;
 }
 
+static int imax(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+/* All n faces of im swapped: n, or -1 with a message naming `what` and the face. */
+static int swap_all(cv_swapper *sw, img *im, float (*lm)[136], int n, const char *what, vs_err *e)
+{
+    vs_err fe;
+    int bad, k = cv_swap_frame(sw, im, (const float(*)[136])lm, n, &bad, &fe);
+    if (k < 0 || bad >= 0) return vs_fail(e, "%s: %s", what, fe.msg);
+    return k;
+}
+
 /* Converts the image at in into out: the number of faces swapped, or -1 with a message. */
-static int convert_image(const char *in, const char *out, face_source *fs, model *m,
-                         const cv_opts *co, const char *model_dir, long iteration, int mark,
-                         vs_err *e)
+static int convert_image(const char *in, const char *out, face_source *fs, cv_swapper *sw,
+                         const char *model_dir, long iteration, int mark, vs_err *e)
 {
     img *im = NULL;
     if (img_load(&im, in, e)) return -1;
@@ -184,10 +197,7 @@ static int convert_image(const char *in, const char *out, face_source *fs, model
     float(*lm)[136] = malloc(sizeof(float[136]) * MAX_FACES);
     if (!lm) abort();
     int n = faces_of(lm, fs, im, in, 0, NULL, e), rc = n;
-    for (int i = 0; i < n && rc >= 0; i++) {
-        vs_err fe;
-        if (cv_swap_face(im, lm[i], m, co, &fe)) rc = vs_fail(e, "%s: face %d: %s", in, i, fe.msg);
-    }
+    if (n > 0) rc = swap_all(sw, im, lm, n, in, e);
     if (rc >= 0) {
         char *meta = mark ? output_meta(model_dir, iteration, in, n) : NULL;
         if (img_save_png(out, im, meta ? CVJOB_META_KEY : NULL, meta, e)) rc = -1;
@@ -200,8 +210,8 @@ static int convert_image(const char *in, const char *out, face_source *fs, model
 
 /* --preview N: frame N of input (0 for an image) before and after, side by side, into out (a PNG),
  * so settings can be tried in seconds. The number of faces swapped, or -1 with a message. */
-static int preview(const char *input, int64_t n, const char *out, face_source *fs, model *m,
-                   const cv_opts *co, const char *model_dir, long iteration, int mark, vs_err *e)
+static int preview(const char *input, int64_t n, const char *out, face_source *fs, cv_swapper *sw,
+                   const char *model_dir, long iteration, int mark, vs_err *e)
 {
     vid_reader *r = NULL;
     img *f = NULL, *both = NULL;
@@ -220,14 +230,7 @@ static int preview(const char *input, int64_t n, const char *out, face_source *f
     for (int y = 0; y < f->h; y++)
         memcpy(both->px + (size_t)y * both->w * 3, f->px + (size_t)y * f->w * 3, (size_t)f->w * 3);
     int k = faces_of(lm, fs, f, input, idx, &cursor, e);
-    if (k < 0) goto out;
-    for (int i = 0; i < k; i++) {
-        vs_err fe;
-        if (cv_swap_face(f, lm[i], m, co, &fe)) {
-            vs_fail(e, "%s: face %d: %s", input, i, fe.msg);
-            goto out;
-        }
-    }
+    if (k < 0 || (k > 0 && swap_all(sw, f, lm, k, input, e) < 0)) goto out;
     for (int y = 0; y < f->h; y++)
         memcpy(both->px + ((size_t)y * both->w + f->w) * 3, f->px + (size_t)y * f->w * 3,
                (size_t)f->w * 3);
@@ -281,8 +284,7 @@ typedef struct video_job {
     const char *input, *out, *model_dir;
     long iteration;
     face_source *fs;
-    model *m;
-    const cv_opts *co;
+    cv_swapper *sw;
     const vout_opts *vo;
     const cvjob_ranges *ranges;
     float smooth; /* the still-face cutoff, Hz; 0: no smoothing */
@@ -431,10 +433,11 @@ static int convert_video(const video_job *j, int64_t *frames_out, int64_t *faces
                 goto out;
             }
             lms_apply(sm, lm, n, (double)it.pts * in->tb_num / in->tb_den);
-            for (int i = 0; i < n; i++) {
-                vs_err fe;
-                if (cv_swap_face(it.frame, lm[i], j->m, j->co, &fe) == 0) faces++;
-            }
+            int bad;
+            vs_err fe;
+            if (n > 0)
+                faces +=
+                    imax(0, cv_swap_frame(j->sw, it.frame, (const float(*)[136])lm, n, &bad, &fe));
         }
         if (fq_push(qout, it)) { /* the writer failed */
             img_free(it.frame);
@@ -548,7 +551,7 @@ static void close_faces(face_source *fs)
 }
 
 /* out/NAME.png for each image of the folder: failures are counted and said, the rest go on */
-static int convert_folder(const cvjob_request *rq, face_source *fs, model *m, long iteration,
+static int convert_folder(const cvjob_request *rq, face_source *fs, cv_swapper *sw, long iteration,
                           job *j, cvjob_status *st, const struct timespec *t0, vs_err *e)
 {
     char **names = NULL;
@@ -567,7 +570,7 @@ static int convert_folder(const cvjob_request *rq, face_source *fs, model *m, lo
         snprintf(target, sizeof target, "%s/%.*s.png", rq->output,
                  (int)(dot ? dot - names[i] : (long)strlen(names[i])), names[i]);
         vs_err ie;
-        int n = convert_image(in, target, fs, m, &rq->co, rq->model_dir, iteration, rq->mark, &ie);
+        int n = convert_image(in, target, fs, sw, rq->model_dir, iteration, rq->mark, &ie);
         if (n < 0) {
             warn(st, ie.msg);
             st->failed++;
@@ -597,18 +600,20 @@ int cvjob_run(job *j, void *arg, vs_err *e)
     face_source fs;
     float(*refs)[128] = vs_malloc(sizeof(float[128]) * (size_t)(rq->n_keep + rq->n_drop + 1));
     model *m = NULL;
+    cv_swapper *sw = NULL;
     long iteration = 0;
     int rc = -1;
     if (open_faces(&fs, &st.deleted, refs, rq, e) ||
         train_load_model(&m, &iteration, rq->model_dir, rq->be, e))
         goto done;
+    sw = cv_swapper_new(m, &rq->co);
     st.phase = CVJOB_RUNNING;
     st.work_started = seconds_since(&t0);
     publish(j, &st, &t0);
     if (rq->preview_frame >= 0) {
         st.total = 1;
-        int n = preview(rq->input, rq->preview_frame, rq->output, &fs, m, &rq->co, rq->model_dir,
-                        iteration, rq->mark, e);
+        int n = preview(rq->input, rq->preview_frame, rq->output, &fs, sw, rq->model_dir, iteration,
+                        rq->mark, e);
         if (n < 0) goto done;
         st.faces = n, st.done = 1;
         snprintf(st.written, sizeof st.written, "%s", rq->output);
@@ -620,8 +625,7 @@ int cvjob_run(job *j, void *arg, vs_err *e)
                         .model_dir = rq->model_dir,
                         .iteration = iteration,
                         .fs = &fs,
-                        .m = m,
-                        .co = &rq->co,
+                        .sw = sw,
                         .vo = &rq->vo,
                         .ranges = &rq->ranges,
                         .smooth = rq->smooth,
@@ -643,18 +647,19 @@ int cvjob_run(job *j, void *arg, vs_err *e)
         else
             snprintf(st.written, sizeof st.written, "%s", rq->output);
         st.total = 1;
-        int n = convert_image(rq->input, st.written, &fs, m, &rq->co, rq->model_dir, iteration,
-                              rq->mark, e);
+        int n =
+            convert_image(rq->input, st.written, &fs, sw, rq->model_dir, iteration, rq->mark, e);
         if (n < 0) goto done;
         st.faces = n, st.done = 1;
         rc = 0;
     } else {
         snprintf(st.written, sizeof st.written, "%s", rq->output);
-        rc = convert_folder(rq, &fs, m, iteration, j, &st, &t0, e);
+        rc = convert_folder(rq, &fs, sw, iteration, j, &st, &t0, e);
     }
 done:
     st.phase = CVJOB_DONE;
     publish(j, &st, &t0);
+    cv_swapper_free(sw);
     model_free(m);
     close_faces(&fs);
     free(refs);

@@ -756,16 +756,22 @@ void model_backward(model *m)
     net_backward(m, enc, written, NULL);
 }
 
-void model_infer(model *m, nn_tensor *y, nn_tensor *mask, const nn_tensor *x, int side)
+const nn_tensor *model_infer_dev(model *m, const nn_tensor **mask, const nn_tensor *x, int side)
 {
     VS_CHECK(side == 0 || side == 1);
     net_forward(m, &m->enc, model_input(m, x));
     mdl_net *d = &m->dec[side];
     net_forward(m, d, &m->enc.act[m->enc.n_layers - 1]);
-    const nn_tensor *face = output_f32(m, side, 0);
+    if (mask) *mask = output_f32(m, side, 1);
+    return output_f32(m, side, 0);
+}
+
+void model_infer(model *m, nn_tensor *y, nn_tensor *mask, const nn_tensor *x, int side)
+{
+    const nn_tensor *mk = NULL;
+    const nn_tensor *face = model_infer_dev(m, mask ? &mk : NULL, x, side);
     VS_CHECK(y->n == face->n && y->h == face->h && y->w == face->w && y->c == face->c);
     m->be->copy_out(y->d, face->d, nn_numel(face));
-    const nn_tensor *mk = mask ? output_f32(m, side, 1) : NULL;
     if (mk) {
         VS_CHECK(nn_numel(mask) == nn_numel(mk));
         m->be->copy_out(mask->d, mk->d, nn_numel(mk));

@@ -89,7 +89,7 @@ struct model {
     /* parameters, gradients, Adam m and v: n_floats elements each, backend memory; the gradients
      * in the model's type dt, the rest fp32 */
     float *p, *g, *m, *v;
-    long adam_t;          /* Adam steps taken */
+    long adam_t; /* Adam steps taken */
     /* The type of the activations, their gradients and the weight gradients (the backend's
      * train_dtype). A 16-bit model also keeps pw, the parameters rounded to its type (what its
      * layers read: Adam rewrites it), a copy of its input in its type, and fp32 copies of its
@@ -157,6 +157,10 @@ nn_tensor *model_output_grad(model *m, int side, int which);
  * mask (may be NULL): [n, S', S', 1] when the model learns masks. Uses the nets' activation
  * buffers (not re-entrant with a training step). */
 void model_infer(model *m, nn_tensor *y, nn_tensor *mask, const nn_tensor *x, int side);
+/* The same pass with its outputs left in backend memory (fp32, valid until the model's next pass):
+ * the face [n, S, S, 3] is returned, the mask [n, S, S, 1] in *mask (NULL when the decoder has
+ * none; mask may be NULL). */
+const nn_tensor *model_infer_dev(model *m, const nn_tensor **mask, const nn_tensor *x, int side);
 
 /* The network-building helpers the architecture files use (Faceswap's nn_blocks). Each returns
  * the new layer's index. */

@@ -227,6 +227,10 @@ void cu_add_padded(nn_tensor *y, const nn_tensor *a, const nn_tensor *b, nn_act 
 void cu_crop_resize(nn_tensor *y, const nn_crop *crops);
 /* dst: n images [size, size, 3] bytes from w[0 .. n) (a host array) */
 void cu_warp(uint8_t *dst, const nn_warp *w, int n, int size);
+/* y = x / div, 8-bit to fp32 */
+void cu_from_u8(nn_tensor *y, const uint8_t *x, float div);
+/* b[0 .. n) (a host array) blended in order */
+void cu_blend(const nn_blend *b, int n);
 /* page-locked host memory; NULL when out of memory */
 void *cu_host_alloc(size_t bytes);
 void cu_host_free(void *p);

@@ -216,6 +216,147 @@ void cu_warp(uint8_t *dst, const nn_warp *w, int n, int size)
     KERNEL_CHECK();
 }
 
+/* ---- conversion: 8-bit to [0, 1], blending a face back ----------------------------------------
+ */
+
+static __global__ void from_u8_kernel(float *y, const uint8_t *x, float div, size_t n)
+{
+    CU_FOR(i, n) y[i] = __fdiv_rn((float)x[i], div);
+}
+
+void cu_from_u8(nn_tensor *y, const uint8_t *x, float div)
+{
+    VS_CHECK(y->dt == NN_F32);
+    size_t n = nn_numel(y);
+    if (n == 0) return;
+    from_u8_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(y->d, x, div, n);
+    KERNEL_CHECK();
+}
+
+/* cpu_image.c's blend, step for step: the same operations in the same order, each rounded apart */
+
+static __device__ __forceinline__ float blend_clamp01(float v)
+{
+    return v > 0.f ? (v < 1.f ? v : 1.f) : 0.f; /* a NaN goes to 0 */
+}
+
+/* bilinear sample of plane p [size, size] (stride `step` floats, offset `off`) at (u, v); outside
+ * the crop zero (zero_out) or the nearest edge value */
+static __device__ float blend_sample(const float *p, int size, int step, int off, double u,
+                                     double v, int zero_out)
+{
+    if (zero_out && (u <= -1 || v <= -1 || u >= size || v >= size)) return 0.f;
+    int x0 = (int)floor(u), y0 = (int)floor(v);
+    double fx = __dsub_rn(u, (double)x0), fy = __dsub_rn(v, (double)y0);
+    float acc = 0.f;
+    for (int j = 0; j < 2; j++)
+        for (int i = 0; i < 2; i++) {
+            int x = x0 + i, y = y0 + j;
+            double wgt = __dmul_rn(i ? fx : __dsub_rn(1.0, fx), j ? fy : __dsub_rn(1.0, fy));
+            if (x < 0 || y < 0 || x >= size || y >= size) {
+                if (zero_out) continue;
+                x = x < 0 ? 0 : x >= size ? size - 1 : x;
+                y = y < 0 ? 0 : y >= size ? size - 1 : y;
+            }
+            acc = __fadd_rn(
+                acc, __fmul_rn(__double2float_rn(wgt), p[((size_t)y * size + x) * step + off]));
+        }
+    return acc;
+}
+
+/* Keys' cubic (a = -0.5) weights of the four taps around fraction t */
+static __device__ void blend_cubic_weights(float w[4], double t)
+{
+    const double a = -0.5;
+    for (int i = 0; i < 4; i++) {
+        double x = fabs(__dsub_rn(t, (double)(i - 1)));
+        double r;
+        if (x <= 1)
+            r = __dadd_rn(__dmul_rn(__dmul_rn(__dsub_rn(__dmul_rn(a + 2, x), a + 3), x), x), 1.0);
+        else if (x < 2)
+            r = __dsub_rn(
+                __dmul_rn(__dadd_rn(__dmul_rn(__dsub_rn(__dmul_rn(a, x), 5 * a), x), 8 * a), x),
+                4 * a);
+        else
+            r = 0;
+        w[i] = __double2float_rn(r);
+    }
+}
+
+static __device__ float blend_sample_cubic(const float *p, int size, int c, double u, double v)
+{
+    int x0 = (int)floor(u), y0 = (int)floor(v);
+    float wx[4], wy[4], acc = 0.f;
+    blend_cubic_weights(wx, __dsub_rn(u, (double)x0));
+    blend_cubic_weights(wy, __dsub_rn(v, (double)y0));
+    for (int j = 0; j < 4; j++) {
+        int y = y0 - 1 + j;
+        y = y < 0 ? 0 : y >= size ? size - 1 : y;
+        for (int i = 0; i < 4; i++) {
+            int x = x0 - 1 + i;
+            x = x < 0 ? 0 : x >= size ? size - 1 : x;
+            acc = __fadd_rn(acc,
+                            __fmul_rn(__fmul_rn(wx[i], wy[j]), p[((size_t)y * size + x) * 3 + c]));
+        }
+    }
+    return acc;
+}
+
+static __device__ float blend_sample_face(const float *face, int size, int c, double u, double v,
+                                          double step)
+{
+    if (step <= 1.0) return blend_sample_cubic(face, size, c, u, v);
+    int k = (int)ceil(step);
+    if (k > 8) k = 8;
+    float acc = 0.f;
+    for (int j = 0; j < k; j++)
+        for (int i = 0; i < k; i++) {
+            double du = __dmul_rn(step, __dsub_rn(__ddiv_rn(i + 0.5, (double)k), 0.5));
+            double dv = __dmul_rn(step, __dsub_rn(__ddiv_rn(j + 0.5, (double)k), 0.5));
+            acc = __fadd_rn(acc,
+                            blend_sample(face, size, 3, c, __dadd_rn(u, du), __dadd_rn(v, dv), 0));
+        }
+    return __fdiv_rn(acc, (float)(k * k));
+}
+
+/* one thread per pixel of the rectangle [x0, x1] x [y0, y1] */
+static __global__ void blend_kernel(nn_blend b, size_t total)
+{
+    const int bw = b.x1 - b.x0 + 1;
+    CU_FOR(i, total)
+    {
+        const int x = b.x0 + (int)(i % (size_t)bw), y = b.y0 + (int)(i / (size_t)bw);
+        const double *m = b.m;
+        double u =
+            __dadd_rn(__dadd_rn(__dmul_rn(m[0], (double)x), __dmul_rn(m[1], (double)y)), m[2]);
+        double v =
+            __dadd_rn(__dadd_rn(__dmul_rn(m[3], (double)x), __dmul_rn(m[4], (double)y)), m[5]);
+        float a = blend_sample(b.mask, b.size, 1, 0, u, v, 1);
+        if (!(a > 0.f)) continue;
+        if (a > 1.f) a = 1.f;
+        uint8_t *px = b.px + ((size_t)y * b.iw + x) * 3;
+        for (int c = 0; c < 3; c++) {
+            float f =
+                __fmul_rn(blend_clamp01(blend_sample_face(b.face, b.size, c, u, v, b.step)), 255.f);
+            float o = __fadd_rn(
+                __fadd_rn(__fmul_rn((float)px[c], __fsub_rn(1.f, a)), __fmul_rn(f, a)), 0.5f);
+            px[c] = (uint8_t)(o < 0 ? 0 : o > 255 ? 255 : o);
+        }
+    }
+}
+
+void cu_blend(const nn_blend *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        VS_CHECK(b[i].x0 >= 0 && b[i].y0 >= 0 && b[i].x1 < b[i].iw && b[i].y1 < b[i].ih);
+        if (b[i].x1 < b[i].x0 || b[i].y1 < b[i].y0) continue;
+        size_t total = (size_t)(b[i].x1 - b[i].x0 + 1) * (size_t)(b[i].y1 - b[i].y0 + 1);
+        /* by value: the launch copies it, so nothing of the host's is read later */
+        blend_kernel<<<cu_blocks(total, CU_THREADS), CU_THREADS, 0, cu_ctx.stream>>>(b[i], total);
+        KERNEL_CHECK();
+    }
+}
+
 /* ---- page-locked host memory ----------------------------------------------------------------- */
 
 void *cu_host_alloc(size_t bytes)

@@ -118,6 +118,8 @@ PROF(add_padded, (nn_tensor * y, const nn_tensor *a, const nn_tensor *b, nn_act 
      (y, a, b, act, alpha))
 PROF(crop_resize, (nn_tensor * y, const nn_crop *crops), (y, crops))
 PROF(warp, (uint8_t * dst, const nn_warp *w, int n, int size), (dst, w, n, size))
+PROF(from_u8, (nn_tensor * y, const uint8_t *x, float div), (y, x, div))
+PROF(blend, (const nn_blend *b, int n), (b, n))
 PROF(act_bwd, (nn_tensor * dx, const nn_tensor *dy, const nn_tensor *y, nn_act act, float alpha),
      (dx, dy, y, act, alpha))
 PROF(depth_to_space, (nn_tensor * y, const nn_tensor *x, int r), (y, x, r))
@@ -154,6 +156,8 @@ void cu_profile_table(nn_backend *t)
     t->add_padded = prof_add_padded;
     t->crop_resize = prof_crop_resize;
     t->warp = prof_warp;
+    t->from_u8 = prof_from_u8;
+    t->blend = prof_blend;
     t->act_bwd = prof_act_bwd;
     t->depth_to_space = prof_depth_to_space;
     t->space_to_depth = prof_space_to_depth;

@@ -15,8 +15,10 @@
  * 0.95, landmarks within 1 px, embeddings cosine >= 0.999. Skipped where there is no GPU. */
 #include <stdarg.h>
 
+#include "align.h"
 #include "augment.h"
 #include "check.h"
+#include "convert.h"
 #include "err.h"
 #include "facenet_compare.h"
 #include "flat_ops.h"
@@ -998,6 +1000,161 @@ static void test_warp(void)
     for (int i = 0; i < 2; i++) free_image(&ims[i]);
 }
 
+/* 8-bit to [0, 1]: an odd number of bytes, exactly as the CPU divides. */
+static void test_from_u8(void)
+{
+    const size_t n = 3 * 97 * 61;
+    uint8_t *px = vs_malloc(n);
+    for (size_t i = 0; i < n; i++) px[i] = (uint8_t)(check_urand() * 255.999);
+    float *want = vs_malloc(n * sizeof *want);
+    nn_tensor tc = {want, 1, 97, 61, 3, NN_F32};
+    cpu->from_u8(&tc, px, 255.f);
+    uint8_t *dpx = bytes_to_gpu(px, n);
+    float *dy = nan_gpu(n);
+    nn_tensor tg = {dy, 1, 97, 61, 3, NN_F32};
+    gpu->from_u8(&tg, dpx, 255.f);
+    float *got = from_gpu(dy, n);
+    CHECKF(memcmp(got, want, n * sizeof *got) == 0, "from_u8 differs from the CPU");
+    printf("from_u8: %zu bytes, %s\n", n,
+           memcmp(got, want, n * sizeof *got) ? "DIFFER" : "same bits");
+    free(px), free(want), free(got);
+    gpu_free((float *)dpx), gpu_free(dy);
+}
+
+/* b's matrix: image pixel -> crop position for a crop of `size` shown at `shown` image pixels
+ * wide, turned by angle, centred at (cx, cy); and the image rectangle it covers */
+static void blend_case(nn_blend *b, int iw, int ih, int size, double shown, double angle, double cx,
+                       double cy)
+{
+    double k = size / shown, c = cos(angle) * k, s = sin(angle) * k;
+    /* u = c (x - cx) + s (y - cy) + size / 2, v = -s (x - cx) + c (y - cy) + size / 2 */
+    double m[6] = {c, s, -c * cx - s * cy + size / 2.0, -s, c, s * cx - c * cy + size / 2.0};
+    double det = m[0] * m[4] - m[1] * m[3];
+    double inv[6] = {m[4] / det, -m[1] / det, 0, -m[3] / det, m[0] / det, 0};
+    inv[2] = -(inv[0] * m[2] + inv[1] * m[5]), inv[5] = -(inv[3] * m[2] + inv[4] * m[5]);
+    double lo[2] = {1e300, 1e300}, hi[2] = {-1e300, -1e300};
+    for (int q = 0; q < 4; q++) {
+        double u = q & 1 ? size : -1.0, v = q & 2 ? size : -1.0;
+        double x = inv[0] * u + inv[1] * v + inv[2], y = inv[3] * u + inv[4] * v + inv[5];
+        lo[0] = fmin(lo[0], x), hi[0] = fmax(hi[0], x), lo[1] = fmin(lo[1], y),
+        hi[1] = fmax(hi[1], y);
+    }
+    memset(b, 0, sizeof *b);
+    b->iw = iw, b->ih = ih, b->size = size;
+    memcpy(b->m, m, sizeof m);
+    b->step = sqrt(fabs(det));
+    b->x0 = (int)fmax(0, floor(lo[0])), b->x1 = (int)fmin(iw - 1, ceil(hi[0]));
+    b->y0 = (int)fmax(0, floor(lo[1])), b->y1 = (int)fmin(ih - 1, ceil(hi[1]));
+}
+
+/* Faces blended back, in order, each over the ones before: enlarged (bicubic), shrunk (the
+ * area mean), turned, partly outside the image; face values beyond [0, 1] and masks above 1. */
+static void test_blend(void)
+{
+    const int iw = 320, ih = 200, size = 64, n = 4;
+    test_image im = rand_image(iw, ih);
+    const size_t np = (size_t)size * size;
+    float *face = vs_malloc(np * 3 * n * sizeof *face), *mask = vs_malloc(np * n * sizeof *mask);
+    for (size_t i = 0; i < np * 3 * n; i++) face[i] = (float)(check_urand() * 1.2 - 0.1);
+    for (size_t i = 0; i < np * n; i++) {
+        double r = check_urand();
+        mask[i] = r < 0.2 ? 0.f : (float)(r * 1.3 - 0.1);
+    }
+    float *dface = to_gpu(face, np * 3 * n), *dmask = to_gpu(mask, np * n);
+    nn_blend hb[4], gb[4];
+    blend_case(&hb[0], iw, ih, size, 150, 0.3, 120, 90); /* enlarged: bicubic */
+    blend_case(&hb[1], iw, ih, size, 20, -0.2, 130, 95); /* shrunk: 4 x 4 samples */
+    blend_case(&hb[2], iw, ih, size, 90, 2.5, 300, 20);  /* turned, partly outside */
+    blend_case(&hb[3], iw, ih, size, 40.5, 0, 200, 150); /* step 1.58: 2 x 2 samples */
+    for (int k = 0; k < n; k++) {
+        gb[k] = hb[k];
+        hb[k].px = im.px, hb[k].face = face + np * 3 * k, hb[k].mask = mask + np * k;
+        gb[k].px = im.dev, gb[k].face = dface + np * 3 * k, gb[k].mask = dmask + np * k;
+    }
+    cpu->blend(hb, n);
+    gpu->blend(gb, n);
+    size_t bytes = (size_t)iw * ih * 3, differ = 0;
+    uint8_t *got = vs_malloc(bytes);
+    nn_copy_out_bytes(gpu, got, im.dev, bytes);
+    int worst = 0;
+    for (size_t i = 0; i < bytes; i++) {
+        int d = abs((int)got[i] - (int)im.px[i]);
+        differ += d != 0;
+        if (d > worst) worst = d;
+    }
+    CHECKF(worst <= 1 && differ <= bytes / 1000, "blend: %zu of %zu bytes differ, worst %d", differ,
+           bytes, worst);
+    printf("blend: 4 faces in order (bicubic, area 4x4 and 2x2, turned, partly outside): max "
+           "|gpu - cpu| %d, %zu of %zu bytes differ\n",
+           worst, differ, bytes);
+    free(face), free(mask), free(got);
+    gpu_free(dface), gpu_free(dmask);
+    free_image(&im);
+}
+
+/* A frame converted on the GPU against the CPU: the same model (created from one seed on each),
+ * two overlapping faces placed from the mean face; every step of cv_swap_frame (crops, the
+ * model, mask, colour, sharpening, blending), with the learned mask too. */
+static void test_convert_frame(void)
+{
+    const mdl_arch *arch = model_arch_find("original");
+    CHECK(arch != NULL);
+    if (!arch) return;
+    const int iw = 480, ih = 320;
+    img *frame = img_new(iw, ih, 3);
+    for (int y = 0; y < ih; y++)
+        for (int x = 0; x < iw; x++)
+            for (int c = 0; c < 3; c++)
+                frame->px[((size_t)y * iw + x) * 3 + c] =
+                    (uint8_t)((x * (c + 1) + y * (3 - c)) % 200 + check_urand() * 50);
+    float lm[2][136];
+    const double place[2][3] = {{200, 140, 150}, {290, 170, 90}}; /* x, y, size */
+    for (int f = 0; f < 2; f++)
+        for (int p = 0; p < 68; p++) {
+            lm[f][2 * p] = (float)(place[f][0] + (align_mean_face[2 * p] - 0.5) * place[f][2]);
+            lm[f][2 * p + 1] =
+                (float)(place[f][1] + (align_mean_face[2 * p + 1] - 0.5) * place[f][2]);
+        }
+    for (int variant = 0; variant < 2; variant++) {
+        mdl_options o;
+        mdl_options_default(&o);
+        o.learn_mask = variant;
+        model *mc = NULL, *mg = NULL;
+        vs_err e;
+        if (model_create_arch(&mc, arch, &o, cpu, 77, &e) ||
+            model_create_arch(&mg, arch, &o, gpu, 77, &e)) {
+            CHECKF(0, "model_create: %s", e.msg);
+            return;
+        }
+        cv_opts co;
+        cv_opts_default(&co);
+        if (variant) co.mask = CV_MASK_LEARNED, co.color = CV_COLOR_RCT, co.sharpen = 0.5f;
+        cv_swapper *sc = cv_swapper_new(mc, &co), *sg = cv_swapper_new(mg, &co);
+        img *a = img_clone(frame), *b = img_clone(frame);
+        int bad_a, bad_b;
+        int na = cv_swap_frame(sc, a, (const float(*)[136])lm, 2, &bad_a, &e);
+        int nb = cv_swap_frame(sg, b, (const float(*)[136])lm, 2, &bad_b, &e);
+        CHECK(na == 2 && nb == 2 && bad_a < 0 && bad_b < 0);
+        size_t bytes = (size_t)iw * ih * 3, changed = 0;
+        double sum = 0;
+        int worst = 0;
+        for (size_t i = 0; i < bytes; i++) {
+            int d = abs((int)a->px[i] - (int)b->px[i]);
+            sum += d, worst = d > worst ? d : worst;
+            changed += a->px[i] != frame->px[i];
+        }
+        double mean = sum / (double)bytes;
+        printf("converted frame (%s): %zu bytes swapped, mean |gpu - cpu| %.5f levels, max %d\n",
+               variant ? "learned mask, rct, sharpen" : "extended mask, avg", changed, mean, worst);
+        CHECK(changed > bytes / 50);
+        CHECKF(mean < 0.05 && worst <= 8, "the GPU's converted frame differs from the CPU's");
+        img_free(a), img_free(b);
+        cv_swapper_free(sc), cv_swapper_free(sg);
+        model_free(mc), model_free(mg);
+    }
+    img_free(frame);
+}
+
 /* Page-locked memory: 1 MiB through the GPU and back, whole floats and an odd byte count. */
 static void test_host_alloc(void)
 {
@@ -1734,7 +1891,10 @@ int main(void)
     test_add_padded();
     test_crop_resize();
     test_warp();
+    test_from_u8();
+    test_blend();
     test_host_alloc();
+    test_convert_frame();
     test_all_finite();
     test_fill();
     test_graph();

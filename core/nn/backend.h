@@ -136,6 +136,24 @@ typedef struct nn_warp {
     double m[6];
 } nn_warp;
 
+/* A face blended back into an 8-bit image (conversion's last step): every image pixel (x, y) of
+ * the rectangle [x0, x1] x [y0, y1] (the crop's footprint, inside the image) at crop position
+ * (u, v) = (m0 x + m1 y + m2, m3 x + m4 y + m5) takes the mask's bilinear value a there (zero
+ * outside the crop); where a > 0 (capped at 1) it becomes image * (1 - a) + face * a, rounded,
+ * the face sampled bicubically (Keys, a = -0.5, edges replicated) where step (crop pixels per
+ * image pixel) <= 1, else as the mean of k x k bilinear samples over the pixel's footprint
+ * (k = ceil(step), at most 8), each clamped to [0, 1]. Other pixels are not written. */
+typedef struct nn_blend {
+    uint8_t *px; /* the image [ih, iw, 3], backend memory */
+    int iw, ih;
+    const float *face; /* [size, size, 3] in [0, 1], backend memory */
+    const float *mask; /* [size, size] */
+    int size;
+    double m[6];
+    double step;
+    int x0, y0, x1, y1;
+} nn_blend;
+
 typedef struct nn_backend {
     const char *name;
     nn_weight_layout conv_layout; /* of conv2d kernels (w and dw) in this backend's memory */
@@ -181,6 +199,11 @@ typedef struct nn_backend {
     /* dst: n images [size, size, 3] bytes one after another (backend memory) <- w[0 .. n) (host
      * array): the aligned faces extraction saves and conversion swaps */
     void (*warp)(uint8_t *dst, const nn_warp *w, int n, int size);
+    /* y = x / div (fp32; y's elements from as many bytes x, backend memory): 8-bit pixels to
+     * the [0, 1] the models take */
+    void (*from_u8)(nn_tensor *y, const uint8_t *x, float div);
+    /* b[0 .. n) (host array) one after the other, each seeing the ones before it */
+    void (*blend)(const nn_blend *b, int n);
     /* Page-locked host memory, which the GPU copies to and from at full speed (and malloc on
      * the CPU). NULL when out of memory. A copy_in from it may still be reading it when the call
      * returns: rewrite it only after sync or a copy_out. crop_resize and warp copy their host

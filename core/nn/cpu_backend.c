@@ -389,6 +389,8 @@ static const nn_backend cpu_backend = {
     .add_padded = nn_cpu_add_padded,
     .crop_resize = nn_cpu_crop_resize,
     .warp = nn_cpu_warp,
+    .from_u8 = nn_cpu_from_u8,
+    .blend = nn_cpu_blend,
     .host_alloc = nn_cpu_host_alloc,
     .host_free = nn_cpu_host_free,
 };

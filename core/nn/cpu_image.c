@@ -1,5 +1,6 @@
 /* cpu_image.c: the CPU backend's image kernels (backend.h): the face networks' input crops, the
- * affine crops of aligned faces, residualDown's padded add, host memory, and the byte copies into
+ * affine crops of aligned faces, residualDown's padded add, conversion's 8-bit to [0, 1] and
+ * blending, host memory, and the byte copies into
  * and out of any backend's memory. The references the CUDA kernels (cuda/image.cu) are held to. */
 #include <math.h>
 #include <stdlib.h>
@@ -121,6 +122,116 @@ void nn_cpu_add_padded(nn_tensor *y, const nn_tensor *a, const nn_tensor *b, nn_
                 for (int c = 0; c < y->c; c++)
                     *o++ = padded_at(a, s, i, j, c) + padded_at(b, s, i, j, c);
     cpu_bias_act(y->d, NULL, nn_numel(y) / (size_t)y->c, (size_t)y->c, act, alpha);
+}
+
+/* ---- conversion: 8-bit to [0, 1], blending a face back ----------------------------------------
+ */
+
+void nn_cpu_from_u8(nn_tensor *y, const uint8_t *x, float div)
+{
+    VS_CHECK(y->dt == NN_F32);
+    size_t n = nn_numel(y);
+    for (size_t i = 0; i < n; i++) y->d[i] = x[i] / div;
+}
+
+static float clamp01(float v)
+{
+    return v > 0.f ? (v < 1.f ? v : 1.f) : 0.f; /* a NaN goes to 0 */
+}
+
+/* bilinear sample of plane p [size, size] (stride `step` floats, offset `off`) at (u, v); outside
+ * the crop zero (zero_out) or the nearest edge value */
+static float sample(const float *p, int size, int step, int off, double u, double v, int zero_out)
+{
+    if (zero_out && (u <= -1 || v <= -1 || u >= size || v >= size)) return 0.f;
+    int x0 = (int)floor(u), y0 = (int)floor(v);
+    double fx = u - x0, fy = v - y0;
+    float acc = 0.f;
+    for (int j = 0; j < 2; j++)
+        for (int i = 0; i < 2; i++) {
+            int x = x0 + i, y = y0 + j;
+            double wgt = (i ? fx : 1 - fx) * (j ? fy : 1 - fy);
+            if (x < 0 || y < 0 || x >= size || y >= size) {
+                if (zero_out) continue;
+                x = x < 0 ? 0 : x >= size ? size - 1 : x;
+                y = y < 0 ? 0 : y >= size ? size - 1 : y;
+            }
+            acc += (float)wgt * p[((size_t)y * size + x) * step + off];
+        }
+    return acc;
+}
+
+/* Keys' cubic (a = -0.5, as OpenCV's INTER_CUBIC) weights of the four taps around fraction t */
+static void cubic_weights(float w[4], double t)
+{
+    const double a = -0.5;
+    for (int i = 0; i < 4; i++) {
+        double x = fabs(t - (i - 1));
+        w[i] = (float)(x <= 1  ? ((a + 2) * x - (a + 3)) * x * x + 1
+                       : x < 2 ? ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+                               : 0);
+    }
+}
+
+/* channel c of the face [size, size, 3] at (u, v), bicubic, borders replicated */
+static float sample_cubic(const float *p, int size, int c, double u, double v)
+{
+    int x0 = (int)floor(u), y0 = (int)floor(v);
+    float wx[4], wy[4], acc = 0.f;
+    cubic_weights(wx, u - x0), cubic_weights(wy, v - y0);
+    for (int j = 0; j < 4; j++) {
+        int y = y0 - 1 + j;
+        y = y < 0 ? 0 : y >= size ? size - 1 : y;
+        for (int i = 0; i < 4; i++) {
+            int x = x0 - 1 + i;
+            x = x < 0 ? 0 : x >= size ? size - 1 : x;
+            acc += wx[i] * wy[j] * p[((size_t)y * size + x) * 3 + c];
+        }
+    }
+    return acc;
+}
+
+/* channel c of the face at (u, v) for a frame pixel covering `step` crop pixels each way:
+ * bicubic when the frame enlarges the face (step <= 1), else the mean of step x step bilinear
+ * samples over the pixel's footprint (an area average, as a downscale should be) */
+static float sample_face(const float *face, int size, int c, double u, double v, double step)
+{
+    if (step <= 1.0) return sample_cubic(face, size, c, u, v);
+    int k = (int)ceil(step);
+    if (k > 8) k = 8;
+    float acc = 0.f;
+    for (int j = 0; j < k; j++)
+        for (int i = 0; i < k; i++)
+            acc += sample(face, size, 3, c, u + step * ((i + 0.5) / k - 0.5),
+                          v + step * ((j + 0.5) / k - 0.5), 0);
+    return acc / (float)(k * k);
+}
+
+static void blend_one(const nn_blend *b)
+{
+    const int size = b->size;
+    const double *m = b->m;
+    for (int y = b->y0; y <= b->y1; y++)
+        for (int x = b->x0; x <= b->x1; x++) {
+            double u = m[0] * x + m[1] * y + m[2], v = m[3] * x + m[4] * y + m[5];
+            float a = sample(b->mask, size, 1, 0, u, v, 1);
+            if (!(a > 0.f)) continue;
+            if (a > 1.f) a = 1.f;
+            uint8_t *px = b->px + ((size_t)y * b->iw + x) * 3;
+            for (int c = 0; c < 3; c++) {
+                float f = clamp01(sample_face(b->face, size, c, u, v, b->step)) * 255.f;
+                float o = (float)px[c] * (1.f - a) + f * a + 0.5f;
+                px[c] = (uint8_t)(o < 0 ? 0 : o > 255 ? 255 : o);
+            }
+        }
+}
+
+void nn_cpu_blend(const nn_blend *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        VS_CHECK(b[i].x0 >= 0 && b[i].y0 >= 0 && b[i].x1 < b[i].iw && b[i].y1 < b[i].ih);
+        blend_one(&b[i]);
+    }
 }
 
 void *nn_cpu_host_alloc(size_t bytes)

@@ -8,6 +8,8 @@ void nn_cpu_crop_resize(nn_tensor *y, const nn_crop *crops);
 void nn_cpu_warp(uint8_t *dst, const nn_warp *w, int n, int size);
 void nn_cpu_add_padded(nn_tensor *y, const nn_tensor *a, const nn_tensor *b, nn_act act,
                        float alpha);
+void nn_cpu_from_u8(nn_tensor *y, const uint8_t *x, float div);
+void nn_cpu_blend(const nn_blend *b, int n);
 void *nn_cpu_host_alloc(size_t bytes);
 void nn_cpu_host_free(void *p);
 
