@@ -25,6 +25,7 @@
 #include "half_backend.h"
 #include "nn/backend.h"
 #include "nn/half.h"
+#include "ppm.h"
 
 static const nn_backend *cpu, *gpu;
 static int tf32; /* the GPU is in TF32 mode: convolution and GEMM tolerances are 1e-2 */
@@ -1785,22 +1786,6 @@ static void test_16bit_ops(void)
 }
 
 /* ---- the face networks ------------------------------------------------------------------ */
-
-/* A binary PPM (P6, maxval 255) into im (px malloc'd); 0, or -1. */
-static int read_ppm(img *im, const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    int w, h, maxv;
-    int ok = fscanf(f, "P6 %d %d %d", &w, &h, &maxv) == 3 && maxv == 255 && w > 0 && h > 0 &&
-             w <= 8192 && h <= 8192 && fgetc(f) != EOF;
-    im->w = w, im->h = h, im->c = 3;
-    im->px = ok ? malloc((size_t)w * h * 3) : NULL;
-    ok = ok && im->px && fread(im->px, 3, (size_t)w * h, f) == (size_t)w * h;
-    fclose(f);
-    if (!ok) free(im->px);
-    return ok ? 0 : -1;
-}
 
 /* Detection, landmarks and embeddings on the GPU against the CPU, as extraction runs them. */
 static void test_face_networks(const char *what)
