@@ -36,7 +36,7 @@ _visage() {
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "--output --alignments --every --min-size --max-faces --threshold
                 --size --centering --filter --nfilter --similarity --skip-existing
-                --no-landmark-filter --min-blur --threads --models --quiet --overwrite --help" -- "$cur"))
+                --no-landmark-filter --min-blur --device --threads --models --quiet --overwrite --help" -- "$cur"))
         else
             COMPREPLY=($(compgen -f -- "$cur"))
         fi ;;
