@@ -61,10 +61,7 @@ static void start(wb *w, int preview)
         snprintf(cv->output, sizeof cv->output, "%s", PREVIEW_PATH);
     else if (output_for(cv->output, sizeof cv->output, input, cv->swap, &e))
         goto fail;
-    nn_precision prec = NN_PREC_AUTO;
-    if (fs_mkdirs("output", &e) || nn_parse_precision(&prec, c->precision) ||
-        nn_backend_open(&rq->be, c->device, prec, &e))
-        goto fail;
+    if (fs_mkdirs("output", &e) || wb_job_backend(w, &rq->be, "the conversion", &e)) goto fail;
     rq->cfg = *c;
     rq->exe_dir = w->c->exe_dir;
     rq->input = cv->input_path;

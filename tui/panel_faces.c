@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 
 #include "../core/fsutil.h"
-#include "../core/nn/backend.h"
 #include "../core/video.h"
 #include "wb.h"
 
@@ -365,13 +364,7 @@ static void start_extract(wb *w)
     f->ex_rq.out_dir = f->ex_out;
     f->ex_rq.align_dir = f->ex_align;
     f->ex_rq.skip_existing = 1;
-    /* the face networks on the configured device; on the CPU while this process trains on the
-     * GPU (the CUDA backend is one stream, which two jobs must not share) */
-    nn_precision prec = NN_PREC_AUTO;
-    nn_parse_precision(&prec, w->c->cfg.precision);
-    if (wb_train_running_here(w))
-        f->ex_rq.be = nn_cpu_backend();
-    else if (nn_backend_open(&f->ex_rq.be, w->c->cfg.device, prec, &e)) {
+    if (wb_job_backend(w, &f->ex_rq.be, "the extraction", &e)) {
         wb_log(w, WB_ERROR, "%s", e.msg);
         return;
     }

@@ -115,6 +115,14 @@ static void start(wb *w)
     nn_precision prec = NN_PREC_AUTO;
     if (nn_parse_precision(&prec, c->precision) || nn_backend_open(&t->to.be, c->device, prec, &e))
         goto fail;
+    if (!t->to.be->host_memory && (w->faces.ex_running || w->conv.running)) {
+        /* the CUDA backend serves one job at a time (wb_job_backend) */
+        wb_log(w, WB_WARN, "the GPU is busy with this workbench's %s: train when it ends",
+               w->faces.ex_running ? "extraction" : "conversion");
+        rmt_server_close(t->srv);
+        t->srv = NULL;
+        return;
+    }
     nn_cpu_set_threads(c->threads);
     memset(&t->st, 0, sizeof t->st);
     t->events_seen = 0;

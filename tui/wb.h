@@ -163,6 +163,11 @@ void wb_train_poll(wb *w);
 void wb_train_finish(wb *w);
 void wb_train_free(wb *w);
 int wb_train_running_here(const wb *w);
+/* The backend a new extraction or conversion runs on: [general] device, or the CPU while another
+ * job runs in this workbench (the CUDA backend is one stream whose buffers two jobs must not
+ * share; said in the log, naming `what`). -1 with a message for a device that cannot be opened. */
+struct nn_backend;
+int wb_job_backend(wb *w, const struct nn_backend **out, const char *what, vs_err *e);
 
 void wb_convert_draw(wb *w);
 void wb_convert_action(wb *w, tui_action a);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../core/fsutil.h"
+#include "../core/nn/backend.h"
 #include "termimg.h"
 #include "wb.h"
 
@@ -374,6 +375,19 @@ static void focus(wb *w, tui_panel_id p)
 static int jobs_here(const wb *w)
 {
     return wb_train_running_here(w) || w->faces.ex_running || w->conv.running;
+}
+
+int wb_job_backend(wb *w, const nn_backend **out, const char *what, vs_err *e)
+{
+    nn_precision prec = NN_PREC_AUTO;
+    if (nn_parse_precision(&prec, w->c->cfg.precision))
+        return vs_fail(e, "unknown precision '%s' in visage.ini [train]", w->c->cfg.precision);
+    if (nn_backend_open(out, w->c->cfg.device, prec, e)) return -1;
+    if (!(*out)->host_memory && jobs_here(w)) {
+        *out = nn_cpu_backend();
+        wb_log(w, WB_INFO, "%s runs on the CPU: another job of this workbench has the GPU", what);
+    }
+    return 0;
 }
 
 /* Returns 1 when the workbench should end. */

@@ -107,6 +107,23 @@ run_visage extract "$T/someb" -o "$T/somebf" -q
 grep -q "a.jpg" "$T/err" && grep -q "b.jpg" "$T/err" || fail "unreadable pictures not all named"
 [ "$(count_png "$T/somebf")" -eq 3 ] || fail "folder with unreadable pictures: the good one was not extracted"
 
+# --- --device: the CPU by name gives the same faces as the default on this machine; a device that
+# is not there or means nothing is refused before any folder is made
+run_visage extract "$SAMPLES" -o "$T/faces_cpu" --device cpu -q
+[ "$rc" -eq 0 ] || fail "extract --device cpu: exit $rc"
+[ "$(count_png "$T/faces_cpu")" -eq 22 ] || fail "extract --device cpu: not 22 faces"
+run_visage gpus
+if grep -q '^no GPU' "$T/out"; then
+    expect_bad_input "--device cuda:0 without a GPU" "device 'cuda:0'" extract "$SAMPLES" \
+        -o "$T/faces_gpu" --device cuda:0
+else
+    expect_bad_input "--device cuda:64" "no CUDA device 64" extract "$SAMPLES" -o "$T/faces_gpu" \
+        --device cuda:64
+fi
+expect_bad_input "--device tpu" "unknown device 'tpu'" extract "$SAMPLES" -o "$T/faces_gpu" \
+    --device tpu
+[ ! -e "$T/faces_gpu" ] || fail "a refused device made $T/faces_gpu"
+
 # --- a name that is not UTF-8 is refused up front (the metadata is UTF-8 JSON)
 bad=$(printf 'caf\351.jpg')
 cp "$SAMPLES/sample1.jpg" "$T/$bad"
