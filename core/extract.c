@@ -22,6 +22,7 @@
 
 #define READ_AHEAD 16 /* decoded frames waiting for the networks */
 #define SAVE_AHEAD 64 /* faces waiting to be written */
+#define GPU_WRITERS 4 /* threads writing faces when the networks run on a GPU */
 /* A killed run (power cut, OOM) keeps most of its alignments: the file is saved every minute,
  * or less often when saving takes long (at most a tenth of the time goes to it, even for the
  * thousands of faces of an hour of video). The faces themselves are saved as they are found. */
@@ -39,6 +40,7 @@ typedef struct ex_ctx {
     int n_filter, n_nfilter;
     ex_face *faces; /* of the batch (ex_find_batch) */
     int faces_cap;
+    int64_t order; /* of the items given to the writers (ex_writer) */
 } ex_ctx;
 
 static double now(void)
@@ -281,8 +283,10 @@ static int process_batch(ex_ctx *c, const fq_item *it, int n, const char *source
             align_pose pose;
             align_estimate_pose(&pose, f->lm);
             f->yaw = pose.yaw, f->pitch = pose.pitch, f->roll = pose.roll;
-            fq_item face = {
-                .frame = img_new(cfg->size, cfg->size, 3), .index = frame_index, .data = f};
+            fq_item face = {.frame = img_new(cfg->size, cfg->size, 3),
+                            .index = frame_index,
+                            .pts = c->order++,
+                            .data = f};
             memcpy(face.frame->px, x->crop, per);
             if (fq_push(out, face)) {
                 img_free(face.frame), free(f);
@@ -291,7 +295,7 @@ static int process_batch(ex_ctx *c, const fq_item *it, int n, const char *source
             }
             c->st.kept++;
         }
-        fq_item done = {.index = frame_index};
+        fq_item done = {.index = frame_index, .pts = c->order++};
         if (rc == 0 && fq_push(out, done)) rc = -1;
     }
     return rc;
@@ -318,45 +322,62 @@ static int maybe_save(saver *sv, const al_file *al, const char *path, vs_err *e)
     return 0;
 }
 
+/* The writers: a few threads that save faces at the same time (PNG encoding and an fsync each),
+ * and keep the alignments in order: each item carries its place in the order (fq_item.pts), and
+ * what touches the alignments (adding a face, counting a frame, saving the file now and then)
+ * waits for its turn. */
 typedef struct ex_writer {
     const ex_request *rq;
-    al_file *al;        /* the writer's alone until it is joined */
+    al_file *al;        /* the writers' alone until they are joined */
     const char *al_out; /* saved now and then there (videos); NULL: only at the end */
     frame_queue *q;
-    vs_err e;
+    pthread_mutex_t mu;
+    pthread_cond_t turn;
+    int64_t next; /* the place whose turn it is */
+    saver sv;
+    vs_err e; /* the first failure */
     int failed;
 } ex_writer;
 
 static void *writer_main(void *arg)
 {
     ex_writer *w = arg;
-    /* the first save comes after a few seconds, so that even a short run killed by a power cut
-     * leaves its alignments */
-    saver sv = {now() - SAVE_ALIGNMENTS_SECONDS + 5, 0};
     fq_item it;
     while (fq_pop(w->q, &it) == 1) {
         int rc = 0;
         vs_face *f = it.data;
-        if (!it.frame) { /* a frame is done */
-            w->al->frames_read++;
-            if (w->al_out) rc = maybe_save(&sv, w->al, w->al_out, &w->e);
-        } else {
+        vs_err le;
+        if (it.frame) { /* a face: named and saved beside the other writers */
             char path[PATH_MAX + 256];
             rc = face_file_name(f->file, sizeof f->file, w->rq->out_dir, f->source, f->frame,
-                                f->index, &w->e);
+                                f->index, &le);
             if (rc == 0) {
                 snprintf(path, sizeof path, "%s/%s", w->rq->out_dir, f->file);
-                rc = face_save(path, it.frame, f, w->rq->cfg.png_compression, &w->e);
+                rc = face_save(path, it.frame, f, w->rq->cfg.png_compression, &le);
             }
-            if (rc == 0) al_add(w->al, f);
         }
+        pthread_mutex_lock(&w->mu);
+        while (!w->failed && w->next != it.pts) pthread_cond_wait(&w->turn, &w->mu);
+        if (!w->failed) {
+            if (rc == 0 && it.frame)
+                al_add(w->al, f);
+            else if (rc == 0) { /* a frame is done */
+                w->al->frames_read++;
+                if (w->al_out) rc = maybe_save(&w->sv, w->al, w->al_out, &le);
+            }
+            if (rc) {
+                w->failed = 1;
+                w->e = le;
+                fq_cancel(w->q);
+            }
+            w->next++;
+        }
+        int stop = w->failed;
+        pthread_cond_broadcast(&w->turn);
+        pthread_mutex_unlock(&w->mu);
         img_free(it.frame);
         free(it.data);
-        if (rc) {
-            w->failed = 1;
-            fq_cancel(w->q);
-            break;
-        }
+        if (stop) break;
     }
     return NULL;
 }
@@ -420,12 +441,24 @@ static int run_stages(ex_ctx *c, al_file *al, ex_reader *rd, const char *al_out,
                       vs_err *e)
 {
     frame_queue *qin = fq_new(READ_AHEAD), *qout = fq_new(SAVE_AHEAD);
-    ex_writer w = {.rq = c->rq, .al = al, .al_out = al_out, .q = qout};
+    /* the first save of the alignments comes after a few seconds, so that even a short run
+     * killed by a power cut leaves them */
+    ex_writer w = {.rq = c->rq,
+                   .al = al,
+                   .al_out = al_out,
+                   .q = qout,
+                   .sv = {now() - SAVE_ALIGNMENTS_SECONDS + 5, 0}};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.turn, NULL);
+    c->order = 0;
     rd->q = qin;
     rd->got = 1;
-    pthread_t rt, wt;
+    /* one writer keeps up with the CPU's networks (and leaves them the cores); a GPU finds faces
+     * faster than one thread can encode and fsync PNGs */
+    const int writers = c->nets.be->host_memory ? 1 : GPU_WRITERS;
+    pthread_t rt, wt[GPU_WRITERS];
     VS_CHECK(pthread_create(&rt, NULL, reader_main, rd) == 0);
-    VS_CHECK(pthread_create(&wt, NULL, writer_main, &w) == 0);
+    for (int i = 0; i < writers; i++) VS_CHECK(pthread_create(&wt[i], NULL, writer_main, &w) == 0);
     const int folder = rd->dir != NULL;
     int rc = 0, got = 1;
     fq_item batch[EX_MAX_BATCH];
@@ -448,7 +481,9 @@ static int run_stages(ex_ctx *c, al_file *al, ex_reader *rd, const char *al_out,
     fq_cancel(qin); /* stopped or failed: the reader stops too (after the end: no matter) */
     if (rc == 0) fq_close(qout);
     pthread_join(rt, NULL);
-    pthread_join(wt, NULL);
+    for (int i = 0; i < writers; i++) pthread_join(wt[i], NULL);
+    pthread_cond_destroy(&w.turn);
+    pthread_mutex_destroy(&w.mu);
     fq_free(qin);
     fq_free(qout);
     if (w.failed) {
