@@ -377,17 +377,18 @@ void fn_detect_batch(fn_box *out, int *counts, int max_faces, fn_detector *d, co
             d->crops[run++] = fni_crop(im, &whole, FNI_PAD_END, none, 127.5f, 1.0f);
         }
         if (!run) continue;
-        d->x.n = run;
+        const int pass = fni_pass(d->crops, be, run, d->batch);
+        d->x.n = pass;
         be->crop_resize(&d->x, d->crops);
-        forward(d, run);
-        be->copy_out(d->box_host, d->box_out, (size_t)run * SSD_ANCHORS * 4);
-        be->copy_out(d->cls_host, d->cls_out, (size_t)run * SSD_ANCHORS * 3);
+        forward(d, pass);
+        be->copy_out(d->box_host, d->box_out, (size_t)pass * SSD_ANCHORS * 4);
+        be->copy_out(d->cls_host, d->cls_out, (size_t)pass * SSD_ANCHORS * 3);
         be->sync();
         for (int i = 0, b = 0; i < k; i++) {
             const fn_image *im = &ims[at + i];
             if (max_faces <= 0 || im->w <= 0 || im->h <= 0) continue;
             counts[at + i] = select_faces(out + (size_t)(at + i) * max_faces, max_faces, d, b++,
-                                          run, im->w, im->h, min_score);
+                                          pass, im->w, im->h, min_score);
         }
     }
 }

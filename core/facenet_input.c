@@ -60,6 +60,16 @@ int fni_batch(const nn_backend *be, int gpu_batch, int cpu_batch)
     return be->host_memory ? cpu_batch : gpu_batch;
 }
 
+int fni_pass(nn_crop *crops, const nn_backend *be, int n, int cap)
+{
+    if (be->host_memory || n <= 0) return n;
+    int p = 1;
+    while (p < n) p *= 2;
+    if (p > cap) p = cap;
+    for (int i = n; i < p; i++) crops[i] = crops[n - 1];
+    return p;
+}
+
 float *fni_alloc(fni_mem *m, size_t n)
 {
     if (m->n == m->cap) {

@@ -44,6 +44,12 @@ void fni_stage_free(fni_stage *st, const nn_backend *be);
  * CPU (whose memory they would only take). */
 int fni_batch(const nn_backend *be, int gpu_batch, int cpu_batch);
 
+/* The size a pass of n pictures runs at (at most cap): n on a host-memory backend; on a GPU the
+ * next power of two, the extra places repeating crops[n - 1] (written here; the caller ignores
+ * their results), so that each network meets a handful of batch sizes and the convolutions'
+ * algorithms are chosen once for each. */
+int fni_pass(nn_crop *crops, const nn_backend *be, int n, int cap);
+
 /* Backend memory owned by one network: every buffer it allocates is listed here and freed at once.
  */
 typedef struct fni_mem {

@@ -257,9 +257,10 @@ static void embed_rects(float (*out)[128], fn_embedder *m, const fn_image *ims, 
             which[run++] = i;
         }
         if (!run) continue;
-        m->x.n = run;
+        const int pass = fni_pass(m->crops, m->be, run, m->batch);
+        m->x.n = pass;
         m->be->crop_resize(&m->x, m->crops);
-        forward(m, run);
+        forward(m, pass);
         m->be->copy_out(host, m->desc, (size_t)run * 128);
         m->be->sync();
         for (int j = 0; j < run; j++) memcpy(out[which[j]], host + (size_t)j * 128, sizeof out[0]);

@@ -238,7 +238,8 @@ void fn_landmarks_batch(float (*out)[136], fn_landmarker *l, const fn_image *ims
             which[run++] = i;
         }
         if (!run) continue;
-        l->x.n = run;
+        const int pass = fni_pass(l->crops, be, run, l->batch);
+        l->x.n = pass;
         be->crop_resize(&l->x, l->crops);
         const nn_tensor *x = &l->x;
         for (int b = 0; b < LM_BLOCKS; b++) {
@@ -246,9 +247,9 @@ void fn_landmarks_batch(float (*out)[136], fn_landmarker *l, const fn_image *ims
             x = &l->block[b].y;
         }
         nn_pool_desc pd = {.kind = NN_POOL_AVG, .kh = 7, .kw = 7, .sh = 2, .sw = 2};
-        l->pooled.n = run;
+        l->pooled.n = pass;
         be->pool(&l->pooled, x, &pd);
-        nn_tensor fc_out = nn_rows(l->fc_out, run, 136);
+        nn_tensor fc_out = nn_rows(l->fc_out, pass, 136);
         be->dense(&fc_out, &l->pooled, l->fc_w, l->fc_b, NN_ACT_NONE, 0);
         be->copy_out(l->out_host, l->fc_out, (size_t)run * 136);
         be->sync();

@@ -82,9 +82,21 @@ typedef struct conv_plan {
     cudnnMathType_t math[3];
 } conv_plan;
 
-#define MAX_PLANS 256
+/* Every shape a process convolves, batch sizes included: a model's layers, and the face
+ * networks' at each of their batch sizes (powers of two, facenet_input.c) */
+#define MAX_PLANS 2048
 static conv_plan plans[MAX_PLANS];
 static int n_plans;
+/* plans by the hash of their key: open addressing, 0 empty, else the plan's index + 1 */
+#define PLAN_SLOTS (2 * MAX_PLANS)
+static int plan_slot[PLAN_SLOTS];
+
+static unsigned key_hash(const int *key, int n)
+{
+    unsigned h = 2166136261u;
+    for (int i = 0; i < n; i++) h = (h ^ (unsigned)key[i]) * 16777619u;
+    return h;
+}
 static nn_precision conv_prec = NN_PREC_FP32;
 static int conv_deterministic = 1;
 
@@ -118,9 +130,12 @@ static conv_plan *plan_for(const nn_tensor *x, const nn_tensor *y, const nn_conv
                    (int)conv_prec,
                    conv_deterministic,
                    (int)x->dt};
-    for (int i = 0; i < n_plans; i++)
-        if (memcmp(plans[i].key, key, sizeof key) == 0) return &plans[i];
+    unsigned at = key_hash(key, 14) % PLAN_SLOTS;
+    for (; plan_slot[at]; at = (at + 1) % PLAN_SLOTS)
+        if (memcmp(plans[plan_slot[at] - 1].key, key, sizeof key) == 0)
+            return &plans[plan_slot[at] - 1];
     VS_CHECK(n_plans < MAX_PLANS);
+    plan_slot[at] = n_plans + 1;
     conv_plan *p = &plans[n_plans++];
     memset(p, 0, sizeof *p);
     memcpy(p->key, key, sizeof key);
