@@ -392,6 +392,8 @@ typedef struct ex_reader {
     atomic_int stop; /* set by the job's thread: skip no further */
     int got;         /* videos: the last read's result (1 while not at the end) */
     vs_err e;        /* when got < 0 */
+    int drained;     /* set by run_stages: every frame read went through the networks (the
+                        reader runs ahead: at the end of a stopped run it may have read more) */
 } ex_reader;
 
 static void *reader_main(void *arg)
@@ -477,6 +479,7 @@ static int run_stages(ex_ctx *c, al_file *al, ex_reader *rd, const char *al_out,
         if (n) rc = process_batch(c, batch, n, source, folder, qout);
         for (int i = 0; i < n; i++) img_free(batch[i].frame), free(batch[i].data);
     }
+    rd->drained = rc == 0 && got == 0;
     atomic_store(&rd->stop, 1);
     fq_cancel(qin); /* stopped or failed: the reader stops too (after the end: no matter) */
     if (rc == 0) fq_close(qout);
@@ -509,8 +512,8 @@ static int extract_media(ex_ctx *c, al_file *al, const char *path, const char *a
     al->width = info->w, al->height = info->h, al->fps = info->fps;
     c->st.frames_total = info->frames;
     int rc = run_stages(c, al, &rd, al_out, path, e);
-    if (rc == 0 && rd.got == 0 && !vid_damaged(rd.r)) al->complete = 1;
-    if (rc == 0 && (rd.got < 0 || vid_damaged(rd.r))) {
+    if (rc == 0 && rd.drained && rd.got == 0 && !vid_damaged(rd.r)) al->complete = 1;
+    if (rc == 0 && rd.drained && (rd.got < 0 || vid_damaged(rd.r))) {
         *bad = 1;
         if (rd.got < 0)
             *bad_msg = rd.e;
@@ -545,7 +548,7 @@ static int extract_folder(ex_ctx *c, al_file *al, const char *dir, int *bad, vs_
     }
     c->st.frames_total = rd.n_names;
     int rc = run_stages(c, al, &rd, NULL, dir, e);
-    if (rc == 0 && c->st.frame == rd.n_names) al->complete = 1;
+    if (rc == 0 && rd.drained && c->st.frame == rd.n_names) al->complete = 1;
     fs_free_list(rd.names, rd.n_names);
     if (rc == 0 && al->frames_read == 0) {
         *bad = 1;
