@@ -380,35 +380,51 @@ static void test_backend_twin(const char *models)
     fnc_free(&twin);
 }
 
-/* The batched calls, on a backend that looks like a GPU's (not host memory: pictures are copied
- * in, and the batches are a GPU's) but computes as the CPU: every photo in one detection batch,
- * every face three times over in the landmark and embedding batches (more than one pass), against
- * the CPU's one-picture calls. */
-static void test_batches(const char *models)
+/* The CPU backend dressed as a GPU's: not host memory, so pictures are copied in and the
+ * networks take a GPU's batches (padded to powers of two), while computing as the CPU. */
+static const nn_backend *gpu_like_backend(void)
 {
-    static nn_backend gpu_like;
-    gpu_like = *nn_cpu_backend();
-    gpu_like.host_memory = 0;
-    fnc_nets ref, got;
-    vs_err e;
-    if (fnc_load(&ref, models, nn_cpu_backend(), &e) || fnc_load(&got, models, &gpu_like, &e)) {
-        CHECKF(0, "%s", e.msg);
-        return;
-    }
-    img *ims[N_TWIN];
+    static nn_backend b;
+    b = *nn_cpu_backend();
+    b.host_memory = 0;
+    return &b;
+}
+
+/* The faces_gt photos of the twin comparison into ims (free each); their count. */
+static int load_twins(img **ims)
+{
     int n = 0;
     for (int i = 0; i < N_TWIN; i++) {
         char path[4096];
+        vs_err e;
         snprintf(path, sizeof path, "%s/faces_gt/%s", check_data_dir(), twin_images[i]);
         if (img_load(&ims[n], path, &e) == 0)
             n++;
         else
             CHECKF(0, "%s", e.msg);
     }
+    return n;
+}
+
+/* The batched calls, on a backend that looks like a GPU's (not host memory: pictures are copied
+ * in, and the batches are a GPU's) but computes as the CPU: every photo in one detection batch,
+ * every face three times over in the landmark and embedding batches (more than one pass), against
+ * the CPU's one-picture calls. */
+static void test_batches(const char *models)
+{
+    const nn_backend *gpu_like = gpu_like_backend();
+    fnc_nets ref, got;
+    vs_err e;
+    if (fnc_load(&ref, models, nn_cpu_backend(), &e) || fnc_load(&got, models, gpu_like, &e)) {
+        CHECKF(0, "%s", e.msg);
+        return;
+    }
+    img *ims[N_TWIN];
+    int n = load_twins(ims);
     fnc_stats s, self;
     fnc_stats_init(&s);
     fnc_stats_init(&self);
-    fnc_compare_batch(&s, &self, &ref, &got, &gpu_like, ims, n, 0.5f, 3);
+    fnc_compare_batch(&s, &self, &ref, &got, gpu_like, ims, n, 0.5f, 3);
     fnc_print("face networks in batches against one at a time (CPU)", &s);
     CHECK(s.faces >= 5 && self.faces == 2 * s.faces);
     CHECK(fnc_pass(&s));
@@ -428,23 +444,16 @@ static void test_batches(const char *models)
  * every fate occurs: the same faces, fates, numbers and aligned crops. */
 static void test_find_batch(const char *models)
 {
-    static nn_backend gpu_like;
-    gpu_like = *nn_cpu_backend();
-    gpu_like.host_memory = 0;
     ex_nets one, many;
     vs_err e;
-    if (ex_nets_open(&one, models, NULL, &e) || ex_nets_open(&many, models, &gpu_like, &e)) {
+    if (ex_nets_open(&one, models, NULL, &e) ||
+        ex_nets_open(&many, models, gpu_like_backend(), &e)) {
         CHECKF(0, "%s", e.msg);
         return;
     }
     CHECK(one.batch == 1 && many.batch == EX_MAX_BATCH);
     img *ims[N_TWIN];
-    int n = 0;
-    for (int i = 0; i < N_TWIN; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/faces_gt/%s", check_data_dir(), twin_images[i]);
-        if (img_load(&ims[n], path, &e) == 0) n++;
-    }
+    int n = load_twins(ims);
     vs_config cfg;
     cfg_defaults(&cfg);
     cfg.max_faces = 4;
