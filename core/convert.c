@@ -246,26 +246,10 @@ static void sharpen(float *face, int size, float amount)
     free(plane);
 }
 
-/* Backend memory that grows to the largest request: n floats (or bytes, as floats). */
-typedef struct dev_buf {
-    float *d;
-    size_t words;
-} dev_buf;
-
-static float *dev_grow(dev_buf *b, const nn_backend *be, size_t words)
-{
-    if (words > b->words) {
-        if (b->d) be->free(b->d);
-        b->words = words + words / 2;
-        b->d = be->alloc(b->words);
-    }
-    return b->d;
-}
-
 struct cv_swapper {
     model *m;
     cv_opts o;
-    dev_buf frame, in8, out8, x, face, mask; /* backend memory */
+    nn_buf frame, in8, out8, x, face, mask; /* backend memory */
     float *face_host, *mask_host, *ref_host, *learned_host;
     uint8_t *ref8_host;
     size_t host_faces; /* the host buffers hold this many faces */
@@ -283,9 +267,8 @@ void cv_swapper_free(cv_swapper *s)
 {
     if (!s) return;
     const nn_backend *be = s->m->be;
-    dev_buf *b[] = {&s->frame, &s->in8, &s->out8, &s->x, &s->face, &s->mask};
-    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
-        if (b[i]->d) be->free(b[i]->d);
+    nn_buf *b[] = {&s->frame, &s->in8, &s->out8, &s->x, &s->face, &s->mask};
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) nn_buf_free(b[i], be);
     free(s->face_host), free(s->mask_host), free(s->ref_host), free(s->learned_host);
     free(s->ref8_host);
     free(s);
@@ -353,19 +336,19 @@ int cv_swap_frame(cv_swapper *s, img *frame, const float (*lm)[136], int n, int 
      * colours are matched to */
     uint8_t *fpx = frame->px;
     if (!be->host_memory) {
-        fpx = (uint8_t *)dev_grow(&s->frame, be, nn_byte_words(frame_bytes));
+        fpx = (uint8_t *)nn_buf_grow(&s->frame, be, nn_byte_words(frame_bytes));
         nn_copy_in_bytes(be, fpx, frame->px, frame_bytes);
     }
     nn_warp *w = vs_malloc(sizeof *w * (size_t)k);
     crop_warps(w, fpx, frame->w, frame->h, (const double(*)[6])mi, k);
-    uint8_t *in8 = (uint8_t *)dev_grow(&s->in8, be, nn_byte_words((size_t)k * S * S * 3));
+    uint8_t *in8 = (uint8_t *)nn_buf_grow(&s->in8, be, nn_byte_words((size_t)k * S * S * 3));
     be->warp(in8, w, k, S);
-    nn_tensor x = {dev_grow(&s->x, be, (size_t)k * S * S * 3), k, S, S, 3, NN_F32};
+    nn_tensor x = {nn_buf_grow(&s->x, be, (size_t)k * S * S * 3), k, S, S, 3, NN_F32};
     be->from_u8(&x, in8, 255.f);
     const uint8_t *ref8 = in8;
     if (So != S) {
         crop_warps(w, fpx, frame->w, frame->h, (const double(*)[6])mo, k);
-        uint8_t *out8 = (uint8_t *)dev_grow(&s->out8, be, nn_byte_words(np * 3 * k));
+        uint8_t *out8 = (uint8_t *)nn_buf_grow(&s->out8, be, nn_byte_words(np * 3 * k));
         be->warp(out8, w, k, So);
         ref8 = out8;
     }
@@ -391,8 +374,8 @@ int cv_swap_frame(cv_swapper *s, img *frame, const float (*lm)[136], int n, int 
     }
     float *face_d = s->face_host, *mask_d = s->mask_host;
     if (!be->host_memory) {
-        face_d = dev_grow(&s->face, be, np * 3 * k);
-        mask_d = dev_grow(&s->mask, be, np * k);
+        face_d = nn_buf_grow(&s->face, be, np * 3 * k);
+        mask_d = nn_buf_grow(&s->mask, be, np * k);
         be->copy_in(face_d, s->face_host, np * 3 * k);
         be->copy_in(mask_d, s->mask_host, np * k);
     }

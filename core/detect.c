@@ -40,7 +40,7 @@ struct fn_detector {
     float *anchors; /* host [5118, 4] Output/extra_dim: ymin, xmin, ymax, xmax */
     float *box_host, *cls_host; /* host copies of box_out, cls_out */
     nn_crop *crops;             /* [batch] */
-    fni_stage stage;            /* fn_detect's picture */
+    nn_buf stage;               /* fn_detect's picture */
     struct cand {
         float score;
         int idx;
@@ -225,7 +225,7 @@ int fn_detector_load(fn_detector **out, const char *models_dir, const nn_backend
 void fn_detector_free(fn_detector *d)
 {
     if (!d) return;
-    fni_stage_free(&d->stage, d->be);
+    nn_buf_free(&d->stage, d->be);
     fni_mem_free(&d->mem);
     free(d->anchors);
     free(d->crops);

@@ -10,9 +10,8 @@
 
 /* Frames and aligned crops in the networks' backend memory. */
 struct ex_scratch {
-    fni_stage frame[EX_MAX_BATCH];
-    float *crops; /* [n, size, size, 3] bytes */
-    size_t crop_words;
+    nn_buf frame[EX_MAX_BATCH];
+    nn_buf crops; /* [n, size, size, 3] bytes */
     uint8_t *crops_host;
     size_t crops_host_bytes;
 };
@@ -38,8 +37,8 @@ void ex_nets_free(ex_nets *n)
     if (n->lmk) fn_landmarker_free(n->lmk);
     if (n->emb) fn_embedder_free(n->emb);
     if (n->scratch) {
-        for (int i = 0; i < EX_MAX_BATCH; i++) fni_stage_free(&n->scratch->frame[i], n->be);
-        if (n->scratch->crops) n->be->free(n->scratch->crops);
+        for (int i = 0; i < EX_MAX_BATCH; i++) nn_buf_free(&n->scratch->frame[i], n->be);
+        nn_buf_free(&n->scratch->crops, n->be);
         free(n->scratch->crops_host);
         free(n->scratch);
     }
@@ -122,19 +121,15 @@ static const uint8_t *crop_faces(ex_nets *nets, const nn_warp *w, int n, int siz
     struct ex_scratch *s = nets->scratch;
     const nn_backend *be = nets->be;
     size_t bytes = (size_t)n * size * size * 3;
-    if (nn_byte_words(bytes) > s->crop_words) {
-        if (s->crops) be->free(s->crops);
-        s->crop_words = nn_byte_words(bytes) * 2;
-        s->crops = be->alloc(s->crop_words);
-    }
+    uint8_t *dev = (uint8_t *)nn_buf_grow(&s->crops, be, nn_byte_words(bytes));
     if (bytes > s->crops_host_bytes) {
         free(s->crops_host);
         s->crops_host_bytes = bytes * 2;
         s->crops_host = vs_malloc(s->crops_host_bytes);
     }
     if (n == 0) return s->crops_host;
-    be->warp((uint8_t *)s->crops, w, n, size);
-    nn_copy_out_bytes(be, s->crops_host, s->crops, bytes);
+    be->warp(dev, w, n, size);
+    nn_copy_out_bytes(be, s->crops_host, dev, bytes);
     return s->crops_host;
 }
 

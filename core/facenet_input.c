@@ -34,25 +34,14 @@ nn_crop fni_crop(const fn_image *im, const fni_rect *r, fni_pad pad, const float
                      .sub = sub};
 }
 
-fn_image fni_stage_image(fni_stage *st, const nn_backend *be, const img *im)
+fn_image fni_stage_image(nn_buf *st, const nn_backend *be, const img *im)
 {
     VS_CHECK(im->c == 3);
     size_t bytes = (size_t)im->w * im->h * 3;
     if (be->host_memory) return (fn_image){im->px, im->w, im->h};
-    if (nn_byte_words(bytes) > st->words) {
-        if (st->d) be->free(st->d);
-        st->words = nn_byte_words(bytes);
-        st->d = be->alloc(st->words);
-    }
-    nn_copy_in_bytes(be, st->d, im->px, bytes);
-    return (fn_image){(const uint8_t *)st->d, im->w, im->h};
-}
-
-void fni_stage_free(fni_stage *st, const nn_backend *be)
-{
-    if (st->d) be->free(st->d);
-    st->d = NULL;
-    st->words = 0;
+    float *d = nn_buf_grow(st, be, nn_byte_words(bytes));
+    nn_copy_in_bytes(be, d, im->px, bytes);
+    return (fn_image){(const uint8_t *)d, im->w, im->h};
 }
 
 int fni_batch(const nn_backend *be, int gpu_batch, int cpu_batch)

@@ -31,14 +31,8 @@ int fni_clip(fni_rect *out, double x, double y, double w, double h, int img_w, i
 nn_crop fni_crop(const fn_image *im, const fni_rect *r, fni_pad pad, const float mean[3], float div,
                  float sub);
 
-/* A picture in backend memory for the one-picture calls: its own pixels on a host-memory
- * backend, else a copy in a buffer the network keeps (grown as needed). */
-typedef struct fni_stage {
-    float *d;
-    size_t words;
-} fni_stage;
-fn_image fni_stage_image(fni_stage *st, const nn_backend *be, const img *im);
-void fni_stage_free(fni_stage *st, const nn_backend *be);
+/* A picture in backend memory: its own pixels on a host-memory backend, else a copy in st. */
+fn_image fni_stage_image(nn_buf *st, const nn_backend *be, const img *im);
 
 /* How many pictures or faces a network runs at once on be: large batches on a GPU, small on the
  * CPU (whose memory they would only take). */

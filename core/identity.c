@@ -44,7 +44,7 @@ struct fn_embedder {
     float *zeros;    /* backend [128] (fc has no bias) */
     float *desc;     /* backend [batch, 128] */
     nn_crop *crops;  /* [batch] */
-    fni_stage stage; /* the picture of the one-face calls */
+    nn_buf stage;    /* the picture of the one-face calls */
 };
 
 static nn_tensor view(float *d, int h, int w, int c)
@@ -175,7 +175,7 @@ int fn_embedder_load(fn_embedder **out, const char *models_dir, const nn_backend
 void fn_embedder_free(fn_embedder *m)
 {
     if (!m) return;
-    fni_stage_free(&m->stage, m->be);
+    nn_buf_free(&m->stage, m->be);
     fni_mem_free(&m->mem);
     free(m->crops);
     free(m);

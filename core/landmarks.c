@@ -46,7 +46,7 @@ struct fn_landmarker {
     float *out_host; /* [batch, 136] */
     nn_crop *crops;  /* [batch] */
     fni_rect *rects; /* [batch]: each face's crop, for mapping the points back */
-    fni_stage stage; /* fn_landmarks's picture */
+    nn_buf stage;    /* fn_landmarks's picture */
 };
 
 static nn_tensor view(float *d, int h, int w, int c)
@@ -154,7 +154,7 @@ int fn_landmarker_load(fn_landmarker **out, const char *models_dir, const nn_bac
 void fn_landmarker_free(fn_landmarker *l)
 {
     if (!l) return;
-    fni_stage_free(&l->stage, l->be);
+    nn_buf_free(&l->stage, l->be);
     fni_mem_free(&l->mem);
     free(l->out_host);
     free(l->crops);

@@ -294,6 +294,16 @@ static inline size_t nn_byte_words(size_t bytes)
 {
     return (bytes + sizeof(float) - 1) / sizeof(float);
 }
+/* Backend memory kept from call to call and grown to the largest request (its contents are not
+ * kept when it grows): the frames, crops and faces of extraction and conversion. */
+typedef struct nn_buf {
+    float *d;
+    size_t words;
+} nn_buf;
+/* At least `words` floats of b. */
+float *nn_buf_grow(nn_buf *b, const nn_backend *be, size_t words);
+void nn_buf_free(nn_buf *b, const nn_backend *be);
+
 /* Byte copies into and out of backend memory (dst_dev, src_dev: nn_byte_words(bytes) floats). */
 void nn_copy_in_bytes(const nn_backend *be, void *dst_dev, const void *src_host, size_t bytes);
 void nn_copy_out_bytes(const nn_backend *be, void *dst_host, const void *src_dev, size_t bytes);

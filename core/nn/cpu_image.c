@@ -244,7 +244,24 @@ void nn_cpu_host_free(void *p)
     free(p);
 }
 
-/* ---- bytes through a backend that copies floats -------------------------------------------- */
+/* ---- backend memory: growing buffers, bytes through a backend that copies floats ------------ */
+
+float *nn_buf_grow(nn_buf *b, const nn_backend *be, size_t words)
+{
+    if (words > b->words) {
+        if (b->d) be->free(b->d);
+        b->words = words + words / 2; /* room for a little more next time */
+        b->d = be->alloc(b->words);
+    }
+    return b->d;
+}
+
+void nn_buf_free(nn_buf *b, const nn_backend *be)
+{
+    if (b->d) be->free(b->d);
+    b->d = NULL;
+    b->words = 0;
+}
 
 void nn_copy_in_bytes(const nn_backend *be, void *dst_dev, const void *src_host, size_t bytes)
 {
